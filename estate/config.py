@@ -1,0 +1,230 @@
+"""The estate's declared configuration: `content/estate.toml`, as a documented schema.
+
+Every section is a frozen dataclass; every field carries its documentation in
+``field(metadata={"doc": ...})``.  `tests/test_config.py` fails if a field is undocumented, and
+`docs()` renders the whole schema for the handbook (like MkDocs' config options page).
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "content/estate.toml"
+LANGUAGES = ("zh-Hans", "zh-Hant", "en")
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or does not match the schema."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+def doc(text: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
+    """Declare a documented config field."""
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata={"doc": text})
+    if default is not MISSING:
+        return field(default=default, metadata={"doc": text})
+    return field(metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class EstateInfo:
+    """[estate]: who the handbook and notice board belong to."""
+
+    name: str = doc("The estate's name as residents know it, shown in every page header.")
+    office: str = doc("The management office's name (管理处).", default="管理处")
+    address: str = doc("Postal address, shown in the public footer.", default="")
+    phone: str = doc("The customer-service centre's phone number, shown on public pages.", default="")
+    emergency_phone: str = doc("The 24-hour duty phone for emergencies.", default="")
+    language: str = doc("UI language: zh-Hans (default), zh-Hant or en.", default="zh-Hans")
+    timezone: str = doc("UTC offset of the estate, e.g. +08:00; used for dates and deadlines.", default="+08:00")
+
+
+@dataclass(frozen=True)
+class Department:
+    """[[departments]]: a department that owns procedures and works tickets."""
+
+    id: str = doc("Stable identifier used in code and routing rules, e.g. engineering.")
+    name: str = doc("Display name, e.g. 工程部; procedures may name a department by id or name.")
+    aliases: tuple[str, ...] = doc("Other names accepted in front matter (e.g. a Traditional spelling).", factory=tuple)
+    description: str = doc("One line on what the department does.", default="")
+
+
+@dataclass(frozen=True)
+class Category:
+    """[[categories]]: a group of procedures on the handbook home page."""
+
+    id: str = doc("Stable identifier, e.g. complaints.")
+    name: str = doc("Display name, e.g. 投诉处理; procedures may name a category by id or name.")
+    aliases: tuple[str, ...] = doc("Other names accepted in front matter.", factory=tuple)
+    description: str = doc("One line shown under the category heading.", default="")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """[build]: how the handbook and notice board are built."""
+
+    site_dir: str = doc("Output folder, relative to the estate root.", default="site")
+    procedures_dir: str = doc("Folder of procedure Markdown files, relative to the estate root.", default="procedures")
+    notices_dir: str = doc("Folder of notice Markdown files, relative to the estate root.", default="content/notices")
+    synonyms_file: str = doc("Search synonyms (TOML), relative to the estate root.", default="content/synonyms.toml")
+    recent_changes: int = doc("How many procedures the 'what changed' summary and empty search show.", default=20)
+    review_warning_days: int = doc("Days before review_by that a procedure is marked 'review due soon'.", default=30)
+    workers: int = doc("Processes used for a full build; 0 means one per CPU core.", default=0)
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """[processor]: the form processor's folders and limits."""
+
+    inbox_dir: str = doc("Drop folder for submitted JSON forms, relative to the estate root.", default="inbox")
+    var_dir: str = doc("Runtime state: journal, store, archive, rejected; relative to the estate root.", default="var")
+    policy_file: str = doc("Deadline, routing and escalation rules (TOML), relative to the estate root.",
+                           default="content/policy.toml")
+    max_form_bytes: int = doc("Largest form file accepted, in bytes.", default=1_048_576)
+    max_depth: int = doc("Deepest JSON nesting accepted in a form.", default=20)
+    rescan_seconds: float = doc("Period of the safety rescan of the inbox in watch mode.", default=5.0)
+    settle_seconds: float = doc("A file whose size or mtime changed within this time is left for the next pass.",
+                                default=0.2)
+    batch_size: int = doc("Forms whose journal records share one fsync.", default=64)
+
+
+@dataclass(frozen=True)
+class EstateConfig:
+    """The whole of content/estate.toml."""
+
+    estate: EstateInfo = doc("The [estate] table.")
+    departments: tuple[Department, ...] = doc("The [[departments]] array.", factory=tuple)
+    categories: tuple[Category, ...] = doc("The [[categories]] array.", factory=tuple)
+    build: BuildConfig = doc("The [build] table.", factory=BuildConfig)
+    processor: ProcessorConfig = doc("The [processor] table.", factory=ProcessorConfig)
+    root: Path = field(default=Path("."), metadata={"doc": "The estate root folder (not read from the file)."})
+
+    def department(self, name: str) -> Department | None:
+        """Find a department by id, name or alias."""
+        return _lookup(self.departments, name)
+
+    def category(self, name: str) -> Category | None:
+        """Find a category by id, name or alias."""
+        return _lookup(self.categories, name)
+
+    def path(self, relative: str) -> Path:
+        """Resolve a configured relative path against the estate root."""
+        return self.root / relative
+
+
+def _lookup(items: tuple[Any, ...], name: str) -> Any:
+    for item in items:
+        if name in (item.id, item.name, *item.aliases):
+            return item
+    return None
+
+
+def load_config(root: Path | str = ".") -> EstateConfig:
+    """Read and validate ROOT/content/estate.toml."""
+    root = Path(root)
+    path = root / CONFIG_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(path, ["file not found (配置文件不存在)"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not valid UTF-8 at byte {exc.start} (不是 UTF-8 编码)"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"TOML syntax error: {exc}"]) from exc
+    problems: list[str] = []
+    config = _build(EstateConfig, raw, "", problems)
+    if not problems:
+        _check_semantics(config, problems)
+    if problems:
+        raise ConfigError(path, problems)
+    return _replace_root(config, root)
+
+
+def _replace_root(config: EstateConfig, root: Path) -> EstateConfig:
+    from dataclasses import replace
+
+    return replace(config, root=root)
+
+
+def _check_semantics(config: EstateConfig, problems: list[str]) -> None:
+    if config.estate.language not in LANGUAGES:
+        problems.append(f"estate.language: {config.estate.language!r} is not one of {', '.join(LANGUAGES)}")
+    for kind, items in (("departments", config.departments), ("categories", config.categories)):
+        seen: set[str] = set()
+        for item in items:
+            for key in (item.id, item.name, *item.aliases):
+                if key in seen:
+                    problems.append(f"{kind}: {key!r} is used twice")
+                seen.add(key)
+
+
+def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
+    """Turn a TOML table into dataclass CLS, collecting every problem instead of stopping at the first."""
+    if not isinstance(raw, dict):
+        problems.append(f"{where or 'file'}: expected a table")
+        return None
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls) if f.name != "root"}
+    for unknown in sorted(set(raw) - names):
+        problems.append(f"{where}{unknown}: unknown setting")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name == "root":
+            continue
+        key = f"{where}{f.name}"
+        if f.name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                problems.append(f"{key}: required setting is missing")
+            continue
+        values[f.name] = _coerce(hints[f.name], raw[f.name], key, problems)
+    if any(p.startswith(where) for p in problems) and where:
+        return None
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        problems.append(f"{where or 'file'}: {exc}")
+        return None
+
+
+def _coerce(hint: Any, value: Any, key: str, problems: list[str]) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    if is_dataclass(hint):
+        return _build(hint, value, key + ".", problems)
+    if origin is tuple:
+        if not isinstance(value, list):
+            problems.append(f"{key}: expected a list")
+            return ()
+        inner = hint.__args__[0]
+        return tuple(_coerce(inner, v, f"{key}[{i}]", problems) for i, v in enumerate(value))
+    expected = {str: str, int: int, float: (int, float), bool: bool}.get(hint)
+    if expected and (not isinstance(value, expected) or (hint is not bool and isinstance(value, bool))):
+        problems.append(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+        return None
+    return float(value) if hint is float else value
+
+
+def docs(cls: type = EstateConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """List (setting, default, documentation) for every field of the schema, depth first."""
+    rows: list[tuple[str, str, str]] = []
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        if f.name == "root":
+            continue
+        hint = hints[f.name]
+        inner = hint.__args__[0] if getattr(hint, "__origin__", None) is tuple else hint
+        default = "" if f.default is MISSING else repr(f.default)
+        rows.append((prefix + f.name, default, f.metadata.get("doc", "")))
+        if is_dataclass(inner):
+            rows.extend(docs(inner, f"{prefix}{f.name}."))
+    return rows
