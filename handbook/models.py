@@ -1,0 +1,112 @@
+"""The handbook builder's small models: what discover → parse → index → render pass along."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+AUDIENCES = ("staff", "resident", "both")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A Markdown file found under procedures/ or content/notices/."""
+
+    path: Path          # absolute
+    rel: str            # relative to its folder, with forward slashes: "duty-handover.md"
+    kind: str           # procedure | notice | page
+    raw: bytes
+    digest: str         # sha256 of raw, for the incremental-build manifest
+
+
+@dataclass(frozen=True)
+class BuildProblem:
+    """A validation problem, printed as `file:line: message`."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading inside a page, with its stable anchor (Chinese text kept, see render/markdown.py)."""
+
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading and the plain text under it, up to the next heading: the unit search finds."""
+
+    anchor: str         # "" for the text before the first heading
+    title: str
+    level: int
+    text: str           # plain text as written (no markup)
+
+
+@dataclass
+class Procedure:
+    """A procedure (SOP) with validated front matter and its rendered body."""
+
+    source: SourceFile
+    id: str
+    title: str
+    department: str     # department id
+    category: str       # category id
+    version: str
+    effective: date
+    review_by: date
+    owner: str
+    audience: str       # staff | resident | both
+    tags: tuple[str, ...] = ()
+    records: tuple[str, ...] = ()
+    supersedes: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)    # unknown front-matter keys, kept
+    body: str = ""                                         # Markdown after front matter
+    body_line: int = 1                                     # line of the body's first line in the file
+    html: str = ""                                         # rendered body
+    headings: list[Heading] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
+    superseded_by: str | None = None                       # filled by the index step
+
+    @property
+    def slug(self) -> str:
+        """Output name: the id lower-cased, e.g. cs-sop-003 (ids are unique, file names may move)."""
+        return self.id.lower()
+
+    @property
+    def public(self) -> bool:
+        return self.audience in ("resident", "both")
+
+
+@dataclass
+class Notice:
+    """A resident notice from content/notices/ (water cut, works, activities, fees, policy changes)."""
+
+    source: SourceFile
+    id: str
+    title: str
+    date: date
+    category: str = "general"      # outage | works | activity | fees | policy | general
+    expires: date | None = None
+    pinned: bool = False
+    audience: str = "resident"     # resident | staff | both
+    body: str = ""
+    body_line: int = 1
+    html: str = ""
+    headings: list[Heading] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return self.id.lower()
