@@ -72,6 +72,8 @@ class Deadline:
     due: datetime
     met_at: datetime | None = None
     paused_seconds: float = 0.0   # time spent paused, already added into `due`
+    start: datetime | None = None  # when the clock started (for the 75% "at risk" mark)
+    waived: bool = False          # no longer owed (e.g. weekly follow-up once the ticket is resolved)
 
 
 @dataclass
@@ -107,7 +109,8 @@ class Ticket:
         for key in ("opened_at", "paused_at", "updated_at"):
             data[key] = _dt(data.get(key))
         data["deadlines"] = [
-            Deadline(d["name"], _dt(d["due"]), _dt(d.get("met_at")), d.get("paused_seconds", 0.0))
+            Deadline(d["name"], _dt(d["due"]), _dt(d.get("met_at")), d.get("paused_seconds", 0.0),
+                     _dt(d.get("start")), d.get("waived", False))
             for d in data.get("deadlines", [])
         ]
         data["history"] = [
@@ -132,6 +135,10 @@ class Tickets(Protocol):
     """What the engine may ask of the store. The store implements it; tests may use a dict-backed fake."""
 
     def get(self, number: str) -> Ticket | None: ...
+
+    def by_form(self, form_id: str) -> Ticket | None:
+        """The ticket opened by the form with id FORM_ID (updates may name a ticket by `ticket_form`)."""
+        ...
 
     def recent(self, *, building: str, unit: str, since: datetime) -> list[Ticket]:
         """Tickets of one building+unit opened at or after SINCE (for duplicate and repeat rules)."""
