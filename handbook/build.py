@@ -1,0 +1,117 @@
+"""The site builder's pipeline: discover → parse → index → render → write, on one screen.
+
+`build()` is what `build.py`, `--watch` and the tests call. It validates everything before it
+writes anything, so a failed build leaves the previous site/ as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from estate.config import EstateConfig
+from handbook import cache as build_cache
+from handbook import parallel
+from handbook.discover import discover
+from handbook.index import Handbook, build_index
+from handbook.models import BuildProblem, Notice, Procedure, SourceFile
+from handbook.pages import PUBLIC, STAFF, PageSpec, Views
+from handbook.sources import Expander, parse_sources
+from render.jinja import static_files
+from render.writer import write_page
+
+log = logging.getLogger(__name__)
+
+
+class BuildFailed(Exception):
+    """Validation found problems; nothing was written."""
+
+    def __init__(self, problems: list[BuildProblem]):
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.message))
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+@dataclass
+class BuildResult:
+    """What a build did, for the summary line and for tests."""
+
+    written: int = 0
+    skipped: int = 0
+    removed: int = 0
+    parsed: int = 0
+    seconds: float = 0.0
+    rendered: list[str] = field(default_factory=list)   # tree/path of pages rendered this time
+
+    def summary(self) -> str:
+        return (f"完成：写入 {self.written} 页，跳过 {self.skipped} 页（未变），删除 {self.removed} 页，"
+                f"用时 {self.seconds:.2f} 秒")
+
+
+def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False, today: date | None = None,
+          workers: int | None = None) -> BuildResult:
+    """Build the staff and public trees of CONFIG's estate into OUT (default: the configured site/)."""
+    started = time.perf_counter()
+    out = out or config.path(config.build.site_dir)
+    today = today or date.today()
+    workers = parallel.worker_count(config.build.workers if workers is None else workers)
+    expander = Expander.load(config)
+    cache = build_cache.load(out, config, expander.digest)
+
+    sources = discover(config)                                                    # discover
+    procs, notices, intro, problems, unparsed, parsed = parse_sources(               # parse
+        sources, config, expander, cache, workers)
+    handbook, index_problems = build_index(config, procs, notices, unparsed)      # index
+    problems += index_problems
+    if problems:
+        raise BuildFailed(problems)
+    if intro:
+        handbook.intro_title, handbook.intro_html = intro
+    specs = [*Views(config, handbook, STAFF, today).pages(), *Views(config, handbook, PUBLIC, today).pages()]
+    extras = _assets() | _search_files(config, handbook) | _root_page(config)     # render
+
+    if clean:
+        build_cache.clean(out)
+    result = parallel.render_and_write(out, specs, cache, workers)                # write
+    result.written += sum(write_page(out / rel, data) for rel, data in extras.items())
+    outputs = {f"{s.tree}/{s.path}" for s in specs} | set(extras)
+    result.removed = build_cache.remove_stale(out, cache, outputs)
+    build_cache.save(out, cache, sources, outputs)
+    result.parsed = parsed
+    result.seconds = time.perf_counter() - started
+    log.debug(result.summary())
+    return result
+
+
+def _assets() -> dict[str, bytes]:
+    files = static_files()
+    return {f"{tree}/assets/{rel}": data for tree in (STAFF, PUBLIC) for rel, data in files.items()}
+
+
+def _root_page(config: EstateConfig) -> dict[str, bytes]:
+    from render.jinja import render
+
+    html = render("root.html", {"estate": {"name": config.estate.name, "office": config.estate.office}})
+    return {"index.html": html.encode("utf-8")}
+
+
+def _search_files(config: EstateConfig, handbook: Handbook) -> dict[str, bytes]:
+    """Search index files of each tree (the public one holds public pages only)."""
+    try:
+        from handbook import search
+    except ImportError:  # the search engine is optional while it is being written
+        log.warning("search module missing: the site is built without a search index")
+        return {}
+    from handbook.search_docs import search_docs
+
+    files: dict[str, bytes] = {}
+    for tree in (STAFF, PUBLIC):
+        docs = search_docs(config, handbook, tree)
+        for rel, content in search.build_index(docs, config).items():
+            files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
+    return files
+
+
+__all__ = ["BuildFailed", "BuildResult", "build", "Notice", "PageSpec", "Procedure", "SourceFile"]

@@ -1,0 +1,90 @@
+"""The incremental-build manifest: parsed sources by content hash, and each output page's fingerprint.
+
+It lives in OUT/.build-cache.pickle. A change of config, policy, templates, static assets or of
+this code's CACHE_VERSION invalidates what depends on it; anything unreadable is simply a cold build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from estate.config import CONFIG_FILE, EstateConfig
+from render.jinja import assets_digest
+from render.writer import write_page
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = "1"
+CACHE_FILE = ".build-cache.pickle"
+_MEMO: dict[Path, BuildCache] = {}   # watch mode keeps the cache in memory between builds
+
+
+@dataclass
+class BuildCache:
+    """What the last build knew."""
+
+    parse_stamp: str = ""                    # config + policy + code: parsed results valid for it
+    page_stamp: str = ""                     # parse_stamp + templates/static: page fingerprints valid for it
+    parsed: dict[str, tuple] = field(default_factory=dict)     # digest+kind -> (item, problems)
+    pages: dict[str, str] = field(default_factory=dict)        # tree/path -> fingerprint
+    outputs: set[str] = field(default_factory=set)             # every file the last build wrote
+
+
+def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
+    """Load the cache for OUT, dropping whatever the current config, policy or templates invalidate."""
+    config_bytes = config.path(CONFIG_FILE).read_bytes()
+    parse_stamp = hashlib.sha256(config_bytes + policy_digest.encode() + CACHE_VERSION.encode()).hexdigest()
+    page_stamp = hashlib.sha256((parse_stamp + assets_digest()).encode()).hexdigest()
+    cache = _MEMO.get(out.resolve()) or _read(out / CACHE_FILE)
+    if cache.parse_stamp != parse_stamp:
+        cache.parsed.clear()
+    if cache.page_stamp != page_stamp:
+        cache.pages.clear()
+    cache.parse_stamp, cache.page_stamp = parse_stamp, page_stamp
+    return cache
+
+
+def _read(path: Path) -> BuildCache:
+    try:
+        with path.open("rb") as fh:
+            cache = pickle.load(fh)
+        return cache if isinstance(cache, BuildCache) else BuildCache()
+    except FileNotFoundError:
+        return BuildCache()
+    except Exception as exc:  # a damaged or old-format cache only costs a cold build
+        log.warning("ignoring unreadable build cache %s: %s", path, exc)
+        return BuildCache()
+
+
+def save(out: Path, cache: BuildCache, sources: list, outputs: set[str]) -> None:
+    """Keep only what this build used, and persist it."""
+    live = {s.digest + s.kind for s in sources}
+    cache.parsed = {k: v for k, v in cache.parsed.items() if k in live}
+    cache.pages = {k: v for k, v in cache.pages.items() if k in outputs}
+    cache.outputs = outputs
+    _MEMO[out.resolve()] = cache
+    write_page(out / CACHE_FILE, pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:
+    """Delete pages the last build wrote that this build no longer produces (a removed procedure)."""
+    removed = 0
+    for rel in sorted(cache.outputs - outputs):
+        path = out / rel
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def clean(out: Path) -> None:
+    """Empty OUT (for --clean); only ever called after validation passed."""
+    _MEMO.pop(out.resolve(), None)
+    if out.is_dir():
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()

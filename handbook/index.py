@@ -1,0 +1,159 @@
+"""Index step: cross-check the parsed procedures and derive navigation, records and tags."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+from estate.config import EstateConfig
+from handbook.models import BuildProblem, Notice, Procedure
+from render.markdown import slugify
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Handbook:
+    """Everything the render step needs, derived once."""
+
+    procedures: list[Procedure]                 # current versions, in navigation order
+    superseded: list[Procedure]                 # kept, hidden from navigation
+    notices: list[Notice]
+    by_id: dict[str, Procedure] = field(default_factory=dict)
+    by_rel: dict[str, Procedure] = field(default_factory=dict)
+    records: dict[str, list[Procedure]] = field(default_factory=dict)
+    tags: dict[str, list[Procedure]] = field(default_factory=dict)
+    intro_html: str = ""
+    intro_title: str = ""
+
+    def neighbours(self, proc: Procedure) -> tuple[Procedure | None, Procedure | None]:
+        """Previous and next procedure in navigation order (none for superseded versions)."""
+        if proc.superseded_by:
+            return None, None
+        i = self.procedures.index(proc)
+        prev = self.procedures[i - 1] if i > 0 else None
+        nxt = self.procedures[i + 1] if i + 1 < len(self.procedures) else None
+        return prev, nxt
+
+
+def resolve_link(from_rel: str, target: str) -> str:
+    """Resolve a link written in FROM_REL to a path relative to the procedures folder."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(from_rel), target))
+
+
+def build_index(
+    config: EstateConfig, procedures: list[Procedure], notices: list[Notice], unparsed: frozenset[str] = frozenset()
+) -> tuple[Handbook, list[BuildProblem]]:
+    """Check ids, supersedes and links across files; order the navigation.
+
+    UNPARSED names procedure files that failed to parse: links to them are not reported again.
+    """
+    problems: list[BuildProblem] = []
+    for proc in procedures:
+        proc.superseded_by = None  # derived afresh each build (cached objects are reused in watch mode)
+    by_id: dict[str, Procedure] = {}
+    for proc in procedures:
+        other = by_id.get(proc.id)
+        if other:
+            problems.append(BuildProblem(_file(proc), 2, f"编号 {proc.id} 重复，已用于 {_file(other)} (duplicate id)"))
+        else:
+            by_id[proc.id] = proc
+    for proc in procedures:
+        _link_supersedes(proc, by_id, problems)
+    by_rel = {p.source.rel: p for p in procedures}
+    for proc in procedures:
+        problems.extend(_check_links(proc, by_rel, unparsed))
+    _check_notice_ids(notices, problems)
+    current = sorted((p for p in procedures if not p.superseded_by), key=_nav_key(config))
+    handbook = Handbook(
+        procedures=current,
+        superseded=sorted((p for p in procedures if p.superseded_by), key=lambda p: p.id),
+        notices=sorted(notices, key=lambda n: (not n.pinned, -n.date.toordinal(), n.id)),
+        by_id=by_id,
+        by_rel=by_rel,
+    )
+    handbook.records = _group(current, lambda p: p.records)
+    handbook.tags = _group(current, lambda p: p.tags)
+    return handbook, problems
+
+
+def _file(proc: Procedure) -> str:
+    return f"procedures/{proc.source.rel}"
+
+
+def _link_supersedes(proc: Procedure, by_id: dict[str, Procedure], problems: list[BuildProblem]) -> None:
+    if not proc.supersedes:
+        return
+    old = by_id.get(proc.supersedes)
+    line = _field_line(proc, "supersedes")
+    if old is None:
+        problems.append(BuildProblem(_file(proc), line, f"supersedes 指向不存在的编号 {proc.supersedes} (unknown id)"))
+    elif old is proc:
+        problems.append(BuildProblem(_file(proc), line, "规程不能取代自己 (a procedure cannot supersede itself)"))
+    elif old.superseded_by and old.superseded_by != proc.id:
+        problems.append(BuildProblem(_file(proc), line,
+                                     f"{old.id} 已被 {old.superseded_by} 取代 (already superseded)"))
+    else:
+        old.superseded_by = proc.id
+
+
+def _field_line(proc: Procedure, name: str) -> int:
+    text = proc.source.raw.decode("utf-8", "replace")
+    for n, line in enumerate(text.splitlines()[: proc.body_line], start=1):
+        if line.startswith(f"{name}:"):
+            return n
+    return 1
+
+
+def _check_links(proc: Procedure, by_rel: dict[str, Procedure], unparsed: frozenset[str]) -> list[BuildProblem]:
+    problems = []
+    for target, fragment, line in proc.links:
+        rel = resolve_link(proc.source.rel, target)
+        dest = by_rel.get(rel)
+        if dest is None and rel in unparsed:
+            continue
+        if dest is None:
+            problems.append(BuildProblem(_file(proc), line, f"链接指向不存在的规程 {target} (broken link)"))
+        elif fragment and slugify(fragment) not in {h.anchor for h in dest.headings}:
+            problems.append(BuildProblem(_file(proc), line,
+                                         f"链接指向 {target} 中不存在的标题 #{fragment} (no such heading)"))
+    return problems
+
+
+def _check_notice_ids(notices: list[Notice], problems: list[BuildProblem]) -> None:
+    seen: dict[str, Notice] = {}
+    for n in notices:
+        if n.id in seen:
+            problems.append(BuildProblem(f"notices/{n.source.rel}", 2,
+                                         f"公告编号 {n.id} 重复，已用于 notices/{seen[n.id].source.rel} (duplicate id)"))
+        seen.setdefault(n.id, n)
+
+
+def _nav_key(config: EstateConfig):  # noqa: ANN202
+    order = {c.id: i for i, c in enumerate(config.categories)}
+    return lambda p: (order.get(p.category, len(order)), p.id)
+
+
+def _group(procs: list[Procedure], keys) -> dict[str, list[Procedure]]:  # noqa: ANN001
+    groups: dict[str, list[Procedure]] = defaultdict(list)
+    for p in procs:
+        for k in keys(p):
+            groups[k].append(p)
+    return dict(sorted(groups.items()))
+
+
+def status(proc: Procedure, today: date, warning_days: int) -> list[str]:
+    """Badges a procedure carries today: upcoming, review_overdue, review_due, superseded."""
+    badges = []
+    if proc.effective > today:
+        badges.append("upcoming")
+    if proc.review_by < today:
+        badges.append("review_overdue")
+    elif (proc.review_by - today).days <= warning_days:
+        badges.append("review_due")
+    if proc.superseded_by:
+        badges.append("superseded")
+    return badges

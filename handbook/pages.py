@@ -1,0 +1,226 @@
+"""Render step, part one: turn the Handbook into page specs (output path, template, plain-data context).
+
+Contexts hold only plain data (str, int, list, dict), so a page's fingerprint is a hash of its
+context: the incremental build re-renders exactly the pages whose context changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from estate.config import EstateConfig
+from handbook.index import Handbook, resolve_link, status
+from handbook.models import Notice, Procedure
+from render.i18n import translator
+from render.markdown import LINK_MARKER, slugify
+
+log = logging.getLogger(__name__)
+
+STAFF, PUBLIC = "staff", "public"
+_URL_ESCAPES = str.maketrans({" ": "%20", '"': "%22", "?": "%3F", "%": "%25", "<": "%3C", ">": "%3E"})
+_MARKER = re.compile(r'<a href="' + re.escape(LINK_MARKER) + r'([^"#]*)#([^"]*)"([^>]*)>(.*?)</a>', re.S)
+
+
+@dataclass
+class PageSpec:
+    """One page to write: site/<tree>/<path> from <template> and <context>."""
+
+    tree: str
+    path: str                   # relative to the tree root, forward slashes
+    template: str
+    context: dict[str, Any]
+
+
+def url(tree: str, kind: str, slug: str = "") -> str:
+    """The tree-relative URL of a page kind; the one place the site's URL layout is decided."""
+    layout = {
+        "home": "index.html",
+        "procedure": f"procedures/{slug}.html" if tree == STAFF else f"guides/{slug}.html",
+        "changes": "changes.html",
+        "records": "records.html",
+        "tags": "tags/index.html",
+        "tag": f"tags/{slugify(slug)}.html",
+        "notices": "notices/index.html",
+        "notice": f"notices/{slug}.html",
+        "search": "search.html",
+        "config": "config.html",
+    }
+    return layout[kind]
+
+
+def href(from_path: str, to_path: str) -> str:
+    """Relative link between two tree-relative paths (file:// needs relative links to index.html)."""
+    rel = posixpath.relpath(to_path, posixpath.dirname(from_path) or ".")
+    # Keep CJK readable (printed link targets, status bar); escape only what breaks a URL.
+    return rel.translate(_URL_ESCAPES)
+
+
+class Views:
+    """Builds the page specs of one tree."""
+
+    def __init__(self, config: EstateConfig, hb: Handbook, tree: str, today: date):
+        self.config, self.hb, self.tree, self.today = config, hb, tree, today
+        self.t = translator(config.estate.language)
+        self.dept = {d.id: d.name for d in config.departments}
+        self.cat = {c.id: c.name for c in config.categories}
+        visible = hb.procedures if tree == STAFF else [p for p in hb.procedures if p.public]
+        self.procedures = visible
+        self.notices = [n for n in hb.notices if tree == STAFF or n.audience in ("resident", "both")]
+
+    # -- shared pieces -------------------------------------------------------------------------
+    def base(self, path: str, title: str, crumbs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        depth = path.count("/")
+        return {
+            "tree": self.tree,
+            "root": "../" * depth,
+            "path": path,
+            "title": title,
+            "crumbs": [{"title": t, "href": href(path, u)} for t, u in (crumbs or [])],
+            "language": self.config.estate.language,
+            "estate": {"name": self.config.estate.name, "office": self.config.estate.office,
+                       "phone": self.config.estate.phone, "emergency_phone": self.config.estate.emergency_phone,
+                       "address": self.config.estate.address},
+            "today": self.today.isoformat(),
+        }
+
+    def summary(self, p: Procedure, from_path: str) -> dict[str, Any]:
+        return {
+            "id": p.id, "title": p.title, "href": href(from_path, url(self.tree, "procedure", p.slug)),
+            "version": p.version, "effective": p.effective.isoformat(), "review_by": p.review_by.isoformat(),
+            "owner": p.owner, "department": self.dept.get(p.department, p.department),
+            "category": self.cat.get(p.category, p.category), "audience": p.audience,
+            "badges": status(p, self.today, self.config.build.review_warning_days),
+        }
+
+    def body(self, html: str, source_rel: str, from_path: str) -> str:
+        """Resolve cross-links for this tree; in the public tree, links to staff-only pages become text."""
+
+        def swap(m: re.Match[str]) -> str:
+            dest = self.hb.by_rel.get(resolve_link(source_rel, m.group(1)))
+            if dest is None or (self.tree == PUBLIC and not dest.public):
+                return m.group(4)
+            target = url(self.tree, "procedure", dest.slug) + (f"#{m.group(2)}" if m.group(2) else "")
+            return f'<a href="{href(from_path, target)}"{m.group(3)}>{m.group(4)}</a>'
+
+        return _MARKER.sub(swap, html)
+
+    # -- pages ---------------------------------------------------------------------------------
+    def pages(self) -> list[PageSpec]:
+        specs = [self.home(), self.changes(), self.notices_index(), self.search()]
+        specs += [self.procedure(p) for p in self.procedures]
+        specs += [self.notice(n) for n in self.notices]
+        if self.tree == STAFF:
+            specs += [self.procedure(p) for p in self.hb.superseded]
+            specs += [self.records(), self.tags_index(), self.config_page()]
+            specs += [self.tag(t) for t in self.hb.tags]
+        return specs
+
+    def home(self) -> PageSpec:
+        path = url(self.tree, "home")
+        groups = []
+        for cat in self.config.categories:
+            items = [self.summary(p, path) for p in self.procedures if p.category == cat.id]
+            if items:
+                groups.append({"id": cat.id, "name": cat.name, "description": cat.description, "items": items})
+        depts = []
+        for d in self.config.departments:
+            count = sum(1 for p in self.procedures if p.department == d.id)
+            if count:
+                depts.append({"name": d.name, "count": count, "description": d.description})
+        ctx = self.base(path, self.config.estate.name)
+        ctx.update(groups=groups, departments=depts, total=len(self.procedures),
+                   intro=self.hb.intro_html if self.tree == STAFF else "",
+                   notices=[self.notice_summary(n, path) for n in self.notices[:5]])
+        return PageSpec(self.tree, path, f"{self.tree}/home.html", ctx)
+
+    def procedure(self, p: Procedure) -> PageSpec:
+        path = url(self.tree, "procedure", p.slug)
+        cat_name = self.cat.get(p.category, p.category)
+        ctx = self.base(path, p.title, [(cat_name, url(self.tree, "home") + f"#cat-{p.category}")])
+        prev, nxt = self.hb.neighbours(p)
+        if self.tree == PUBLIC:
+            prev, nxt = _public_neighbours(self.procedures, p)
+        older = [self.summary(o, path) for o in self.hb.superseded if o.superseded_by == p.id]
+        newer = self.hb.by_id.get(p.superseded_by) if p.superseded_by else None
+        ctx.update(
+            proc=self.summary(p, path),
+            tags=[{"name": t, "href": href(path, url(self.tree, "tag", t))} for t in p.tags],
+            records=[{"name": r, "href": href(path, url(self.tree, "records")) + "#" + slugify(r)} for r in p.records],
+            toc=[{"level": h.level, "text": h.text, "anchor": h.anchor} for h in p.headings if h.level <= 3],
+            html=self.body(p.html, p.source.rel, path),
+            prev=self.summary(prev, path) if prev else None,
+            next=self.summary(nxt, path) if nxt else None,
+            older=older,
+            newer=self.summary(newer, path) if newer else None,
+            show_tags=self.tree == STAFF,
+        )
+        return PageSpec(self.tree, path, "procedure.html", ctx)
+
+    def changes(self) -> PageSpec:
+        path = url(self.tree, "changes")
+        items = sorted(self.procedures + (self.hb.superseded if self.tree == STAFF else []),
+                       key=lambda p: (p.effective, p.id), reverse=True)
+        ctx = self.base(path, self.t("changes.title"))
+        ctx.update(items=[self.summary(p, path) | {"superseded_by": p.superseded_by or "",
+                                                   "supersedes": p.supersedes or ""} for p in items])
+        return PageSpec(self.tree, path, "changes.html", ctx)
+
+    def records(self) -> PageSpec:
+        path = url(self.tree, "records")
+        ctx = self.base(path, self.t("records.title"))
+        ctx.update(records=[{"name": name, "anchor": slugify(name), "items": [self.summary(p, path) for p in procs]}
+                            for name, procs in self.hb.records.items()])
+        return PageSpec(self.tree, path, "records.html", ctx)
+
+    def tags_index(self) -> PageSpec:
+        path = url(self.tree, "tags")
+        ctx = self.base(path, self.t("tags.title"))
+        ctx.update(tags=[{"name": t, "count": len(ps), "href": href(path, url(self.tree, "tag", t))}
+                         for t, ps in self.hb.tags.items()])
+        return PageSpec(self.tree, path, "tags.html", ctx)
+
+    def tag(self, tag: str) -> PageSpec:
+        path = url(self.tree, "tag", tag)
+        ctx = self.base(path, self.t("tag.title", tag=tag), [(self.t("tags.title"), url(self.tree, "tags"))])
+        ctx.update(tag=tag, items=[self.summary(p, path) for p in self.hb.tags[tag]])
+        return PageSpec(self.tree, path, "tag.html", ctx)
+
+    def notice_summary(self, n: Notice, from_path: str) -> dict[str, Any]:
+        expired = bool(n.expires and n.expires < self.today)
+        return {"id": n.id, "title": n.title, "date": n.date.isoformat(), "category": n.category,
+                "expires": n.expires.isoformat() if n.expires else "", "expired": expired, "pinned": n.pinned,
+                "href": href(from_path, url(self.tree, "notice", n.slug))}
+
+    def notices_index(self) -> PageSpec:
+        path = url(self.tree, "notices")
+        ctx = self.base(path, self.t("notices.title"))
+        ctx.update(items=[self.notice_summary(n, path) for n in self.notices])
+        return PageSpec(self.tree, path, "notices.html", ctx)
+
+    def notice(self, n: Notice) -> PageSpec:
+        path = url(self.tree, "notice", n.slug)
+        ctx = self.base(path, n.title, [(self.t("notices.title"), url(self.tree, "notices"))])
+        ctx.update(notice=self.notice_summary(n, path), html=self.body(n.html, "", path))
+        return PageSpec(self.tree, path, "notice.html", ctx)
+
+    def search(self) -> PageSpec:
+        path = url(self.tree, "search")
+        return PageSpec(self.tree, path, "search.html", self.base(path, self.t("search.title")))
+
+    def config_page(self) -> PageSpec:
+        from estate.config import docs
+
+        path = url(self.tree, "config")
+        ctx = self.base(path, self.t("config.title"))
+        ctx.update(rows=[{"name": n, "default": d, "doc": text} for n, d, text in docs()])
+        return PageSpec(self.tree, path, "config.html", ctx)
+
+
+def _public_neighbours(procs: list[Procedure], p: Procedure) -> tuple[Procedure | None, Procedure | None]:
+    i = procs.index(p)
+    return (procs[i - 1] if i > 0 else None), (procs[i + 1] if i + 1 < len(procs) else None)

@@ -1,0 +1,103 @@
+"""Use both cores: parse and render in forked worker processes where the platform allows it.
+
+Work is handed to workers through module globals set before the fork, so nothing large is
+pickled on the way in; only results come back. Without fork (Windows) everything runs serially.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from handbook.cache import BuildCache
+from render.jinja import render
+from render.writer import write_page
+
+log = logging.getLogger(__name__)
+
+PARALLEL_MIN = 64          # below this many items a pool costs more than it saves
+_JOB: dict[str, Any] = {}  # set in the parent right before forking
+
+
+def worker_count(configured: int) -> int:
+    """0 means one worker per core."""
+    return configured if configured > 0 else (os.cpu_count() or 1)
+
+
+def _pool(workers: int, items: int):  # noqa: ANN202
+    if workers < 2 or items < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork").Pool(workers)
+
+
+def _chunks(n: int, workers: int) -> list[range]:
+    size = max(1, -(-n // (workers * 4)))
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _parse_chunk(indices: range) -> list:
+    from handbook.sources import parse_one
+
+    return [parse_one(_JOB["sources"][i], _JOB["config"], _JOB["expander"]) for i in indices]
+
+
+def map_parse(sources: list, config: Any, expander: Any, workers: int) -> list:
+    """Parse SOURCES, in parallel when there are enough of them."""
+    _JOB.update(sources=sources, config=config, expander=expander)
+    pool = _pool(workers, len(sources))
+    try:
+        if pool is None:
+            return _parse_chunk(range(len(sources)))
+        with pool:
+            parts = pool.map(_parse_chunk, _chunks(len(sources), workers))
+        return [r for part in parts for r in part]
+    finally:
+        _JOB.clear()
+
+
+def fingerprint(template: str, context: dict[str, Any]) -> str:
+    """Everything a page shows comes from its template and its plain-data context."""
+    return hashlib.blake2b(template.encode() + pickle.dumps(context, protocol=5), digest_size=16).hexdigest()
+
+
+def _render_chunk(indices: range) -> int:
+    out: Path = _JOB["out"]
+    written = 0
+    for i in indices:
+        spec = _JOB["specs"][i]
+        written += write_page(out / spec.tree / spec.path, render(spec.template, spec.context))
+    return written
+
+
+def render_and_write(out: Path, specs: list, cache: BuildCache, workers: int):  # noqa: ANN201
+    """Render and write the pages whose fingerprint changed (or whose file is gone)."""
+    from handbook.build import BuildResult
+
+    result = BuildResult()
+    pending = []
+    for spec in specs:
+        key = f"{spec.tree}/{spec.path}"
+        fp = fingerprint(spec.template, spec.context)
+        if cache.pages.get(key) == fp and (out / key).is_file():
+            result.skipped += 1
+            continue
+        cache.pages[key] = fp
+        pending.append(spec)
+        result.rendered.append(key)
+    _JOB.update(out=out, specs=pending)
+    pool = _pool(workers, len(pending))
+    try:
+        if pool is None:
+            result.written = _render_chunk(range(len(pending)))
+        else:
+            with pool:
+                result.written = sum(pool.map(_render_chunk, _chunks(len(pending), workers)))
+    finally:
+        _JOB.clear()
+    result.skipped += len(pending) - result.written
+    return result

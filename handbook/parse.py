@@ -1,0 +1,247 @@
+"""Parse step: bytes → validated Procedure / Notice with rendered body, or a list of problems.
+
+Every problem is reported as `file:line: message` and parsing carries on, so an author sees
+all of them at once (like a compiler), not one per build.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import yaml
+
+from estate.config import EstateConfig
+from handbook.models import AUDIENCES, BuildProblem, Heading, Notice, Procedure, Section, SourceFile
+from render.markdown import find_links, render_markdown
+
+log = logging.getLogger(__name__)
+
+try:  # libyaml is ~10x faster; PyYAML's wheels ship it, but a source build may not
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*$")
+NOTICE_CATEGORIES = ("outage", "works", "activity", "fees", "policy", "general")
+_FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """How one front-matter field is checked: a table row, not an if-chain."""
+
+    name: str
+    kind: str          # str | date | list | audience | id
+    required: bool = True
+
+
+PROCEDURE_FIELDS = (
+    FieldRule("id", "id"),
+    FieldRule("title", "str"),
+    FieldRule("department", "str"),
+    FieldRule("category", "str"),
+    FieldRule("version", "str"),
+    FieldRule("effective", "date"),
+    FieldRule("review_by", "date"),
+    FieldRule("owner", "str"),
+    FieldRule("audience", "audience"),
+    FieldRule("tags", "list", required=False),
+    FieldRule("records", "list", required=False),
+    FieldRule("supersedes", "id", required=False),
+)
+
+NOTICE_FIELDS = (
+    FieldRule("id", "id"),
+    FieldRule("title", "str"),
+    FieldRule("date", "date"),
+    FieldRule("category", "notice_category", required=False),
+    FieldRule("expires", "date", required=False),
+    FieldRule("pinned", "bool", required=False),
+    FieldRule("audience", "audience", required=False),
+)
+
+
+class _Problems:
+    """Collects problems for one file."""
+
+    def __init__(self, source: SourceFile):
+        self.file = f"{source.kind}s/{source.rel}" if source.kind != "page" else source.rel
+        self.items: list[BuildProblem] = []
+
+    def add(self, line: int, message: str) -> None:
+        self.items.append(BuildProblem(self.file, line, message))
+
+
+def decode(source: SourceFile, problems: _Problems) -> str | None:
+    """Decode UTF-8 (BOM allowed); name the line of the first bad byte, and say so if it is GBK."""
+    raw = source.raw.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        try:
+            raw.decode("gbk")
+            problems.add(line, "文件是 GBK 编码，请另存为 UTF-8 (file is GBK-encoded; save it as UTF-8)")
+        except UnicodeDecodeError:
+            problems.add(line, f"不是有效的 UTF-8：第 {exc.start} 字节 (invalid UTF-8 at byte {exc.start})")
+        return None
+
+
+def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], dict[str, int], str, int] | None:
+    """Return (fields, line of each field, body, line where the body starts)."""
+    m = _FRONT.match(text)
+    if not m:
+        problems.add(1, "缺少前置元数据：文件须以 --- 开头的 YAML 块开始 (missing front matter block)")
+        return None
+    yaml_text = m.group(1)
+    try:
+        node = yaml.compose(yaml_text, Loader=_Loader)
+        data = yaml.load(yaml_text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark else 1
+        problems.add(line, f"前置元数据 YAML 语法错误 (YAML syntax error): {getattr(exc, 'problem', exc)}")
+        return None
+    if not isinstance(data, dict) or node is None:
+        problems.add(2, "前置元数据必须是“键: 值”的映射 (front matter must be a mapping)")
+        return None
+    lines = {str(k.value): k.start_mark.line + 2 for k, _ in node.value}
+    body_line = text[: m.end()].count("\n") + 1
+    return data, lines, text[m.end():], body_line
+
+
+def check_fields(
+    data: dict[str, Any], lines: dict[str, int], rules: tuple[FieldRule, ...], problems: _Problems
+) -> dict[str, Any]:
+    """Validate fields against RULES; return the cleaned values (bad ones left out)."""
+    clean: dict[str, Any] = {}
+    for rule in rules:
+        line = lines.get(rule.name, 1)
+        value = data.get(rule.name)
+        if value is None or value == "":
+            if rule.required:
+                problems.add(1 if rule.name not in lines else line, f"缺少必填字段 {rule.name} (missing field)")
+            continue
+        result = _CHECKS[rule.kind](value)
+        if isinstance(result, _Bad):
+            problems.add(line, f"字段 {rule.name}：{result.message}")
+        else:
+            clean[rule.name] = result
+    return clean
+
+
+@dataclass(frozen=True)
+class _Bad:
+    message: str
+
+
+def _as_str(value: Any) -> Any:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value).strip()
+    return _Bad(f"应为文本，实为 {type(value).__name__} (expected text)")
+
+
+def _as_id(value: Any) -> Any:
+    text = _as_str(value)
+    if isinstance(text, str) and not ID_PATTERN.match(text):
+        return _Bad(f"编号 {text!r} 只能含字母、数字和连字符，如 CS-SOP-003 (malformed id)")
+    return text
+
+
+def _as_date(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    return _Bad(f"{value!r} 不是 YYYY-MM-DD 格式的日期 (not a date)")
+
+
+def _as_list(value: Any) -> Any:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str | int) for v in items):
+        return _Bad("应为文本列表，如 [值班, 交接班] (expected a list of text)")
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _as_audience(value: Any) -> Any:
+    return value if value in AUDIENCES else _Bad(f"{value!r} 不是 staff、resident 或 both 之一")
+
+
+def _as_bool(value: Any) -> Any:
+    return value if isinstance(value, bool) else _Bad(f"{value!r} 应为 true 或 false")
+
+
+def _as_notice_category(value: Any) -> Any:
+    return value if value in NOTICE_CATEGORIES else _Bad(f"{value!r} 不是 {'、'.join(NOTICE_CATEGORIES)} 之一")
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "str": _as_str, "id": _as_id, "date": _as_date, "list": _as_list,
+    "audience": _as_audience, "bool": _as_bool, "notice_category": _as_notice_category,
+}
+
+
+def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> None:
+    rendered = render_markdown(expand(item.body))
+    item.html = rendered.html
+    item.headings = [Heading(*h) for h in rendered.headings]
+    item.sections = [Section(*s) for s in rendered.sections]
+
+
+def parse_procedure(
+    source: SourceFile, config: EstateConfig, expand: Callable[[str], str]
+) -> tuple[Procedure | None, list[BuildProblem]]:
+    """Parse and render one procedure file."""
+    problems = _Problems(source)
+    text = decode(source, problems)
+    parts = split_front_matter(text, problems) if text is not None else None
+    if parts is None:
+        return None, problems.items
+    data, lines, body, body_line = parts
+    clean = check_fields(data, lines, PROCEDURE_FIELDS, problems)
+    for key, lookup in (("department", config.department), ("category", config.category)):
+        if key in clean:
+            found = lookup(clean[key])
+            if found is None:
+                problems.add(lines[key], f"未知的{'部门' if key == 'department' else '类别'} {clean[key]!r}"
+                             f"（见 content/estate.toml）(unknown {key})")
+            else:
+                clean[key] = found.id
+    if "effective" in clean and "review_by" in clean and clean["review_by"] < clean["effective"]:
+        problems.add(lines["review_by"], "复审日期早于生效日期 (review_by is before effective)")
+    if problems.items:
+        return None, problems.items
+    known = {r.name for r in PROCEDURE_FIELDS}
+    extra = {k: v for k, v in data.items() if k not in known}
+    proc = Procedure(source=source, body=body, body_line=body_line, extra=extra, **clean)
+    proc.links = find_links(body, body_line)
+    _render_into(proc, expand)
+    return proc, []
+
+
+def parse_notice(
+    source: SourceFile, config: EstateConfig, expand: Callable[[str], str]
+) -> tuple[Notice | None, list[BuildProblem]]:
+    """Parse and render one notice file."""
+    problems = _Problems(source)
+    text = decode(source, problems)
+    parts = split_front_matter(text, problems) if text is not None else None
+    if parts is None:
+        return None, problems.items
+    data, lines, body, body_line = parts
+    clean = check_fields(data, lines, NOTICE_FIELDS, problems)
+    if problems.items:
+        return None, problems.items
+    known = {r.name for r in NOTICE_FIELDS}
+    notice = Notice(source=source, body=body, body_line=body_line,
+                    extra={k: v for k, v in data.items() if k not in known}, **clean)
+    _render_into(notice, expand)
+    return notice, []

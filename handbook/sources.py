@@ -1,0 +1,120 @@
+"""Parse step for the whole estate: every source file, in parallel, reusing cached results."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from estate.config import EstateConfig
+from handbook import parallel
+from handbook.cache import BuildCache
+from handbook.models import BuildProblem, Notice, Procedure, SourceFile
+from handbook.parse import _Problems, decode, parse_notice, parse_procedure, split_front_matter
+from render.markdown import render_markdown
+
+log = logging.getLogger(__name__)
+
+_PLACEHOLDER = re.compile(r"^\[\[policy:([\w-]+)\]\]\s*$", re.M)
+
+
+@dataclass
+class Expander:
+    """Expands `[[policy:NAME]]` lines from the processor's policy file (one source of truth)."""
+
+    expand: Callable[[str], str]
+    names: frozenset[str]
+    digest: str
+
+    @classmethod
+    def load(cls, config: EstateConfig) -> Expander:
+        """Load the policy and its views; with no policy file, placeholders are reported as unknown."""
+        policy_path = config.path(config.processor.policy_file)
+        try:
+            from estate.policy import load_policy
+            from render import policy_views
+        except ImportError:
+            return cls(lambda text: text, frozenset(), "none")
+        if not policy_path.exists():
+            return cls(lambda text: text, frozenset(), "none")
+        policy = load_policy(policy_path)
+        digest = hashlib.sha256(policy_path.read_bytes() + _module_bytes(policy_views)).hexdigest()
+        return cls(lambda text: policy_views.expand_placeholders(text, policy),
+                   frozenset(policy_views.PLACEHOLDERS), digest)
+
+
+def _module_bytes(module: object) -> bytes:
+    path = getattr(module, "__file__", None)
+    return open(path, "rb").read() if path else b""  # noqa: SIM115
+
+
+def check_placeholders(item: Procedure | Notice, names: frozenset[str]) -> list[BuildProblem]:
+    """Report `[[policy:NAME]]` lines whose NAME the policy views do not know."""
+    problems = []
+    for m in _PLACEHOLDER.finditer(item.body):
+        if m.group(1) not in names:
+            line = item.body_line + item.body[: m.start()].count("\n")
+            known = "、".join(sorted(names)) or "（无：缺少 content/policy.toml）"
+            problems.append(BuildProblem(f"{item.source.kind}s/{item.source.rel}", line,
+                                         f"未知的占位符 [[policy:{m.group(1)}]]，可用：{known} (unknown placeholder)"))
+    return problems
+
+
+def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # noqa: ANN201
+    """Parse one source of any kind; returns (item, problems)."""
+    if source.kind == "page":
+        return parse_intro(source), []
+    parser = parse_procedure if source.kind == "procedure" else parse_notice
+    item, problems = parser(source, config, expander.expand)
+    if item is not None:
+        problems = check_placeholders(item, expander.names)
+    return (item if not problems else None), problems
+
+
+def parse_intro(source: SourceFile) -> tuple[str, str] | None:
+    """The handbook's intro page (procedures/index.md): optional front matter with a title, then Markdown."""
+    problems = _Problems(source)
+    text = decode(source, problems) or ""
+    parts = split_front_matter(text, problems) if text.startswith("---") else None
+    title, body = ("", text) if parts is None else (str(parts[0].get("title", "")), parts[2])
+    return title, render_markdown(body).html
+
+
+def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Expander, cache: BuildCache,
+                  workers: int):  # noqa: ANN201
+    """Parse every source, reusing the cache.
+
+    Returns (procedures, notices, intro, problems, files that failed to parse, how many were parsed afresh).
+    """
+    results: dict[str, tuple] = {}
+    todo = []
+    for src in sources:
+        hit = cache.parsed.get(src.digest + src.kind)
+        if hit is not None and hit[0] is not None and _same_file(hit[0], src):
+            results[src.rel + src.kind] = hit
+        else:
+            todo.append(src)
+    for src, result in zip(todo, parallel.map_parse(todo, config, expander, workers), strict=True):
+        results[src.rel + src.kind] = result
+        cache.parsed[src.digest + src.kind] = result
+    procs, notices, problems, intro, unparsed = [], [], [], None, set()
+    for src in sources:
+        item, item_problems = results[src.rel + src.kind]
+        problems += item_problems
+        if item is None and src.kind == "procedure":
+            unparsed.add(src.rel)
+        if isinstance(item, Procedure):
+            procs.append(item)
+        elif isinstance(item, Notice):
+            notices.append(item)
+        elif item is not None:
+            intro = item
+    return procs, notices, intro, problems, frozenset(unparsed), len(todo)
+
+
+def _same_file(item: object, src: SourceFile) -> bool:
+    """A cached parse is reused only for the same path too (two identical files are two procedures)."""
+    source = getattr(item, "source", None)
+    return source is None or source.rel == src.rel

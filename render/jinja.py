@@ -1,0 +1,53 @@
+"""The shared Jinja environment: templates and static assets live beside this module."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from render.i18n import DEFAULT, translator
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """One autoescaping environment per process; undefined names fail loudly instead of printing nothing."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """Render TEMPLATE with CONTEXT; `t()` speaks the context's language (contexts stay plain data)."""
+    t = translator(context.get("language", DEFAULT))
+    return environment().get_template(template).render({**context, "t": t})
+
+
+def assets_digest() -> str:
+    """Fingerprint of every template and static file: a change in any of them rebuilds every page."""
+    h = hashlib.sha256()
+    for folder in (TEMPLATES, STATIC):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                h.update(path.relative_to(folder.parent).as_posix().encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def static_files() -> dict[str, bytes]:
+    """Static assets as {relative path under assets/: bytes}."""
+    return {p.relative_to(STATIC).as_posix(): p.read_bytes() for p in sorted(STATIC.rglob("*")) if p.is_file()}

@@ -1,0 +1,133 @@
+"""Markdown → HTML for procedures and notices, with anchors that work for Chinese headings.
+
+Links between source files (`duty-handover.md#交接班`) are rewritten to a marker
+(`@@doc:duty-handover.md#交接班`) that the builder resolves per output tree, so one conversion
+serves both the staff and the public tree (where links to staff-only pages are unwrapped).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+import xml.etree.ElementTree as etree
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+import markdown
+from markdown.extensions import Extension
+from markdown.treeprocessors import Treeprocessor
+
+log = logging.getLogger(__name__)
+
+LINK_MARKER = "@@doc:"
+_STRIP = re.compile(r"[^\w\s-]")
+_SPACES = re.compile(r"\s+")
+_HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+
+
+def slugify(value: str, separator: str = "-") -> str:
+    """Make a GitHub-style anchor that keeps CJK: '4.2 派工' → '42-派工', '一、目的' → '一目的'."""
+    value = unicodedata.normalize("NFKC", value).strip().lower()
+    value = _STRIP.sub("", value)
+    return _SPACES.sub(separator, value).strip(separator) or "section"
+
+
+@dataclass
+class Rendered:
+    """What one Markdown conversion yields."""
+
+    html: str
+    headings: list[tuple[int, str, str]] = field(default_factory=list)   # (level, text, anchor)
+    sections: list[tuple[str, str, int, str]] = field(default_factory=list)  # (anchor, title, level, text)
+
+
+class _LinkRewriter(Treeprocessor):
+    """Point links to other .md files at a marker the builder resolves per tree."""
+
+    def run(self, root: etree.Element) -> None:
+        for a in root.iter("a"):
+            href = a.get("href", "")
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or not parts.path.endswith(".md"):
+                continue
+            fragment = slugify(unquote(parts.fragment)) if parts.fragment else ""
+            a.set("href", f"{LINK_MARKER}{unquote(parts.path)}#{fragment}")
+
+
+class _Sections(Treeprocessor):
+    """Collect headings and the plain text below each, for the TOC and for section-level search."""
+
+    def run(self, root: etree.Element) -> None:
+        md = self.md
+        current = ["", "", 0, []]
+        md.sections_out = []  # type: ignore[attr-defined]
+        md.headings_out = []  # type: ignore[attr-defined]
+
+        def flush() -> None:
+            text = " ".join(t for t in current[3] if t).strip()
+            if current[0] or text:
+                md.sections_out.append((current[0], current[1], current[2], _SPACES.sub(" ", text)))
+
+        for child in root:
+            level = _HEADING_TAGS.get(child.tag)
+            if level:
+                flush()
+                title = "".join(child.itertext()).strip()
+                anchor = child.get("id", "")
+                md.headings_out.append((level, title, anchor))
+                current[:] = [anchor, title, level, []]
+            else:
+                current[3].append(" ".join(child.itertext()))
+        flush()
+
+
+class _HandbookExtension(Extension):
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (Python-Markdown's API)
+        md.treeprocessors.register(_LinkRewriter(md), "handbook_links", 5)
+        # after toc (priority 5 is registered after toc's 5? toc is 5): ids exist by the time we read them
+        md.treeprocessors.register(_Sections(md), "handbook_sections", 4)
+
+
+def _new_converter() -> markdown.Markdown:
+    return markdown.Markdown(
+        extensions=["toc", "tables", "attr_list", "fenced_code", "sane_lists", "md_in_html", _HandbookExtension()],
+        extension_configs={"toc": {"slugify": slugify, "toc_depth": "2-4"}},
+        output_format="html",
+    )
+
+
+_converter: markdown.Markdown | None = None
+
+
+def render_markdown(text: str) -> Rendered:
+    """Convert TEXT; the converter is built once per process and reset between documents."""
+    global _converter
+    if _converter is None:
+        _converter = _new_converter()
+    md = _converter
+    md.reset()
+    html = md.convert(text)
+    return Rendered(html, list(getattr(md, "headings_out", [])), list(getattr(md, "sections_out", [])))
+
+
+_MD_LINK = re.compile(r"(?<!!)\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def find_links(text: str, first_line: int = 1) -> list[tuple[str, str, int]]:
+    """List (path, fragment, line) of relative links to .md files, outside code fences."""
+    links: list[tuple[str, str, int]] = []
+    in_fence = False
+    for offset, line in enumerate(text.splitlines()):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        for m in _MD_LINK.finditer(line):
+            parts = urlsplit(m.group(1))
+            if parts.scheme or parts.netloc or not parts.path.endswith(".md"):
+                continue
+            links.append((unquote(parts.path), unquote(parts.fragment), first_line + offset))
+    return links
