@@ -1,0 +1,224 @@
+"""The durable store: journal, snapshot, replay, lock, and the engine's Tickets protocol."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from processor import store as store_module
+from processor.models import Form
+from processor.store import JOURNAL, SNAPSHOT, TORN, Store, StoreError, StoreLocked, replay_state
+
+sys.path.insert(0, str(Path(__file__).parent / "data" / "processor"))
+try:
+    from processor.engine import apply_form
+except ImportError:  # the engine lands separately; the store only needs something deterministic
+    from fake_engine import apply_form
+
+TZ = timezone(timedelta(hours=8))
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=TZ)
+
+
+def apply(form, tickets, now):
+    return apply_form(form, tickets, POLICY, now)
+
+
+def _policy():
+    from estate.policy import load_policy
+
+    return load_policy(Path(__file__).parents[1] / "content" / "policy.toml")
+
+
+POLICY = _policy()
+
+
+def repair(n: int, building: str = "3栋", unit: str = "2单元", minutes: int = 0) -> Form:
+    data = {"form": "repair", "id": f"R-{n:08d}", "submitted_at": (NOW + timedelta(minutes=minutes)).isoformat(),
+            "channel": "counter", "staff": "李前台",
+            "resident": {"name": "王阿姨", "phone": "13800000000", "building": building, "unit": unit, "room": "1502"},
+            "category": "door_window", "description": f"卧室窗户关不上 {n}"}
+    return Form("repair", data["id"], datetime.fromisoformat(data["submitted_at"]), data, f"r{n}.json",
+                f"digest-{n}")
+
+
+def put(store: Store, form: Form, now: datetime = NOW) -> dict:
+    outcome = apply_form(form, store, POLICY, now)
+    assert outcome.rejection is None, outcome.rejection
+    return store.stage(form, outcome, now, dest=f"archive/2026-11/{form.source}")
+
+
+@pytest.fixture
+def var(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+def opened(var: Path, **kw) -> Store:
+    s = Store(var, apply, **kw)
+    s.open()
+    return s
+
+
+def test_committed_forms_survive_a_restart_without_a_snapshot(var):
+    s = opened(var)
+    for n in range(3):
+        put(s, repair(n))
+    s.commit()
+    before = s.state()
+    s.close(snapshot=False)          # as after kill -9: only the journal is on disk
+    assert not (var / SNAPSHOT).exists()
+    again = Store(var, apply)
+    report = again.open()
+    assert [r["seq"] for r in report.replayed] == [1, 2, 3]
+    assert again.state() == before
+    assert again.known("R-00000001") == "digest-1"
+
+
+def test_snapshot_is_utf8_records_the_offset_and_is_loaded_instead_of_replaying(var):
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    s.close()
+    text = (var / SNAPSHOT).read_text(encoding="utf-8")
+    assert "卧室窗户" in text and "\\u" not in text
+    header = json.loads(text.splitlines()[0])
+    assert header["seq"] == 1 and header["journal_offset"] == (var / JOURNAL).stat().st_size
+    assert not list(var.glob(".*.tmp"))
+    again = Store(var, apply)
+    assert again.open().replayed == []
+    assert [t["form_id"] for t in again.tickets()] == ["R-00000001"]
+
+
+def test_staged_tickets_are_seen_by_the_engine_and_forgotten_on_rollback(var):
+    s = opened(var)
+    first = put(s, repair(1))
+    assert s.next_number(NOW.date()).endswith("-0002")
+    assert s.by_form("R-00000001") is not None and s.known("R-00000001")
+    s.rollback()
+    assert s.next_number(NOW.date()).endswith("-0001")
+    assert s.known("R-00000001") is None and s.by_form("R-00000001") is None
+    assert first["seq"] == 1 and not (var / JOURNAL).exists()
+
+
+def test_numbers_are_per_day_and_recent_filters_by_unit_and_time(var):
+    s = opened(var)
+    put(s, repair(1), NOW)
+    put(s, repair(2, minutes=1440), NOW + timedelta(days=1))
+    put(s, repair(3, unit="1单元", minutes=1441), NOW + timedelta(days=1))
+    s.commit()
+    numbers = sorted(t["number"] for t in s.tickets())
+    assert numbers == ["WO-20261122-0001", "WO-20261123-0001", "WO-20261123-0002"]
+    assert s.next_number(date(2026, 11, 23)) == "WO-20261123-0003"
+    recent = s.recent(building="3栋", unit="2单元", since=NOW + timedelta(hours=1))
+    assert {t.form_id for t in s.recent(building="3栋", unit="2单元", since=NOW)} == {"R-00000001", "R-00000002"}
+    assert [t.form_id for t in recent] == ["R-00000002"]
+
+
+def test_a_torn_last_line_is_cut_off_kept_aside_and_reported(var):
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    s.close(snapshot=False)
+    good = (var / JOURNAL).stat().st_size
+    with (var / JOURNAL).open("ab") as fh:
+        fh.write(b'{"seq":2,"id":"R-0000')
+    again = Store(var, apply)
+    report = again.open()
+    assert report.torn_bytes == len(b'{"seq":2,"id":"R-0000')
+    assert (var / JOURNAL).stat().st_size == good
+    assert (var / TORN).read_bytes().startswith(b'{"seq":2')
+    assert len(list(again.tickets())) == 1
+
+
+def test_damage_before_the_last_line_refuses_to_open(var):
+    s = opened(var)
+    for n in range(3):
+        put(s, repair(n))
+    s.commit()
+    s.close(snapshot=False)
+    lines = (var / JOURNAL).read_bytes().split(b"\n")
+    lines[1] = b"garbage"
+    (var / JOURNAL).write_bytes(b"\n".join(lines))
+    with pytest.raises(StoreError, match="journal.jsonl"):
+        Store(var, apply).open()
+
+
+def test_a_second_store_on_the_same_folder_is_locked_out(var):
+    s = opened(var)
+    with pytest.raises(StoreLocked, match="另一个"):
+        Store(var, apply).open()
+    s.close()
+    opened(var).close()
+
+
+def test_a_failed_journal_write_changes_nothing(var, monkeypatch):
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    state, size = s.state(), (var / JOURNAL).stat().st_size
+    put(s, repair(2))
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module.os, "write", full)
+    with pytest.raises(StoreError, match="journal"):
+        s.commit()
+    monkeypatch.undo()
+    assert s.state() == state and (var / JOURNAL).stat().st_size == size
+    assert s.known("R-00000002") is None
+    put(s, repair(2))
+    s.commit()
+    assert len(list(s.tickets())) == 2
+
+
+def test_snapshots_come_every_n_records_and_the_tail_is_replayed(var):
+    s = opened(var, snapshot_every=2)
+    for n in range(5):
+        put(s, repair(n))
+        s.commit()
+        s.maybe_snapshot()
+    assert json.loads((var / SNAPSHOT).read_text(encoding="utf-8").splitlines()[0])["seq"] == 4
+    state = s.state()
+    s.close(snapshot=False)
+    again = Store(var, apply)
+    assert [r["seq"] for r in again.open().replayed] == [5]
+    assert again.state() == state
+
+
+def test_updates_change_the_stored_ticket_and_replay_agrees(var):
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    number = next(s.tickets())["number"]
+    data = {"form": "update", "id": "U-00000001", "submitted_at": NOW.isoformat(), "ticket": number,
+            "action": "acknowledge", "staff": "李前台"}
+    put(s, Form("update", data["id"], NOW, data, "u1.json", "d-u1"), NOW + timedelta(minutes=5))
+    s.commit()
+    assert s.get(number).state != "received"
+    state, problems = replay_state(var, apply)
+    assert problems == [] and state == s.state()
+
+
+def test_unwritable_var_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "var"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="var"):
+        Store(blocker / "inner", apply).open()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions")
+def test_a_read_only_var_is_a_clear_error(tmp_path):
+    var = tmp_path / "var"
+    var.mkdir()
+    var.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match="不可写|无法"):
+            Store(var, apply).open()
+    finally:
+        var.chmod(0o700)
