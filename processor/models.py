@@ -74,6 +74,8 @@ class Deadline:
     paused_seconds: float = 0.0   # time spent paused, already added into `due`
     start: datetime | None = None  # when the clock started (for the 75% "at risk" mark)
     waived: bool = False          # no longer owed (e.g. weekly follow-up once the ticket is resolved)
+    met_by: list[str] = field(default_factory=list)  # update actions that meet it (from the policy row)
+    repeat_seconds: float = 0.0   # once met, a new clock this long starts (weekly complaint follow-up)
 
 
 @dataclass
@@ -92,6 +94,8 @@ class Ticket:
     channel: str = ""
     resident: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    location: str = ""
+    photos: list[str] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)        # possible_duplicate, repeat_complaint, vulnerable, ...
     history: list[Event] = field(default_factory=list)
@@ -109,8 +113,7 @@ class Ticket:
         for key in ("opened_at", "paused_at", "updated_at"):
             data[key] = _dt(data.get(key))
         data["deadlines"] = [
-            Deadline(d["name"], _dt(d["due"]), _dt(d.get("met_at")), d.get("paused_seconds", 0.0),
-                     _dt(d.get("start")), d.get("waived", False))
+            Deadline(**{**d, "due": _dt(d["due"]), "met_at": _dt(d.get("met_at")), "start": _dt(d.get("start"))})
             for d in data.get("deadlines", [])
         ]
         data["history"] = [

@@ -1,0 +1,202 @@
+"""The estate's rules applied to tickets: urgency, routing, escalation and deadline clocks.
+
+Every number and word comes from the policy (content/policy.toml); this module only knows how to
+apply rows of it.  Pure functions: the time is always passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from estate.calendar import calendar_for
+from estate.policy import DeadlineRule, Policy
+from processor.models import Deadline, Event, Ticket, Tickets
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+@dataclass
+class Triage:
+    """What the rules decided about a new ticket before it is stored."""
+
+    urgency: int
+    department: str
+    flags: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def keyword_matches(policy: Policy, text: str) -> tuple[int | None, list[str]]:
+    """Return the most urgent level and the flags that keyword rules find in TEXT."""
+    levels = [r.urgency for r in policy.urgency.keywords if r.urgency and any(w in text for w in r.words)]
+    flags = [r.flag for r in policy.urgency.keywords if r.flag and any(w in text for w in r.words)]
+    return (min(levels) if levels else None), list(dict.fromkeys(flags))
+
+
+def base_urgency(policy: Policy, kind: str, data: dict[str, Any]) -> tuple[int, str]:
+    """Urgency from the form, else from keywords, else the kind's default; say which."""
+    if isinstance(data.get("urgency"), int):
+        return data["urgency"], "form"
+    level, _ = keyword_matches(policy, _text(data))
+    if level:
+        return level, "keyword"
+    return policy.urgency.defaults.get(kind, 3), "default"
+
+
+def _text(data: dict[str, Any]) -> str:
+    return f"{data.get('description', '')} {data.get('location', '')}"
+
+
+def triage(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets) -> Triage:
+    """Decide urgency, department and escalation flags for a new ticket of KIND opened at AT."""
+    urgency, _ = base_urgency(policy, kind, data)
+    route = policy.route(kind, data["category"])
+    result = Triage(urgency, route.department if route else "")
+    _, flags = keyword_matches(policy, _text(data))
+    result.flags.extend(flags)
+    if data.get("important") is True:
+        result.flags.append("important")
+    for rule in ESCALATIONS:
+        rule(policy, kind, data, at, tickets, result)
+    return result
+
+
+def _vulnerable(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets, t: Triage) -> None:
+    """A vulnerable resident's request is raised one level (configurable)."""
+    if data.get("resident", {}).get("vulnerable") is True:
+        raised = max(1, t.urgency - policy.escalation.vulnerable_raise)
+        t.flags.append("vulnerable")
+        t.events.append(Event("escalate", at, SYSTEM, data["id"],
+                              {"reason": "vulnerable", "urgency": raised, "was": t.urgency}))
+        t.urgency = raised
+
+
+def _safety(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets, t: Triage) -> None:
+    """A safety complaint is urgency 1 and management is told."""
+    esc = policy.escalation
+    if kind == "complaint" and data["category"] in esc.safety_categories:
+        t.flags.extend(["safety", "management_notified"])
+        t.events.append(Event("escalate", at, SYSTEM, data["id"],
+                              {"reason": "safety", "to": esc.notify_department, "urgency": 1, "was": t.urgency}))
+        t.urgency = 1
+
+
+def _same_place(data: dict[str, Any], at: datetime, tickets: Tickets, since: datetime, kind: str) -> list[Ticket]:
+    resident = data.get("resident", {})
+    found = tickets.recent(building=resident.get("building", ""), unit=resident.get("unit", ""), since=since)
+    return sorted((o for o in found if o.kind == kind and o.category == data["category"]
+                   and o.state != "merged" and o.opened_at <= at and o.form_id != data["id"]),
+                  key=lambda o: (o.opened_at, o.number))
+
+
+def _repeat(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets, t: Triage) -> None:
+    """The same building+unit+category complained about again within N days goes to the supervisor."""
+    esc = policy.escalation
+    if kind not in esc.repeat_kinds:
+        return
+    earlier = _same_place(data, at, tickets, at - timedelta(days=esc.repeat_days), kind)
+    if earlier:
+        t.flags.append("repeat_complaint")
+        t.events.append(Event("escalate", at, SYSTEM, data["id"],
+                              {"reason": "repeat", "to": esc.supervisor, "previous": [o.number for o in earlier]}))
+
+
+def _duplicate(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets, t: Triage) -> None:
+    """Same unit and category within a few hours is flagged a possible duplicate, never merged."""
+    since = at - timedelta(hours=policy.escalation.duplicate_hours)
+    earlier = _same_place(data, at, tickets, since, kind)
+    if earlier:
+        t.flags.append("possible_duplicate")
+        t.events.append(Event("flag", at, SYSTEM, data["id"],
+                              {"flag": "possible_duplicate", "of": [o.number for o in earlier]}))
+
+
+ESCALATIONS = (_vulnerable, _safety, _repeat, _duplicate)   # applied in this order to a new ticket
+
+
+def rule_matches(rule: DeadlineRule, ticket: Ticket) -> bool:
+    """Tell whether a deadline row applies to TICKET."""
+    return ((not rule.kinds or ticket.kind in rule.kinds)
+            and (not rule.urgency or ticket.urgency in rule.urgency)
+            and (not rule.categories or ticket.category in rule.categories)
+            and (not rule.channels or ticket.channel in rule.channels)
+            and all(f in ticket.flags for f in rule.flags))
+
+
+def applicable_rules(policy: Policy, ticket: Ticket, start: str) -> list[DeadlineRule]:
+    """The first matching row of each deadline name whose clock starts at START."""
+    chosen: dict[str, DeadlineRule] = {}
+    for rule in policy.deadlines:
+        if rule.name not in chosen and rule_matches(rule, ticket):
+            chosen[rule.name] = rule
+    return [r for r in chosen.values() if r.start == start]
+
+
+def due_time(policy: Policy, rule: DeadlineRule, start: datetime) -> datetime:
+    """When a clock of RULE started at START runs out."""
+    if rule.same_day:
+        return calendar_for(policy.calendar).end_of_working_day(start)
+    if rule.working_days:
+        return calendar_for(policy.calendar).add_working_days(start, rule.working_days)
+    return start + timedelta(minutes=rule.minutes)
+
+
+def start_clocks(policy: Policy, ticket: Ticket, start: str, at: datetime, skip: tuple[str, ...] = ()) -> None:
+    """Add the deadlines whose clock starts at START (received or resolved) to TICKET."""
+    for rule in applicable_rules(policy, ticket, start):
+        if rule.name not in skip:
+            ticket.deadlines.append(_deadline(policy, rule, at))
+
+
+def _deadline(policy: Policy, rule: DeadlineRule, at: datetime) -> Deadline:
+    return Deadline(rule.name, due_time(policy, rule, at), start=at, met_by=list(rule.met_by),
+                    repeat_seconds=rule.repeat_minutes * 60.0)
+
+
+def open_deadlines(ticket: Ticket) -> list[Deadline]:
+    """The clocks still running: neither met nor waived."""
+    return [d for d in ticket.deadlines if d.met_at is None and not d.waived]
+
+
+def meet(ticket: Ticket, action: str, at: datetime) -> None:
+    """Mark the running clocks that ACTION meets, restarting repeating ones (weekly follow-up)."""
+    for d in open_deadlines(ticket):
+        if action in d.met_by:
+            d.met_at = at
+            if d.repeat_seconds:
+                ticket.deadlines.append(Deadline(d.name, at + timedelta(seconds=d.repeat_seconds), start=at,
+                                                 met_by=list(d.met_by), repeat_seconds=d.repeat_seconds))
+
+
+def waive_open(ticket: Ticket) -> None:
+    """Stop every running clock (the ticket was resolved, closed, merged or reopened)."""
+    for d in open_deadlines(ticket):
+        d.waived = True
+
+
+def shift_for_pause(ticket: Ticket, paused_from: datetime, resumed_at: datetime) -> None:
+    """Move the running clocks later by the time the ticket was paused."""
+    delta = max(resumed_at - paused_from, timedelta(0))
+    for d in open_deadlines(ticket):
+        d.due += delta
+        d.paused_seconds += delta.total_seconds()
+
+
+def evaluate(ticket: Ticket, policy: Policy, now: datetime) -> list[str]:
+    """Say which running clocks are at risk (75% elapsed) or overdue: ["at_risk:resolve", "overdue:on_site"]."""
+    clock = ticket.paused_at if ticket.paused_at else now   # a paused ticket's clock stands still
+    status = []
+    for d in open_deadlines(ticket):
+        if clock > d.due:
+            status.append(f"overdue:{d.name}")
+            continue
+        start = d.start or ticket.opened_at
+        total = (d.due - start).total_seconds() - d.paused_seconds
+        used = (clock - start).total_seconds() - d.paused_seconds
+        if total > 0 and used >= policy.escalation.at_risk_fraction * total:
+            status.append(f"at_risk:{d.name}")
+    return status
