@@ -1,0 +1,93 @@
+"""Fold text the way search compares it: NFKC, lower case, Traditional → Simplified, punctuation dropped.
+
+The browser (`render/static/search.js`) folds with the same per-character rule, so this module is
+the reference the tests check the JavaScript against. Folding is per character and never changes
+where a character sits in the text, so a match in folded text maps back to the text as written.
+
+The Traditional → Simplified table comes from OpenCC's maintained data (the `opencc` package) at
+build time; the browser gets only the pairs whose Simplified side occurs in the indexed text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from functools import cache
+
+log = logging.getLogger(__name__)
+
+# Basic CJK blocks that OpenCC's character table covers (astral extensions are rare in SOPs).
+CJK_BLOCKS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
+# Unicode categories ignored by search: punctuation, separators (spaces), symbols, controls.
+DROPPED_CATEGORIES = ("P", "Z", "S", "C")
+ALNUM = re.compile(r"[a-z0-9]")
+
+
+@cache
+def t2s_table() -> dict[str, str]:
+    """Map every Traditional character that OpenCC simplifies to a single character."""
+    import opencc  # imported lazily: only the build needs it
+
+    converter = opencc.OpenCC("t2s")
+    table: dict[str, str] = {}
+    for start, end in CJK_BLOCKS:
+        for cp in range(start, end + 1):
+            ch = chr(cp)
+            out = converter.convert(ch)
+            if out != ch and len(out) == 1:
+                table[ch] = out
+    log.debug("OpenCC t2s: %d characters differ", len(table))
+    return table
+
+
+def fold_char(ch: str) -> str:
+    """Fold one character; return "" if search ignores it."""
+    norm = unicodedata.normalize("NFKC", ch)
+    if len(norm) != 1:
+        norm = ch
+    low = norm.lower()
+    if len(low) == 1:
+        norm = low
+    norm = t2s_table().get(norm, norm)
+    if unicodedata.category(norm)[0] in DROPPED_CATEGORIES:
+        return ""
+    return norm
+
+
+def fold(text: str) -> str:
+    """Fold a string: the form that index and query are compared in."""
+    return "".join(fold_char(ch) for ch in text)
+
+
+def browser_map(alphabet: set[str]) -> str:
+    """Return the Traditional→Simplified pairs, concatenated, whose Simplified side is in ALPHABET."""
+    pairs = sorted((t, s) for t, s in t2s_table().items() if s in alphabet)
+    return "".join(t + s for t, s in pairs)
+
+
+def is_cjk(ch: str) -> bool:
+    """Tell whether CH is a folded character that is neither Latin letter nor digit."""
+    return not ALNUM.match(ch)
+
+
+def tokens(folded: str, mode: str = "bigram") -> list[str]:
+    """Split a folded term like the browser: CJK runs into n-grams, Latin and digit runs whole.
+
+    mode "bigram" uses bigrams (a single character stays a unigram), "unigram" single characters,
+    "both" unigrams and bigrams.
+    """
+    out: list[str] = []
+    for run in re.findall(r"[a-z]+|[0-9]+|[^a-z0-9]+", folded):
+        if ALNUM.match(run):
+            out.append(run)
+            continue
+        uni = list(run)
+        bi = [run[i:i + 2] for i in range(len(run) - 1)]
+        if mode == "unigram" or len(run) == 1:
+            out.extend(uni)
+        elif mode == "both":
+            out.extend(uni + bi)
+        else:
+            out.extend(bi)
+    return out

@@ -1,0 +1,611 @@
+/* Estate Desk offline search.
+ *
+ * The index is a generated script (assets/search-index.js) that calls EstateSearch.ready({...}),
+ * so it loads from file:// exactly as over HTTP. It holds the sections' text as written; here we
+ * fold it once (NFKC, lower case, Traditional→Simplified, punctuation dropped — the same rule as
+ * handbook/search_fold.py) and scan it with indexOf: CJK runs become bigrams, Latin and digit runs
+ * match at word starts. Ranking: title/heading matches, then phrase matches, then BM25.
+ */
+(function () {
+  "use strict";
+  var S = (window.EstateSearch = window.EstateSearch || {});
+  var DROPPED = 0xffff;
+  var DROP_RE = /^[\p{P}\p{Z}\p{S}\p{C}]$/u;
+  var K1 = 1.2, B = 0.75, MIN_COVERAGE = 0.5, MAX_PAGES = 50;
+  var TABLE = new Uint16Array(65536);   // folded code unit, 0 = not computed yet
+  var T2S = {};
+  var idx = null, waiting = [], loadStarted = false, cache = new Map();
+
+  /* ---------- folding ---------- */
+
+  function foldCode(u) {
+    var f = TABLE[u];
+    if (f) return f;
+    if (u >= 0xd800 && u <= 0xdfff) return (TABLE[u] = u);  // astral characters are kept whole
+    var ch = String.fromCharCode(u), n = ch.normalize("NFKC");
+    if (n.length !== 1) n = ch;
+    var low = n.toLowerCase();
+    if (low.length === 1) n = low;
+    n = T2S[n] || n;
+    return (TABLE[u] = DROP_RE.test(n) ? DROPPED : n.charCodeAt(0));
+  }
+
+  /* Fold S keeping "\n" as a separator; return folded string and folded→original positions. */
+  function foldWithPositions(s) {
+    var n = s.length, out = new Uint16Array(n), pos = new Int32Array(n + 1), j = 0;
+    for (var i = 0; i < n; i++) {
+      var u = s.charCodeAt(i);
+      var f = u === 10 ? 10 : TABLE[u] || foldCode(u);
+      if (f !== DROPPED) { out[j] = f; pos[j++] = i; }
+    }
+    pos[j] = n;
+    var parts = [];
+    for (var k = 0; k < j; k += 8192) {
+      parts.push(String.fromCharCode.apply(null, out.subarray(k, Math.min(k + 8192, j))));
+    }
+    return { s: parts.join(""), pos: pos };
+  }
+
+  function fold(s) {
+    var out = "";
+    for (var i = 0; i < s.length; i++) {
+      var f = foldCode(s.charCodeAt(i));
+      if (f !== DROPPED) out += String.fromCharCode(f);
+    }
+    return out;
+  }
+  S.fold = fold;
+
+  function isAlnum(c) { return (c >= 48 && c <= 57) || (c >= 97 && c <= 122); }
+  function isDigit(c) { return c >= 48 && c <= 57; }
+
+  /* Split a folded term into tokens: CJK bigrams (or unigrams), Latin and digit runs whole. */
+  function tokenize(term, mode) {
+    var out = [], runs = term.match(/[a-z]+|[0-9]+|[^a-z0-9]+/g) || [];
+    runs.forEach(function (run) {
+      if (isAlnum(run.charCodeAt(0))) { out.push({ t: run, word: true }); return; }
+      var i;
+      if (mode === "unigram" || mode === "both" || run.length === 1) {
+        for (i = 0; i < run.length; i++) out.push({ t: run[i], word: false, uni: run.length > 1 });
+      }
+      if (mode !== "unigram") {
+        for (i = 0; i + 1 < run.length; i++) out.push({ t: run.substr(i, 2), word: false });
+      }
+    });
+    var seen = {};
+    return out.filter(function (tok) { return seen[tok.t] ? false : (seen[tok.t] = true); });
+  }
+  S.tokenize = tokenize;
+
+  /* ---------- loading ---------- */
+
+  S.ready = function (data) {
+    var t0 = performance.now();
+    TABLE = new Uint16Array(65536);
+    T2S = {};
+    for (var i = 0; i + 1 < data.fold.length; i += 2) T2S[data.fold[i]] = data.fold[i + 1];
+    var F = foldWithPositions(data.text);
+    var secs = [], p = 0, sec = data.sections;
+    // each section is two lines of text: its heading, then its body
+    for (var k = 0; k < sec.length; k += 3) {
+      var hEnd = F.s.indexOf("\n", p), tEnd = F.s.indexOf("\n", hEnd + 1);
+      if (tEnd < 0) tEnd = F.s.length;
+      secs.push({ page: sec[k], anchor: sec[k + 1], heading: sec[k + 2], start: p, body: hEnd + 1, end: tEnd });
+      p = tEnd + 1;
+    }
+    var pages = data.pages.map(function (r, n) {
+      return { n: n, url: r[0], title: r[1], kind: r[2], id: r[3], department: r[4], category: r[5],
+               audience: r[6], tags: r[7], date: r[8], ftitle: fold(r[1] + r[3]), secs: [] };
+    });
+    secs.forEach(function (s, n) { s.n = n; pages[s.page].secs.push(s); });
+    var total = secs.reduce(function (a, s) { return a + s.end - s.start; }, 0);
+    idx = { data: data, text: data.text, F: F, secs: secs, pages: pages, avg: total / Math.max(1, secs.length),
+            starts: Int32Array.from(secs.map(function (s) { return s.start; })),
+            synonyms: data.synonyms.map(function (g) { return g.map(fold).filter(Boolean); }) };
+    cache = new Map();
+    S.loadMs = performance.now() - t0;
+    S.index = idx;
+    var w = waiting;
+    waiting = [];
+    w.forEach(function (cb) { cb(); });
+  };
+
+  S.load = function (root, cb) {
+    if (idx) { if (cb) cb(); return; }
+    if (cb) waiting.push(cb);
+    if (loadStarted) return;
+    loadStarted = true;
+    if (document.querySelector('script[src$="assets/search-index.js"]')) return;  // search.html loads it itself
+    var el = document.createElement("script");
+    el.src = root + "assets/search-index.js";
+    el.onerror = function () { loadStarted = false; S.loadError = true; };
+    document.head.appendChild(el);
+  };
+
+  /* ---------- matching ---------- */
+
+  function secAt(pos) {
+    var lo = 0, hi = idx.starts.length - 1;
+    while (lo < hi) {
+      var mid = (lo + hi + 1) >> 1;
+      if (idx.starts[mid] <= pos) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /* A Latin or digit token matches only where a word starts in the text as written. */
+  function atWordStart(i, tok) {
+    var o = idx.F.pos[i] - 1;
+    if (o < 0) return true;
+    var prev = foldCode(idx.text.charCodeAt(o));
+    if (prev === DROPPED || !isAlnum(prev)) return true;
+    return isDigit(prev) !== isDigit(tok.t.charCodeAt(0));
+  }
+
+  /* Sections containing TOK: Map(section index → count); cached across keystrokes. */
+  function occurrences(tok) {
+    var key = (tok.word ? "w:" : "s:") + tok.t, hit = cache.get(key);
+    if (hit) return hit;
+    var s = idx.F.s, counts = new Map(), i = s.indexOf(tok.t);
+    while (i !== -1) {
+      if (!tok.word || atWordStart(i, tok)) {
+        var n = secAt(i);
+        counts.set(n, (counts.get(n) || 0) + 1);
+      }
+      i = s.indexOf(tok.t, i + 1);
+    }
+    if (cache.size > 500) cache.clear();
+    cache.set(key, counts);
+    return counts;
+  }
+
+  /* Turn the query into groups of alternatives (synonyms), each alternative a folded term. */
+  function parseQuery(q) {
+    return q.split(/\s+/).map(fold).filter(Boolean).map(function (term) {
+      var alts = [term];
+      idx.synonyms.forEach(function (group) {
+        group.forEach(function (word) {
+          if (term.indexOf(word) === -1) return;
+          group.forEach(function (other) {
+            var alt = term.split(word).join(other);
+            if (alts.indexOf(alt) === -1) alts.push(alt);
+            if (alts.indexOf(other) === -1) alts.push(other);
+          });
+        });
+      });
+      return alts;
+    });
+  }
+
+  function idf(df) {
+    var N = idx.secs.length;
+    return Math.log(1 + (N - df + 0.5) / (df + 0.5));
+  }
+
+  function passes(page, f) {
+    if (!f) return true;
+    if (f.department && page.department !== f.department) return false;
+    if (f.category && page.category !== f.category) return false;
+    if (f.audience && page.audience !== f.audience) return false;
+    if (f.kind && page.kind !== f.kind) return false;
+    if (f.tag && page.tags.indexOf(f.tag) === -1) return false;
+    return true;
+  }
+
+  function compareKeys(a, b) {
+    return b.title - a.title || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
+  }
+
+  /* Score every candidate section; return [{page, sections:[scored...]}], best first. */
+  function rank(groups, opts) {
+    var mode = opts.mode || "bigram";
+    var plan = groups.map(function (alts) {
+      return alts.map(function (alt) {
+        var toks = tokenize(alt, mode), phrase = occurrences({ t: alt, word: isAlnum(alt.charCodeAt(0)) });
+        return { alt: alt, toks: toks, occ: toks.map(occurrences), phrase: phrase };
+      });
+    });
+    var cand = new Set();
+    plan.forEach(function (alts) {
+      alts.forEach(function (a) { a.occ.forEach(function (m) { m.forEach(function (_, n) { cand.add(n); }); }); });
+    });
+    var titleHits = idx.pages.map(function (p) {
+      var hits = 0;
+      plan.forEach(function (alts) {
+        if (alts.some(function (a) { return p.ftitle.indexOf(a.alt) !== -1; })) hits++;
+      });
+      if (hits) cand.add(p.secs[0].n);
+      return hits;
+    });
+    var byPage = new Map();
+    cand.forEach(function (n) {
+      var sec = idx.secs[n], page = idx.pages[sec.page];
+      if (!passes(page, opts.filters)) return;
+      var heading = idx.F.s.slice(sec.start, sec.body), len = sec.end - sec.start;
+      var key = { n: n, sec: sec, page: page, title: titleHits[sec.page], phrase: 0, bm: 0, cov: 0 };
+      plan.forEach(function (alts) {
+        var best = { head: 0, phrase: 0, bm: 0, cov: 0 };
+        alts.forEach(function (a) {
+          var bm = 0, matched = 0;
+          a.occ.forEach(function (m, t) {
+            var tf = m.get(n);
+            if (!tf) return;
+            matched++;
+            bm += (a.toks[t].uni ? 0.3 : 1) * idf(m.size) * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len / idx.avg));
+          });
+          var cov = a.toks.length ? matched / a.toks.length : 0;
+          if (cov > best.cov) best.cov = cov;
+          if (bm * cov * cov > best.bm) best.bm = bm * cov * cov;
+          if (a.phrase.has(n)) best.phrase = 1;
+          if (heading.indexOf(a.alt) !== -1) best.head = 1;
+        });
+        key.title += best.head;
+        key.phrase += best.phrase;
+        key.bm += best.bm;
+        key.cov += best.cov / plan.length;
+      });
+      if (key.cov < MIN_COVERAGE && !key.title) return;
+      var list = byPage.get(page.n);
+      if (!list) byPage.set(page.n, (list = []));
+      list.push(key);
+    });
+    var results = [];
+    byPage.forEach(function (list) {
+      list.sort(compareKeys);
+      results.push({ page: list[0].page, key: list[0], sections: list, plan: plan });
+    });
+    results.sort(function (a, b) { return compareKeys(a.key, b.key); });
+    return results;
+  }
+
+  /* ---------- snippets and highlights ---------- */
+
+  function escapeHtml(s) {
+    return s.replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  /* Ranges [from, to) in folded positions of the plan's phrases and tokens inside [lo, hi). */
+  function matchRanges(plan, lo, hi) {
+    var out = [], s = idx.F.s;
+    plan.forEach(function (alts) {
+      alts.forEach(function (a) {
+        var needles = [a.alt].concat(a.toks.filter(function (t) { return !t.uni; }).map(function (t) { return t.t; }));
+        needles.forEach(function (nd, k) {
+          var i = s.indexOf(nd, lo);
+          while (i !== -1 && i + nd.length <= hi) {
+            out.push([i, i + nd.length, k === 0 ? 2 : 1]);
+            i = s.indexOf(nd, i + 1);
+          }
+        });
+      });
+    });
+    out.sort(function (x, y) { return x[0] - y[0] || y[1] - x[1]; });
+    var merged = [];
+    out.forEach(function (r) {
+      var last = merged[merged.length - 1];
+      if (last && r[0] <= last[1]) { last[1] = Math.max(last[1], r[1]); last[2] = Math.max(last[2], r[2]); }
+      else merged.push(r.slice());
+    });
+    return merged;
+  }
+
+  function original(fFrom, fTo) {
+    var pos = idx.F.pos;
+    return [pos[fFrom], pos[fTo - 1] + 1];
+  }
+
+  /* Highlighted HTML of ORIGINAL TEXT [from, to) with folded match RANGES marked. */
+  function markHtml(from, to, ranges) {
+    var html = "", at = from;
+    ranges.forEach(function (r) {
+      var o = original(r[0], r[1]);
+      if (o[1] <= from || o[0] >= to) return;
+      var a = Math.max(o[0], at), b = Math.min(o[1], to);
+      if (b <= a) return;
+      html += escapeHtml(idx.text.slice(at, a)) + "<mark>" + escapeHtml(idx.text.slice(a, b)) + "</mark>";
+      at = b;
+    });
+    return html + escapeHtml(idx.text.slice(at, to));
+  }
+
+  function snippet(sec, plan, width) {
+    var bodyFrom = idx.F.pos[sec.body], bodyTo = idx.F.pos[sec.end];
+    var ranges = matchRanges(plan, sec.body, sec.end);
+    var first = ranges.filter(function (r) { return r[2] === 2; })[0] || ranges[0];
+    var centre = first ? original(first[0], first[1])[0] : bodyFrom;
+    var from = Math.max(bodyFrom, centre - Math.floor(width / 3)), to = Math.min(bodyTo, from + width);
+    from = Math.max(bodyFrom, Math.min(from, to - width));
+    return (from > bodyFrom ? "…" : "") + markHtml(from, to, ranges) + (to < bodyTo ? "…" : "");
+  }
+
+  /* The matched words as written in the section, to highlight on the opened page. */
+  function hitsAsWritten(sec, plan) {
+    var seen = [], ranges = matchRanges(plan, sec.start, sec.end);
+    ranges.forEach(function (r) {
+      var o = original(r[0], r[1]), w = idx.text.slice(o[0], o[1]);
+      if (seen.indexOf(w) === -1 && seen.length < 8) seen.push(w);
+    });
+    return seen;
+  }
+
+  function sectionUrl(page, sec, hits) {
+    var q = hits && hits.length ? "?h=" + encodeURIComponent(hits.join("|")) : "";
+    return page.url + q + (sec.anchor ? "#" + encodeURIComponent(sec.anchor) : "");
+  }
+
+  function pageInfo(p) {
+    return { url: p.url, title: p.title, kind: p.kind, id: p.id, department: p.department,
+             category: p.category, audience: p.audience, tags: p.tags, date: p.date };
+  }
+
+  /* Search: return {query, results:[{page, sections:[{heading, anchor, url, snippet, hits}]}], suggestions, recent}. */
+  S.search = function (q, opts) {
+    opts = opts || {};
+    var groups = parseQuery(q || "");
+    if (!groups.length) return { query: q || "", recent: true, results: recent(opts), suggestions: [] };
+    var ranked = rank(groups, opts).slice(0, opts.limit || MAX_PAGES), perPage = opts.sections || 3;
+    var results = ranked.map(function (r) {
+      return {
+        page: pageInfo(r.page),
+        sections: r.sections.slice(0, perPage).map(function (k) {
+          var hits = hitsAsWritten(k.sec, r.plan);
+          var hEnd = k.sec.body - 1, pos = idx.F.pos;
+          return { heading: k.sec.heading, anchor: k.sec.anchor, url: sectionUrl(r.page, k.sec, hits),
+                   headingHtml: markHtml(pos[k.sec.start], pos[hEnd], matchRanges(r.plan, k.sec.start, hEnd)),
+                   snippet: snippet(k.sec, r.plan, opts.width || 90), hits: hits,
+                   score: [k.title, k.phrase, Math.round(k.bm * 1000) / 1000] };
+        }),
+      };
+    });
+    return { query: q, recent: false, results: results, suggestions: results.length ? [] : suggest(groups) };
+  };
+
+  function recent(opts) {
+    return idx.pages.filter(function (p) { return passes(p, opts.filters); })
+      .sort(function (a, b) { return a.date < b.date ? 1 : a.date > b.date ? -1 : a.n - b.n; })
+      .slice(0, idx.data.recent)
+      .map(function (p) {
+        var sec = p.secs[0];
+        return { page: pageInfo(p), sections: [{ heading: sec.heading, anchor: sec.anchor, url: p.url, hits: [],
+                 snippet: escapeHtml(idx.text.slice(idx.F.pos[sec.body], Math.min(idx.F.pos[sec.end], idx.F.pos[sec.body] + 80))) }] };
+      });
+  }
+
+  /* ---------- suggestions ---------- */
+
+  var vocab = null;
+  function vocabulary() {
+    if (vocab) return vocab;
+    var words = {}, add = function (w) {
+      w = (w || "").replace(/^[\s\d.、一二三四五六七八九十()（）]+/, "").trim();
+      var f = fold(w);
+      if (f.length >= 2 && f.length <= 12 && !words[f]) words[f] = w;
+    };
+    idx.pages.forEach(function (p) { add(p.title); p.tags.forEach(add); });
+    idx.secs.forEach(function (s) { add(s.heading); });
+    idx.data.synonyms.forEach(function (g) { g.forEach(add); });
+    vocab = Object.keys(words).map(function (f) { return { f: f, w: words[f], grams: grams(f) }; });
+    return vocab;
+  }
+
+  function grams(f) {
+    var g = {};
+    for (var i = 0; i < f.length; i++) { g[f[i]] = 1; if (i + 1 < f.length) g[f.substr(i, 2)] = 2; }
+    return g;
+  }
+
+  /* The closest vocabulary words to the query: Dice overlap of characters and bigrams. */
+  function suggest(groups) {
+    var qf = groups.map(function (g) { return g[0]; }).join(""), qg = grams(qf);
+    var qn = Object.keys(qg).length;
+    return vocabulary().map(function (v) {
+      var common = 0, keys = Object.keys(v.grams);
+      keys.forEach(function (k) { if (qg[k]) common += v.grams[k]; });
+      return { w: v.w, s: (2 * common) / (qn + keys.length) };
+    }).filter(function (x) { return x.s > 0; })
+      .sort(function (a, b) { return b.s - a.s || a.w.length - b.w.length; })
+      .slice(0, 5).map(function (x) { return x.w; });
+  }
+
+  /* ---------- UI ---------- */
+
+  var UI = {
+    results: "条结果", pages: "个页面", none: "没有找到与“{q}”相关的内容。",
+    didYouMean: "您是不是要找：", recent: "最近更新", all: "查看全部结果",
+    loading: "正在载入索引…", loadError: "搜索索引载入失败：请确认 assets/search-index.js 存在。",
+    any: "全部", department: "部门", category: "类别", audience: "适用对象", tag: "标签",
+    kinds: { procedure: "规程", faq: "知识库", notice: "公告" },
+    audiences: { staff: "员工", resident: "住户", both: "员工和住户" },
+  };
+  S.UI = UI;
+
+  function rootOf(el) { return (el && el.getAttribute("data-root")) || ""; }
+
+  function resultHtml(r, root, sections) {
+    var p = r.page, kind = UI.kinds[p.kind] || p.kind;
+    var head = '<span class="es-kind">' + escapeHtml(kind) + "</span>" +
+      (p.id ? '<span class="es-id">' + escapeHtml(p.id) + "</span>" : "") +
+      '<span class="es-title">' + escapeHtml(p.title) + "</span>";
+    return r.sections.slice(0, sections).map(function (s, i) {
+      return '<a class="es-hit' + (i ? " es-sub" : "") + '" role="option" href="' + escapeHtml(root + s.url) + '">' +
+        (i ? "" : '<span class="es-head">' + head + "</span>") +
+        (s.heading ? '<span class="es-section">' + (s.headingHtml || escapeHtml(s.heading)) + "</span>" : "") +
+        '<span class="es-snippet">' + s.snippet + "</span>" +
+        (i === 0 && p.date && r.sections.length && !s.hits.length ? '<span class="es-date">' + escapeHtml(p.date) + "</span>" : "") +
+        "</a>";
+    }).join("");
+  }
+
+  function suggestionsHtml(out, href) {
+    var html = '<p class="es-none">' + escapeHtml(UI.none.replace("{q}", out.query)) + "</p>";
+    if (out.suggestions.length) {
+      html += '<p class="es-suggest">' + UI.didYouMean + out.suggestions.map(function (w) {
+        return '<a class="es-suggestion" href="' + escapeHtml(href(w)) + '">' + escapeHtml(w) + "</a>";
+      }).join("、") + "</p>";
+    }
+    return html;
+  }
+
+  function markFirstQuery() {
+    if (S.firstQueryAt === undefined) S.firstQueryAt = performance.now();
+  }
+
+  /* The drop-down under a header search box. */
+  function initBox(form) {
+    var input = form.querySelector("input[name=q]"), list = form.querySelector(".es-dropdown");
+    var root = rootOf(form), active = -1;
+    var searchUrl = function (q) { return root + "search.html?q=" + encodeURIComponent(q); };
+    function items() { return list.querySelectorAll("a.es-hit"); }
+    function setActive(i) {
+      var all = items();
+      if (!all.length) return;
+      active = (i + all.length) % all.length;
+      all.forEach(function (a, k) { a.classList.toggle("es-active", k === active); a.setAttribute("aria-selected", k === active); });
+      all[active].scrollIntoView({ block: "nearest" });
+    }
+    function close() { list.hidden = true; input.setAttribute("aria-expanded", "false"); active = -1; }
+    function render() {
+      var q = input.value;
+      if (!q.trim()) { close(); return; }
+      if (!idx) { list.innerHTML = '<p class="es-none">' + (S.loadError ? UI.loadError : UI.loading) + "</p>"; list.hidden = false; return; }
+      var out = S.search(q, { limit: 8, sections: 1, width: 70 });
+      list.innerHTML = out.results.length
+        ? out.results.map(function (r) { return resultHtml(r, root, 1); }).join("") +
+          '<a class="es-all" href="' + escapeHtml(searchUrl(q)) + '">' + UI.all + "</a>"
+        : suggestionsHtml(out, searchUrl);
+      list.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+      active = -1;
+      markFirstQuery();
+    }
+    input.addEventListener("focus", function () { S.load(root, render); });
+    input.addEventListener("input", function () { S.load(root, render); render(); });
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "ArrowDown") { e.preventDefault(); setActive(active + 1); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); setActive(active - 1); }
+      else if (e.key === "Escape") { close(); }
+      else if (e.key === "Enter" && active >= 0) { e.preventDefault(); window.location.href = items()[active].href; }
+    });
+    document.addEventListener("click", function (e) { if (!form.contains(e.target)) close(); });
+  }
+
+  function params() {
+    var out = {};
+    (window.location.search || "").replace(/^\?/, "").split("&").forEach(function (kv) {
+      if (!kv) return;
+      var i = kv.indexOf("="), k = i < 0 ? kv : kv.slice(0, i), v = i < 0 ? "" : kv.slice(i + 1);
+      try { out[decodeURIComponent(k)] = decodeURIComponent(v.replace(/\+/g, " ")); } catch (err) { /* bad escape: ignore */ }
+    });
+    return out;
+  }
+
+  var FILTERS = ["department", "category", "audience", "tag"];
+
+  /* The search page: search.html?q=…&department=…, shareable. */
+  function initPage(box) {
+    var root = rootOf(box), input = box.querySelector("input[name=q]"), out = box.querySelector(".es-page-results");
+    var status = box.querySelector(".es-status"), p = params(), selects = {};
+    input.value = p.q || "";
+    FILTERS.forEach(function (name) { selects[name] = box.querySelector("select[name=" + name + "]"); });
+    function fillFilters() {
+      var values = { department: {}, category: {}, audience: {}, tag: {} };
+      idx.pages.forEach(function (pg) {
+        ["department", "category", "audience"].forEach(function (f) { if (pg[f]) values[f][pg[f]] = 1; });
+        pg.tags.forEach(function (t) { values.tag[t] = 1; });
+      });
+      FILTERS.forEach(function (f) {
+        var sel = selects[f];
+        if (!sel) return;
+        sel.innerHTML = '<option value="">' + UI.any + "</option>" + Object.keys(values[f]).sort().map(function (v) {
+          var label = f === "audience" ? UI.audiences[v] || v : v;
+          return '<option value="' + escapeHtml(v) + '">' + escapeHtml(label) + "</option>";
+        }).join("");
+        sel.value = p[f] || "";
+      });
+    }
+    function state() {
+      var f = {};
+      FILTERS.forEach(function (n) { if (selects[n] && selects[n].value) f[n] = selects[n].value; });
+      return f;
+    }
+    function pageUrl(q, f) {
+      var parts = ["q=" + encodeURIComponent(q)];
+      FILTERS.forEach(function (n) { if (f[n]) parts.push(n + "=" + encodeURIComponent(f[n])); });
+      return "search.html?" + parts.join("&");
+    }
+    function render() {
+      var q = input.value, f = state(), res = S.search(q, { filters: f, sections: 3 });
+      try { history.replaceState(null, "", pageUrl(q, f)); } catch (err) { /* file:// may refuse; the form still works */ }
+      if (res.recent) status.textContent = UI.recent;
+      else status.textContent = res.results.length ? res.results.length + " " + UI.pages : "";
+      out.innerHTML = res.results.length
+        ? res.results.map(function (r) { return '<li class="es-result">' + resultHtml(r, root, 3) + "</li>"; }).join("")
+        : suggestionsHtml(res, function (w) { return pageUrl(w, f); });
+      markFirstQuery();
+    }
+    status.textContent = UI.loading;
+    S.load(root, function () { fillFilters(); render(); });
+    window.addEventListener("load", function () { if (!idx) status.textContent = UI.loadError; });
+    input.addEventListener("input", function () { if (idx) render(); });
+    FILTERS.forEach(function (n) { if (selects[n]) selects[n].addEventListener("change", function () { if (idx) render(); }); });
+    box.querySelector("form").addEventListener("submit", function (e) { e.preventDefault(); if (idx) render(); });
+  }
+
+  /* On an opened page: mark the words the search matched (?h=a|b), from file:// as well. */
+  function highlightPage() {
+    var h = params().h;
+    if (!h) return;
+    var words = h.split("|").filter(function (w) { return w.trim(); });
+    var scope = document.querySelector("main") || document.body;
+    if (!words.length || !scope) return;
+    var walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT, {
+      acceptNode: function (node) {
+        return node.parentNode.closest("script,style,mark,form,textarea") ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT;
+      },
+    });
+    var nodes = [];
+    while (walker.nextNode()) nodes.push(walker.currentNode);
+    var count = 0;
+    nodes.forEach(function (node) {
+      var text = node.nodeValue, ranges = [];
+      words.forEach(function (w) {
+        for (var i = text.indexOf(w); i !== -1; i = text.indexOf(w, i + w.length)) ranges.push([i, i + w.length]);
+      });
+      if (!ranges.length) return;
+      ranges.sort(function (a, b) { return a[0] - b[0] || b[1] - a[1]; });
+      var frag = document.createDocumentFragment(), at = 0;
+      ranges.forEach(function (r) {
+        if (r[0] < at) return;
+        frag.appendChild(document.createTextNode(text.slice(at, r[0])));
+        var m = document.createElement("mark");
+        m.className = "es-mark";
+        m.textContent = text.slice(r[0], r[1]);
+        frag.appendChild(m);
+        at = r[1];
+        count++;
+      });
+      frag.appendChild(document.createTextNode(text.slice(at)));
+      node.parentNode.replaceChild(frag, node);
+    });
+    S.highlighted = count;
+  }
+
+  function init() {
+    var page = document.getElementById("es-page");
+    document.querySelectorAll("form.es-searchbox").forEach(initBox);
+    if (page) initPage(page);
+    highlightPage();
+    document.addEventListener("keydown", function (e) {
+      if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey) return;
+      var t = e.target, tag = t && t.tagName;
+      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (t && t.isContentEditable)) return;
+      var box = (page && page.querySelector("input[name=q]")) || document.querySelector("form.es-searchbox input[name=q]");
+      if (box) { e.preventDefault(); box.focus(); box.select(); }
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,216 @@
+"""Search in a real browser: headless Chromium types queries on a small site, from file:// and over HTTP."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import tomllib
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from estate.config import EstateConfig, EstateInfo
+from handbook.search import SearchDoc, build_index
+from render.i18n import translator
+from render.jinja import environment, render, static_files
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "data" / "search_fixture.toml"
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PAGE = """{% extends "base.html" %}{% block main %}<article><h1>{{ title }}</h1>
+{% for s in sections %}{% if s.heading %}<h2 id="{{ s.anchor }}">{{ s.heading }}</h2>{% endif %}<p>{{ s.text }}</p>
+{% endfor %}</article>{% endblock %}"""
+
+
+def fixture_pages() -> list[dict]:
+    """The hand-written pages of tests/data/search_fixture.toml."""
+    return tomllib.loads(FIXTURE.read_text(encoding="utf-8"))["page"]
+
+
+def fixture_docs() -> list[SearchDoc]:
+    """One SearchDoc per fixture section, as the builder would hand them over."""
+    docs = []
+    for p in fixture_pages():
+        for s in p["section"]:
+            docs.append(SearchDoc(url=p["url"] + (f"#{s['anchor']}" if s["anchor"] else ""), title=p["title"],
+                                  section=s["heading"], text=s["text"], kind=p["kind"], id=p["id"],
+                                  department=p.get("department", ""), category=p.get("category", ""),
+                                  audience=p["audience"], tags=tuple(p.get("tags", ())), date=p["date"]))
+    return docs
+
+
+def config() -> EstateConfig:
+    """A config whose root is the repository, so the estate's real synonyms file is used."""
+    return EstateConfig(estate=EstateInfo(name="测试花园"), root=REPO)
+
+
+def context(path: str, title: str) -> dict:
+    """The base template's context, as handbook/pages.py builds it."""
+    return {"tree": "staff", "root": "../" * path.count("/"), "path": path, "title": title, "crumbs": [],
+            "language": "zh-Hans", "today": "2026-05-01",
+            "estate": {"name": "测试花园", "office": "测试花园管理处", "phone": "", "emergency_phone": "", "address": ""}}
+
+
+def write_site(out: Path, docs: list[SearchDoc] | None = None) -> Path:
+    """Write the fixture site (pages, search page, assets, index) into OUT; return OUT."""
+    for rel, data in static_files().items():
+        (out / "assets" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / "assets" / rel).write_bytes(data)
+    for rel, text in build_index(docs or fixture_docs(), config()).items():
+        (out / rel).write_text(text, encoding="utf-8")
+    t = translator("zh-Hans")
+    for p in fixture_pages():
+        html = environment().from_string(PAGE).render({**context(p["url"], p["title"]), "t": t,
+                                                         "sections": p["section"]})
+        (out / p["url"]).parent.mkdir(parents=True, exist_ok=True)
+        (out / p["url"]).write_text(html, encoding="utf-8")
+    (out / "index.html").write_text(environment().from_string(PAGE).render(
+        {**context("index.html", "首页"), "t": t, "sections": []}), encoding="utf-8")
+    (out / "search.html").write_text(render("search.html", context("search.html", "搜索")), encoding="utf-8")
+    return out
+
+
+@functools.cache
+def _playwright():
+    from playwright.sync_api import sync_playwright
+
+    return sync_playwright().start()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pw = _playwright()
+    b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    return write_site(tmp_path_factory.mktemp("search-site"))
+
+
+@pytest.fixture(scope="module")
+def http_root(site):
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(params=["file", "http"])
+def base_url(request, site) -> str:
+    """The site's root URL, from file:// and over HTTP on 127.0.0.1."""
+    if request.param == "file":
+        return site.as_uri() + "/"
+    return request.getfixturevalue("http_root")
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1100, "height": 800})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def shot(pg, name: str) -> None:
+    """Save a screenshot under tests/artifacts/ for a human to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"search-{name}.png"), full_page=True)
+
+
+def dropdown_titles(pg) -> list[str]:
+    return pg.locator("#es-dropdown a.es-hit .es-title").all_inner_texts()
+
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.mark.parametrize(("query", "expected_title", "marked"), [
+    ("交接班", "值班与交接班规程", "交接班"),
+    ("交接班", "值班与交接班规程", "交接班"),
+    ("投诉", "客戶投訴處理程序", "投訴"),        # Simplified query, Traditional page
+    ("回访", "客戶投訴處理程序", "回訪"),
+    ("維修", "报修受理与派工规程", "维修"),      # Traditional query, Simplified page
+    ("a座1502", "报修受理与派工规程", "A座1502"),
+    ("ＷＯ－２０２６", "报修受理与派工规程", "WO-2026"),
+    ("abc123", "报修受理与派工规程", "ＡＢＣ１２３"),
+])
+def test_dropdown_finds_and_marks(page, base_url, query, expected_title, marked):
+    page.goto(base_url + "procedures/cs-sop-003.html")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "es-q"
+    page.keyboard.type(query)
+    page.wait_for_selector("#es-dropdown a.es-hit")
+    assert dropdown_titles(page)[0] == expected_title
+    marks = page.locator("#es-dropdown a.es-hit").first.locator("mark").all_inner_texts()
+    assert marked in "".join(marks)
+    if query == "投诉":
+        shot(page, "dropdown-cross-script")
+
+
+def test_keyboard_opens_section_and_page_highlights(page, base_url):
+    page.goto(base_url + "index.html")
+    page.keyboard.press("/")
+    page.keyboard.type("回访")
+    page.wait_for_selector("#es-dropdown a.es-hit")
+    page.keyboard.press("ArrowDown")
+    assert "es-active" in (page.locator("#es-dropdown a.es-hit").first.get_attribute("class") or "")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/cs-sop-010.html?h=*#*")
+    assert page.url.endswith("#" + quote("二回訪"))
+    page.wait_for_selector("main mark.es-mark")
+    assert "回訪" in page.locator("main mark.es-mark").all_inner_texts()
+    shot(page, "opened-page-highlight")
+
+
+def test_search_page_is_shareable_and_filters(page, base_url):
+    page.goto(base_url + "search.html?q=" + quote("记录"))
+    page.wait_for_selector(".es-page-results .es-result")
+    titles = page.locator(".es-page-results .es-title").all_inner_texts()
+    assert titles[0] == "值班与交接班规程"
+    assert "客戶投訴處理程序" in titles          # 記錄 in Traditional text
+    page.select_option("select[name=department]", "工程部")
+    page.wait_for_function("document.querySelectorAll('.es-page-results .es-result').length === 0")
+    assert page.locator(".es-none").inner_text().startswith("没有找到")
+    shot(page, "search-page-filter")
+
+
+def test_empty_query_lists_recent_changes(page, base_url):
+    page.goto(base_url + "search.html")
+    page.wait_for_selector(".es-page-results .es-result")
+    assert page.locator(".es-status").inner_text() == "最近更新"
+    dates = page.locator(".es-page-results .es-date").all_inner_texts()
+    assert dates == sorted(dates, reverse=True) and dates[0] == "2026-04-02"
+
+
+def test_no_results_suggests_terms(page, base_url):
+    page.goto(base_url + "search.html?q=" + quote("交接手续"))
+    page.wait_for_selector(".es-none")
+    suggestions = page.locator(".es-suggestion").all_inner_texts()
+    assert "交接班" in suggestions or "4.3 交接班" in suggestions
+    shot(page, "no-results")
+
+
+def test_synonym_finds_burst_pipe(page, base_url):
+    page.goto(base_url + "search.html?q=" + quote("水管爆了"))
+    page.wait_for_selector(".es-page-results .es-result")
+    first = page.locator(".es-page-results .es-result").first
+    assert first.locator(".es-section").first.inner_text() == "紧急维修"
+    assert "水管爆裂" in first.locator("mark").all_inner_texts()
