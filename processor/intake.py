@@ -1,0 +1,342 @@
+"""Intake: list the inbox, read the complete files, decide each form, journal, then move the files.
+
+One pass, top to bottom:
+  list      *.json in the inbox, skipping *.tmp, hidden files and files still being written
+  read      parse each file into a Form or a Rejection (processor/forms.py)
+  order     by submitted_at, then arrival (mtime, name)
+  decide    duplicate / conflict / engine outcome, staged in the store batch by batch
+  commit    the batch's journal records are fsync'd (store.commit)
+  move      only then does a file leave the inbox: accepted and duplicates to var/archive/YYYY-MM/,
+            rejected to var/rejected/ with NAME.error.json beside it; photos named in a form go with it
+
+Nothing is ever deleted and nothing overwritten: archive + rejected = everything dropped.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from estate.config import EstateConfig, ProcessorConfig
+from processor.models import Form, Outcome, Problem, Rejection, Tickets
+from processor.store import Store, dumps, file_digest, fsync_dir
+
+log = logging.getLogger(__name__)
+
+Parse = Callable[[bytes, str, ProcessorConfig, Any], "Form | Rejection"]
+ApplyForm = Callable[[Form, Tickets, Any, datetime], Outcome]
+
+ARCHIVE = "archive"
+REJECTED = "rejected"
+DUPLICATES = "duplicates"      # inside the month's archive folder: copies of forms already processed
+INTAKE_LOG = "intake.jsonl"    # one line per file handled: what became of it (for people, not for replay)
+COUNTERS = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "rejected"}
+
+
+@dataclass
+class PassSummary:
+    """What one pass over the inbox did."""
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    waiting: int = 0           # files left for the next pass (still being written)
+
+    @property
+    def handled(self) -> int:
+        return self.accepted + self.rejected + self.duplicates
+
+    def line(self) -> str:
+        """The summary line logged after each pass."""
+        return f"已处理 {self.handled} 份：受理 {self.accepted}，驳回 {self.rejected}，重复 {self.duplicates}"
+
+    def add(self, other: PassSummary) -> None:
+        """Add OTHER's counts into this one."""
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.duplicates += other.duplicates
+        self.waiting = other.waiting
+
+
+@dataclass
+class Dropped:
+    """One file taken from the inbox, read and parsed."""
+
+    path: Path
+    mtime_ns: int
+    raw_sha: str
+    result: Form | Rejection
+    data: Any = None           # the decoded JSON if it decoded (to find photos of a rejected form)
+
+    @property
+    def order(self) -> tuple[int, float, int, str]:
+        """Sort key: forms by submitted_at, then arrival; unreadable files after them."""
+        if isinstance(self.result, Form):
+            return (0, self.result.submitted_at.timestamp(), self.mtime_ns, self.path.name)
+        return (1, 0.0, self.mtime_ns, self.path.name)
+
+
+@dataclass
+class _Move:
+    """A decided file waiting for its batch's journal fsync before it moves."""
+
+    item: Dropped
+    kind: str                                  # accepted, duplicate, rejected
+    dest: Path
+    photos: dict[str, Path] = field(default_factory=dict)
+    rejection: Rejection | None = None
+
+
+class Intake:
+    """Turn the inbox's files into journaled forms and moved files."""
+
+    def __init__(self, config: EstateConfig, store: Store, policy: Any, clock: Callable[[], datetime],
+                 parse: Parse, apply: ApplyForm):
+        self.config = config
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.parse = parse
+        self.apply = apply
+        self.inbox = config.path(config.processor.inbox_dir)
+        self.var = config.path(config.processor.var_dir)
+        self._seen: dict[str, tuple[int, int]] = {}      # waiting file -> (size, mtime_ns) at the last pass
+        self._reserved: set[Path] = set()
+
+    # listing
+
+    def pending(self, complete: Iterable[str] = ()) -> tuple[list[Path], int]:
+        """Return the inbox files ready to read (oldest first) and how many are still being written.
+
+        A file is ready when its size and mtime have not changed for settle_seconds, or when a
+        watch event says it was renamed into place (the writer's "done" signal).
+        """
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        settle = self.config.processor.settle_seconds
+        done = set(complete)
+        ready: list[tuple[int, str, Path]] = []
+        waiting = 0
+        seen: dict[str, tuple[int, int]] = {}
+        now = time.time_ns()
+        for entry in os.scandir(self.inbox):
+            name = entry.name
+            if name.startswith(".") or not name.lower().endswith(".json") or not entry.is_file():
+                continue
+            st = entry.stat()
+            mark = (st.st_size, st.st_mtime_ns)
+            changed = name in self._seen and self._seen[name] != mark
+            young = now - st.st_mtime_ns < settle * 1e9
+            if name not in done and (changed or young):
+                seen[name] = mark       # remembered only while waiting: a later file may reuse the name
+                waiting += 1
+                continue
+            ready.append((st.st_mtime_ns, name, Path(entry.path)))
+        self._seen = seen
+        return [p for _, _, p in sorted(ready)], waiting
+
+    # one pass
+
+    def run_pass(self, complete: Iterable[str] = ()) -> PassSummary:
+        """Process every ready file in the inbox; return the counts."""
+        paths, waiting = self.pending(complete)
+        summary = PassSummary(waiting=waiting)
+        items = [d for d in (self._read(p) for p in paths) if d is not None]
+        items.sort(key=lambda d: d.order)
+        size = max(1, self.config.processor.batch_size)
+        for start in range(0, len(items), size):
+            summary.add(self._batch(items[start:start + size]))
+            summary.waiting = waiting
+        if summary.handled:
+            log.info(summary.line())
+        return summary
+
+    def _read(self, path: Path) -> Dropped | None:
+        limit = self.config.processor.max_form_bytes
+        try:
+            with path.open("rb") as fh:
+                raw = fh.read(limit + 1)     # enough to tell an oversized file, never the whole of a huge one
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None                      # taken away by its writer between listing and reading
+        except OSError as exc:
+            log.error("%s: 无法读取，下次再试: %s", path, exc)
+            return None
+        result = self.parse(raw, path.name, self.config.processor, self.policy)
+        return Dropped(path, mtime, file_digest(raw), result, _loose_json(raw))
+
+    def _batch(self, items: list[Dropped]) -> PassSummary:
+        """Decide a batch, journal it with one fsync, then move its files."""
+        now = self.clock()
+        moves = [self._decide(item, now) for item in items]
+        try:
+            self.store.commit()
+        finally:
+            self._reserved.clear()
+        summary = PassSummary()
+        for move in moves:
+            self._move(move, now)
+            counter = COUNTERS[move.kind]
+            setattr(summary, counter, getattr(summary, counter) + 1)
+        self._sync_dirs(moves)
+        self.store.maybe_snapshot()
+        return summary
+
+    def _decide(self, item: Dropped, now: datetime) -> _Move:
+        """Stage ITEM's form in the store or decide it is a duplicate or a rejection."""
+        result = item.result
+        if isinstance(result, Rejection):
+            return self._rejected(item, result)
+        known = self.store.known(result.id)
+        if known == result.digest:
+            return _Move(item, "duplicate", self._free(self._month(now) / DUPLICATES, item.path.name),
+                         self._photos(item, self._month(now) / DUPLICATES))
+        if known is not None:
+            return self._rejected(item, conflict(result))
+        outcome = self.apply(result, self.store, self.policy, now)
+        if outcome.rejection is not None:
+            return self._rejected(item, outcome.rejection)
+        for message in outcome.messages:
+            log.info("%s: %s", item.path.name, message)
+        month = self._month(now)
+        move = _Move(item, "accepted", self._free(month, item.path.name), self._photos(item, month))
+        self.store.stage(result, outcome, now, file_sha256=item.raw_sha, dest=self._rel(move.dest),
+                         photos={k: self._rel(v) for k, v in move.photos.items()})
+        return move
+
+    def _rejected(self, item: Dropped, rejection: Rejection) -> _Move:
+        folder = self.var / REJECTED
+        return _Move(item, "rejected", self._free(folder, item.path.name), self._photos(item, folder), rejection)
+
+    def _month(self, now: datetime) -> Path:
+        return self.var / ARCHIVE / now.strftime("%Y-%m")
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.var).as_posix()
+
+    def _photos(self, item: Dropped, folder: Path) -> dict[str, Path]:
+        """Choose destinations for the photos ITEM names that lie beside it in the inbox."""
+        return {name: self._free(folder, name) for name in photo_names(item.data) if (self.inbox / name).is_file()}
+
+    def _free(self, folder: Path, name: str) -> Path:
+        """A path in FOLDER for NAME that clashes with no file and no other choice of this batch."""
+        stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+        candidate, n = folder / name, 0
+        while candidate in self._reserved or candidate.exists():
+            n += 1
+            candidate = folder / (f"{stem}-{n}{dot}{ext}")
+        self._reserved.add(candidate)
+        return candidate
+
+    # moving
+
+    def _move(self, move: _Move, now: datetime) -> None:
+        """Move a decided file (photos first, the form last: its presence in the inbox means 'not done')."""
+        if move.rejection is not None:
+            error = move.dest.with_name(move.dest.name.removesuffix(".json") + ".error.json")
+            body = {**move.rejection.to_dict(), "rejected_at": now.isoformat(), "moved_to": move.dest.name}
+            _write_atomic(error, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
+        for name, dest in move.photos.items():
+            move_file(self.inbox / name, dest)
+        move_file(move.item.path, move.dest)
+        self._log(move, now)
+
+    def _log(self, move: _Move, now: datetime) -> None:
+        result = move.item.result
+        entry = {"at": now.isoformat(), "file": move.item.path.name, "result": move.kind,
+                 "form_id": result.id if isinstance(result, Form) else result.form_id,
+                 "moved_to": self._rel(move.dest)}
+        with (self.var / INTAKE_LOG).open("a", encoding="utf-8") as fh:
+            fh.write(dumps(entry) + "\n")
+        if move.kind != "accepted":
+            log.info("%s → %s（%s）", move.item.path.name, self._rel(move.dest),
+                     "重复" if move.kind == "duplicate" else "驳回")
+
+    def _sync_dirs(self, moves: list[_Move]) -> None:
+        """Make the batch's moves durable before a snapshot can claim them done."""
+        if not moves:
+            return
+        for folder in {m.dest.parent for m in moves} | {self.inbox}:
+            fsync_dir(folder)
+
+    # crash recovery
+
+    def recover(self, records: list[dict[str, Any]]) -> int:
+        """Finish the moves of journaled forms whose files a crash left in the inbox; return how many."""
+        finished = 0
+        for rec in records:
+            src = self.inbox / rec.get("source", "")
+            dest = self.var / rec["dest"] if rec.get("dest") else None
+            if dest is None or not src.is_file() or dest.exists():
+                continue
+            if file_digest(src.read_bytes()) != rec.get("file_sha256"):
+                continue
+            for name, rel in rec.get("photos", {}).items():
+                if (self.inbox / name).is_file() and not (self.var / rel).exists():
+                    move_file(self.inbox / name, self.var / rel)
+            move_file(src, dest)
+            finished += 1
+            log.warning("%s：上次中断于日志写入之后，已补完移动到 %s", src.name, rec["dest"])
+        if finished:
+            fsync_dir(self.inbox)
+        return finished
+
+
+def conflict(form: Form) -> Rejection:
+    """The rejection for a form whose id was already processed with different content."""
+    return Rejection(form.source, (Problem(
+        "id",
+        f"表单编号 {form.id} 已经受理过，但这份内容不同（编号冲突）；请换一个新编号重新提交",
+        f"form id {form.id} was already processed with different content (conflict); resubmit with a new id",
+    ),), form.id)
+
+
+def photo_names(data: Any) -> list[str]:
+    """The plain file names listed under "photos" (names with a path in them are never touched)."""
+    photos = data.get("photos") if isinstance(data, dict) else None
+    if not isinstance(photos, list):
+        return []
+    return [p for p in photos if isinstance(p, str) and p and "/" not in p and "\\" not in p
+            and p not in (".", "..") and not p.startswith(".")]
+
+
+def move_file(src: Path, dest: Path) -> None:
+    """Move SRC to DEST, never over an existing file; copy and fsync across file systems."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        raise FileExistsError(f"{dest}: 目标已存在，不覆盖")
+    try:
+        os.rename(src, dest)         # atomic: a crash leaves the file in exactly one place
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:     # the inbox on another file system: copy, fsync, then unlink
+            raise
+        shutil.copy2(src, dest)
+        with dest.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.unlink(src)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _loose_json(raw: bytes) -> Any:
+    """Decode RAW as JSON if it decodes at all (to find a rejected form's photos); else None."""
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None

@@ -1,0 +1,234 @@
+"""Intake: which files are read, in what order, and where every one of them ends up."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from estate.config import load_config
+from estate.policy import load_policy
+from processor.forms import parse_form
+from processor.intake import Intake
+from processor.store import JOURNAL, Store
+
+sys.path.insert(0, str(Path(__file__).parent / "data" / "processor"))
+try:
+    from processor.engine import apply_form
+except ImportError:
+    from fake_engine import apply_form
+
+REPO = Path(__file__).parents[1]
+TZ = timezone(timedelta(hours=8))
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=TZ)
+
+
+def make_root(tmp_path: Path) -> Path:
+    """An estate root with the example estate's config and policy, and empty inbox/var."""
+    root = tmp_path / "estate"
+    (root / "content").mkdir(parents=True)
+    for name in ("estate.toml", "policy.toml"):
+        shutil.copy(REPO / "content" / name, root / "content" / name)
+    (root / "inbox").mkdir()
+    return root
+
+
+def repair(n: int, *, minutes: int = 0, **extra) -> dict:
+    return {"form": "repair", "id": f"R-{n:08d}", "submitted_at": (NOW + timedelta(minutes=minutes)).isoformat(),
+            "channel": "counter", "staff": "李前台",
+            "resident": {"name": "王阿姨", "phone": "13800000000", "building": "3栋", "unit": "2单元",
+                         "room": f"{1500 + n}"},
+            "category": "door_window", "description": f"卧室窗户关不上（{n}）", **extra}
+
+
+def drop(root: Path, name: str, body: dict | bytes, *, age: float = 5.0) -> Path:
+    """Put a file in the inbox as a finished writer would (tmp + rename), AGE seconds old."""
+    path = root / "inbox" / name
+    tmp = path.with_name(name + ".tmp")
+    tmp.write_bytes(body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8"))
+    os.replace(tmp, path)
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
+class Desk:
+    """A store and an intake over one estate root."""
+
+    def __init__(self, root: Path, **processor):
+        config = load_config(root)
+        if processor:
+            config = replace(config, processor=replace(config.processor, **processor))
+        self.root, self.config = root, config
+        self.policy = load_policy(config.path(config.processor.policy_file))
+        self.store = Store(root / "var", lambda f, t, now: apply_form(f, t, self.policy, now))
+        self.report = self.store.open()
+        self.intake = Intake(config, self.store, self.policy, lambda: NOW, parse_form, apply_form)
+
+    def run(self, complete=()):
+        return self.intake.run_pass(complete)
+
+    def close(self):
+        self.store.close()
+
+
+@pytest.fixture
+def root(tmp_path):
+    return make_root(tmp_path)
+
+
+@pytest.fixture
+def desk(root):
+    d = Desk(root)
+    yield d
+    d.close()
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def journal_ids(root: Path) -> list[str]:
+    path = root / "var" / JOURNAL
+    return [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def test_an_accepted_form_is_journaled_then_archived_with_its_photo(desk, root):
+    drop(root, "a.json", repair(1, photos=["leak.jpg"]))
+    (root / "inbox" / "leak.jpg").write_bytes(b"\xff\xd8 photo")
+    (root / "inbox" / "stray.jpg").write_bytes(b"not named by any form")
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected, summary.duplicates) == (1, 0, 0)
+    assert summary.line() == "已处理 1 份：受理 1，驳回 0，重复 0"
+    assert files(root / "inbox") == ["stray.jpg"]
+    assert files(root / "var" / "archive") == ["2026-11/a.json", "2026-11/leak.jpg"]
+    record = json.loads((root / "var" / JOURNAL).read_text(encoding="utf-8"))
+    assert record["id"] == "R-00000001" and record["dest"] == "archive/2026-11/a.json"
+    assert record["photos"] == {"leak.jpg": "archive/2026-11/leak.jpg"}
+    assert [t["form_id"] for t in desk.store.tickets()] == ["R-00000001"]
+
+
+def test_a_bad_file_goes_to_rejected_with_a_bilingual_error_beside_it(desk, root):
+    drop(root, "broken.json", b'{"form": "repair", "id": ')
+    bad = repair(2)
+    del bad["resident"]["phone"]
+    drop(root, "nophone.json", bad)
+    summary = desk.run()
+    assert summary.rejected == 2 and summary.accepted == 0
+    assert files(root / "var" / "rejected") == ["broken.error.json", "broken.json", "nophone.error.json",
+                                               "nophone.json"]
+    error = json.loads((root / "var" / "rejected" / "nophone.error.json").read_text(encoding="utf-8"))
+    assert error["file"] == "nophone.json" and error["form_id"] == "R-00000002"
+    assert any("phone" in p["field"] and p["zh"] and p["en"] for p in error["problems"])
+    assert journal_ids(root) == []
+
+
+def test_the_same_form_twice_is_one_ticket_and_an_archived_duplicate(desk, root):
+    drop(root, "first.json", repair(3))
+    desk.run()
+    drop(root, "again.json", repair(3))
+    summary = desk.run()
+    assert summary.duplicates == 1
+    assert files(root / "var" / "archive") == ["2026-11/duplicates/again.json", "2026-11/first.json"]
+    assert journal_ids(root) == ["R-00000003"]
+    assert len(list(desk.store.tickets())) == 1
+
+
+def test_the_same_id_with_other_content_is_rejected_as_a_conflict(desk, root):
+    drop(root, "first.json", repair(4))
+    drop(root, "changed.json", repair(4, description="其实是门锁坏了"), age=4)
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    error = json.loads((root / "var" / "rejected" / "changed.error.json").read_text(encoding="utf-8"))
+    assert error["problems"][0]["field"] == "id" and "冲突" in error["problems"][0]["zh"]
+    assert journal_ids(root) == ["R-00000004"]
+
+
+def test_names_that_clash_get_a_suffix_and_nothing_is_overwritten(desk, root):
+    for n in (5, 6, 7):
+        drop(root, "form.json", repair(n))
+        desk.run()
+    assert files(root / "var" / "archive") == ["2026-11/form-1.json", "2026-11/form-2.json", "2026-11/form.json"]
+    ids = {json.loads((root / "var" / "archive" / "2026-11" / f).read_text(encoding="utf-8"))["id"]
+           for f in ("form.json", "form-1.json", "form-2.json")}
+    assert ids == {"R-00000005", "R-00000006", "R-00000007"}
+
+
+def test_forms_are_applied_in_submitted_at_order_not_file_order(desk, root):
+    drop(root, "a-late.json", repair(8, minutes=30), age=9)
+    drop(root, "b-early.json", repair(9, minutes=1), age=5)
+    desk.run()
+    assert journal_ids(root) == ["R-00000009", "R-00000008"]
+    numbers = {t["form_id"]: t["number"] for t in desk.store.tickets()}
+    assert numbers["R-00000009"] < numbers["R-00000008"]
+
+
+def test_tmp_files_and_files_still_being_written_wait_for_a_later_pass(desk, root):
+    (root / "inbox" / "coming.json.tmp").write_text("{", encoding="utf-8")
+    drop(root, "fresh.json", repair(10), age=0)
+    summary = desk.run()
+    assert summary.handled == 0 and summary.waiting == 1
+    assert desk.run(complete={"fresh.json"}).accepted == 1     # a rename event says it is complete
+    assert files(root / "inbox") == ["coming.json.tmp"]
+
+
+def test_a_file_that_keeps_growing_is_not_read_until_it_settles(root):
+    desk = Desk(root, settle_seconds=0.3)
+    path = root / "inbox" / "slow.json"
+    body = json.dumps(repair(11), ensure_ascii=False).encode("utf-8")
+    for start in range(0, len(body), 100):
+        with path.open("ab") as fh:
+            fh.write(body[start:start + 100])
+        assert desk.run().waiting == 1
+    time.sleep(0.35)
+    assert desk.run().accepted == 1
+    assert files(root / "var") and not (root / "var" / "rejected").exists()
+    desk.close()
+
+
+def test_an_update_for_a_missing_ticket_is_rejected_and_a_real_one_applies(desk, root):
+    drop(root, "open.json", repair(12))
+    desk.run()
+    number = next(desk.store.tickets())["number"]
+    update = {"form": "update", "id": "U-00000001", "submitted_at": (NOW + timedelta(minutes=2)).isoformat(),
+              "staff": "李前台", "action": "acknowledge"}
+    drop(root, "ack.json", {**update, "ticket": number})
+    drop(root, "ghost.json", {**update, "id": "U-00000002", "ticket": "WO-20261122-0999"})
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert desk.store.get(number).state == "acknowledged"
+    assert files(root / "var" / "rejected") == ["ghost.error.json", "ghost.json"]
+
+
+def test_a_crash_after_the_journal_write_is_finished_on_restart_not_counted_twice(root):
+    desk = Desk(root)
+    drop(root, "crash.json", repair(13, photos=["p.jpg"]))
+    (root / "inbox" / "p.jpg").write_bytes(b"photo")
+    items = [desk.intake._read(p) for p in desk.intake.pending()[0]]
+    desk.intake._decide(items[0], NOW)
+    desk.store.commit()                  # journaled ... and then the power went out before the move
+    desk.store.close(snapshot=False)
+    assert files(root / "inbox") == ["crash.json", "p.jpg"]
+    again = Desk(root)
+    assert again.intake.recover(again.report.replayed) == 1
+    assert files(root / "inbox") == []
+    assert files(root / "var" / "archive") == ["2026-11/crash.json", "2026-11/p.jpg"]
+    assert again.run().handled == 0
+    assert journal_ids(root) == ["R-00000013"]
+    again.close()
+
+
+def test_batches_share_one_fsync_and_all_forms_land(root):
+    desk = Desk(root, batch_size=4)
+    for n in range(10):
+        drop(root, f"f{n}.json", repair(20 + n, minutes=n))
+    assert desk.run().accepted == 10
+    assert len(journal_ids(root)) == 10 and len(list(desk.store.tickets())) == 10
+    desk.close()
