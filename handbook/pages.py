@@ -97,6 +97,10 @@ class Views:
             "badges": status(p, self.today, self.config.build.review_warning_days),
         }
 
+    def record_href(self, from_path: str, record: str) -> str:
+        """Records are listed on a staff page only; the public tree shows the name without a link."""
+        return href(from_path, url(self.tree, "records")) + "#" + slugify(record) if self.tree == STAFF else ""
+
     def body(self, html: str, source_rel: str, from_path: str) -> str:
         """Resolve cross-links for this tree; in the public tree, links to staff-only pages become text."""
 
@@ -150,7 +154,7 @@ class Views:
         ctx.update(
             proc=self.summary(p, path),
             tags=[{"name": t, "href": href(path, url(self.tree, "tag", t))} for t in p.tags],
-            records=[{"name": r, "href": href(path, url(self.tree, "records")) + "#" + slugify(r)} for r in p.records],
+            records=[{"name": r, "href": self.record_href(path, r)} for r in p.records],
             toc=[{"level": h.level, "text": h.text, "anchor": h.anchor} for h in p.headings if h.level <= 3],
             html=self.body(p.html, p.source.rel, path),
             prev=self.summary(prev, path) if prev else None,

@@ -21,10 +21,14 @@ from render.markdown import find_links, render_markdown
 
 log = logging.getLogger(__name__)
 
-try:  # libyaml is ~10x faster; PyYAML's wheels ship it, but a source build may not
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster, when the wheel has it
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Safe YAML, but dates stay text so a bad one (2026-13-45) is our message, not a crash."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 
 ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*$")
 NOTICE_CATEGORIES = ("outage", "works", "activity", "fees", "policy", "general")
@@ -106,6 +110,9 @@ def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], 
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 1
         problems.add(line, f"前置元数据 YAML 语法错误 (YAML syntax error): {getattr(exc, 'problem', exc)}")
+        return None
+    except (ValueError, TypeError) as exc:  # a value YAML parsed but could not construct
+        problems.add(2, f"前置元数据无法读取 (unreadable front matter): {exc}")
         return None
     if not isinstance(data, dict) or node is None:
         problems.add(2, "前置元数据必须是“键: 值”的映射 (front matter must be a mapping)")

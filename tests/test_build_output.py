@@ -1,0 +1,205 @@
+"""What the builder writes: golden pages, links that resolve offline, two separate trees, incremental rebuilds.
+
+Regenerate the golden pages on purpose with:  UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_build_output.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from estate.config import load_config
+from handbook.build import build
+from tests.conftest import TODAY
+
+EXPECTED = Path(__file__).parent / "expected" / "mini"
+GOLDEN = [
+    "index.html", "staff/index.html", "staff/procedures/t-001.html", "staff/procedures/t-000.html",
+    "staff/procedures/t-002.html", "staff/changes.html", "staff/records.html", "staff/tags/值班.html",
+    "staff/notices/n-001.html", "public/index.html", "public/guides/t-002.html", "public/notices/n-001.html",
+    "public/changes.html",
+]
+
+
+@pytest.mark.parametrize("page", GOLDEN)
+def test_golden_page(mini_site: Path, page: str) -> None:
+    built = (mini_site / page).read_text(encoding="utf-8")
+    golden = EXPECTED / page
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(built, encoding="utf-8")
+    assert built == golden.read_text(encoding="utf-8"), f"{page} differs from tests/expected/mini/{page}"
+
+
+class _Refs(HTMLParser):
+    """Collects href/src values and element ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src") and value:
+                self.refs.append(value)
+            if name == "id" and value:
+                self.ids.add(value)
+
+
+def _parse(path: Path) -> _Refs:
+    parser = _Refs()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def _html_files(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+def test_every_link_resolves_to_a_file_and_anchor(mini_site: Path) -> None:
+    broken = []
+    for page in _html_files(mini_site):
+        for ref in _parse(page).refs:
+            parts = urlsplit(ref)
+            if parts.scheme or ref.startswith(("mailto:", "tel:", "javascript:")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if not target.is_file():
+                broken.append(f"{page.relative_to(mini_site)} → {ref}")
+            elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in _parse(target).ids:
+                broken.append(f"{page.relative_to(mini_site)} → {ref} (no such anchor)")
+    assert not broken
+
+
+def test_no_external_urls_in_assets_or_references(mini_site: Path) -> None:
+    external = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import\s+["']?https?:""")
+    offenders = [str(p.relative_to(mini_site)) for p in mini_site.rglob("*")
+                 if p.suffix in (".html", ".css", ".js") and external.search(p.read_text(encoding="utf-8"))]
+    assert not offenders
+
+
+def test_directory_links_point_at_index_html(mini_site: Path) -> None:
+    for page in _html_files(mini_site):
+        for ref in _parse(page).refs:
+            path = urlsplit(ref).path
+            assert not (path.endswith("/") or path in (".", "..")), f"{page}: {ref} needs index.html for file://"
+
+
+def test_public_tree_never_links_to_staff_or_shows_staff_content(mini_site: Path) -> None:
+    public = mini_site / "public"
+    for page in _html_files(public):
+        text = page.read_text(encoding="utf-8")
+        for ref in _parse(page).refs:
+            if not urlsplit(ref).scheme:
+                target = (page.parent / unquote(urlsplit(ref).path)).resolve()
+                assert public.resolve() in target.parents or target == public.resolve(), f"{page}: {ref}"
+        assert "T-001" not in text and "值班员须准时到岗" not in text, page  # a staff-only procedure
+    assert "值班员须准时到岗" not in (public / "assets/search-index.js").read_text(encoding="utf-8")
+
+
+def test_public_guide_unlinks_staff_only_procedures(mini_site: Path) -> None:
+    html = (mini_site / "public/guides/t-002.html").read_text(encoding="utf-8")
+    assert "值班安排见值班规程。" in html
+    staff = (mini_site / "staff/procedures/t-002.html").read_text(encoding="utf-8")
+    assert '<a href="t-001.html#交接班">值班规程</a>' in staff
+
+
+def test_superseded_version_is_kept_hidden_and_linked_from_successor(mini_site: Path) -> None:
+    home = (mini_site / "staff/index.html").read_text(encoding="utf-8")
+    assert "T-000" not in home and "T-001" in home
+    old = (mini_site / "staff/procedures/t-000.html").read_text(encoding="utf-8")
+    assert "本版本已被取代" in old and 'href="t-001.html"' in old
+    new = (mini_site / "staff/procedures/t-001.html").read_text(encoding="utf-8")
+    assert 'href="t-000.html"' in new
+    assert "T-000" in (mini_site / "staff/changes.html").read_text(encoding="utf-8")
+
+
+def test_badges_follow_the_dates(mini_site: Path) -> None:
+    overdue = (mini_site / "staff/procedures/t-001.html").read_text(encoding="utf-8")
+    upcoming = (mini_site / "staff/procedures/t-002.html").read_text(encoding="utf-8")
+    assert "badge--review_overdue" in overdue and "复审日期（2026-06-01）已过" in overdue
+    assert "badge--upcoming" in upcoming and "2027-03-01 起生效" in upcoming
+    assert "badge--upcoming" not in overdue
+
+
+def test_records_page_lists_each_record_with_its_procedures(mini_site: Path) -> None:
+    html = (mini_site / "staff/records.html").read_text(encoding="utf-8")
+    section = html.split('id="值班记录"')[1].split("</section>")[0]
+    assert "T-001" in section and "T-002" in section
+    assert "T-000" not in section  # superseded versions are not listed
+
+
+def _rebuild(root: Path) -> set[str]:
+    return set(build(load_config(root), root / "site", today=TODAY, workers=1).rendered)
+
+
+def test_incremental_rebuild_renders_only_what_depends_on_the_change(mini: Path) -> None:
+    first = _rebuild(mini)
+    assert "staff/procedures/t-001.html" in first
+    assert _rebuild(mini) == set()  # nothing changed, nothing rendered
+    body = mini / "procedures/guides/repair.md"
+    body.write_text(body.read_text(encoding="utf-8").replace("拨打客服电话。", "拨打客服电话或到前台。"), encoding="utf-8")
+    assert _rebuild(mini) == {"staff/procedures/t-002.html", "public/guides/t-002.html"}
+    body.write_text(body.read_text(encoding="utf-8").replace("title: 如何报修", "title: 业主如何报修"), encoding="utf-8")
+    changed = _rebuild(mini)
+    assert {"staff/index.html", "staff/changes.html", "staff/records.html", "staff/tags/报修.html",
+            "staff/procedures/t-002.html", "public/index.html", "staff/procedures/t-001.html"} <= changed
+    assert "staff/procedures/t-000.html" not in changed  # does not show T-002 at all
+
+
+def test_config_change_rebuilds_everything(mini: Path) -> None:
+    all_pages = _rebuild(mini)
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("测试花园管理处", "测试花园物业管理处"), encoding="utf-8")
+    assert _rebuild(mini) == all_pages
+
+
+def test_removed_procedure_page_is_deleted(mini: Path) -> None:
+    _rebuild(mini)
+    (mini / "procedures/guides/repair.md").unlink()
+    (mini / "procedures/duty.md").write_text(
+        (mini / "procedures/duty.md").read_text(encoding="utf-8").replace("[报修流程](guides/repair.md#二报修步骤)", "报修流程"),
+        encoding="utf-8")
+    _rebuild(mini)
+    assert not (mini / "site/staff/procedures/t-002.html").exists()
+    assert not (mini / "site/public/guides/t-002.html").exists()
+
+
+def test_clean_build_removes_foreign_files(mini: Path) -> None:
+    (mini / "site").mkdir()
+    (mini / "site/stray.html").write_text("x", encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1, clean=True)
+    assert not (mini / "site/stray.html").exists()
+    assert (mini / "site/staff/index.html").is_file()
+
+
+def test_parallel_build_equals_serial_build(tmp_path: Path, mini: Path) -> None:
+    from handbook import parallel
+
+    config = load_config(mini)
+    old = parallel.PARALLEL_MIN
+    parallel.PARALLEL_MIN = 1
+    try:
+        build(config, tmp_path / "par", today=TODAY, workers=2)
+    finally:
+        parallel.PARALLEL_MIN = old
+    build(config, tmp_path / "ser", today=TODAY, workers=1)
+    files = sorted(p.relative_to(tmp_path / "ser") for p in (tmp_path / "ser").rglob("*.html"))
+    assert files
+    for rel in files:
+        assert (tmp_path / "par" / rel).read_bytes() == (tmp_path / "ser" / rel).read_bytes(), rel
+
+
+def test_ui_language_comes_from_config(mini: Path) -> None:
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('name = "测试花园"', 'name = "测试花园"\nlanguage = "en"'),
+                    encoding="utf-8")
+    _rebuild(mini)
+    html = (mini / "site/staff/procedures/t-001.html").read_text(encoding="utf-8")
+    assert "On this page" in html and 'lang="en"' in html and "本页目录" not in html

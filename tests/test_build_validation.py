@@ -1,0 +1,145 @@
+"""Every bad input to the builder fails the build with file:line problems and leaves site/ untouched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from estate.config import ConfigError, load_config
+from handbook.build import BuildFailed, build
+from tests.conftest import TODAY
+
+GOOD = """---
+id: T-009
+title: 新规程
+department: customer-service
+category: duty
+version: "1.0"
+effective: 2026-01-01
+review_by: 2027-01-01
+owner: 客服主管
+audience: staff
+tags: [测试]
+records: [《值班记录》]
+---
+
+## 一、目的
+
+正文。
+"""
+
+
+def problems_for(root: Path) -> list[str]:
+    """Build ROOT and return the problems as printed lines (the build must fail)."""
+    with pytest.raises(BuildFailed) as exc:
+        build(load_config(root), root / "site", today=TODAY, workers=1)
+    return [str(p) for p in exc.value.problems]
+
+
+def write(root: Path, name: str, text: str | bytes) -> None:
+    path = root / "procedures" / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda s: s.replace("title: 新规程\n", ""), "procedures/new.md:1: 缺少必填字段 title"),
+        (lambda s: s.replace("effective: 2026-01-01", "effective: 2026-13-45"), "procedures/new.md:7: 字段 effective"),
+        (lambda s: s.replace("department: customer-service", "department: 财务"), "procedures/new.md:4: 未知的部门"),
+        (lambda s: s.replace("category: duty", "category: 不存在"), "procedures/new.md:5: 未知的类别"),
+        (lambda s: s.replace("audience: staff", "audience: everyone"), "procedures/new.md:10: 字段 audience"),
+        (lambda s: s.replace("id: T-009", "id: T 009/x"), "procedures/new.md:2: 字段 id"),
+        (lambda s: s.replace("tags: [测试]", "tags: {a: 1}"), "procedures/new.md:11: 字段 tags"),
+        (lambda s: s.replace("id: T-009", "id: T-001"), "编号 T-001 重复"),
+        (lambda s: s.replace("正文。", "见[值班](nope.md)。"), "procedures/new.md:17: 链接指向不存在的规程 nope.md"),
+        (lambda s: s.replace("正文。", "见[值班](duty.md#没有这个标题)。"), "procedures/new.md:17: 链接指向 duty.md 中不存在的标题"),
+        (lambda s: s.replace("review_by: 2027-01-01", "review_by: 2025-01-01"), "procedures/new.md:8: 复审日期早于生效日期"),
+        (lambda s: s + "\n[[policy:nonsense]]\n", "procedures/new.md:19: 未知的占位符 [[policy:nonsense]]"),
+        (lambda s: s.replace("audience: staff", "supersedes: T-404\naudience: staff"), "procedures/new.md:10: supersedes 指向不存在的编号 T-404"),
+        (lambda s: s.replace("tags: [测试]", "tags: [测试"), "procedures/new.md:12: 前置元数据 YAML 语法错误"),
+        (lambda s: s.replace("---\nid", "id", 1), "procedures/new.md:1: 缺少前置元数据"),
+    ],
+    ids=["missing-field", "bad-date", "unknown-department", "unknown-category", "bad-audience", "bad-id",
+         "tags-not-list", "duplicate-id", "broken-link", "broken-heading", "review-before-effective",
+         "unknown-placeholder", "unknown-supersedes", "yaml-syntax", "no-front-matter"],
+)
+def test_bad_procedure_is_reported_with_file_and_line(mini: Path, edit, expected: str) -> None:  # noqa: ANN001
+    write(mini, "new.md", edit(GOOD))
+    found = problems_for(mini)
+    assert any(expected in p for p in found), found
+
+
+def test_gbk_file_is_named_as_gbk(mini: Path) -> None:
+    write(mini, "gbk.md", GOOD.encode("gbk"))
+    assert problems_for(mini) == ["procedures/gbk.md:3: 文件是 GBK 编码，请另存为 UTF-8 (file is GBK-encoded; save it as UTF-8)"]
+
+
+def test_invalid_utf8_names_the_line(mini: Path) -> None:
+    write(mini, "bad.md", GOOD.encode("utf-8").replace("正文".encode(), b"\xff\xfe\xfd"))
+    (found,) = problems_for(mini)
+    assert found.startswith("procedures/bad.md:17: 不是有效的 UTF-8"), found
+
+
+def test_utf8_bom_is_accepted(mini: Path) -> None:
+    write(mini, "bom.md", b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert (mini / "site/staff/procedures/t-009.html").is_file()
+
+
+def test_all_problems_are_reported_at_once(mini: Path) -> None:
+    write(mini, "a.md", GOOD.replace("title: 新规程\n", ""))
+    write(mini, "b.md", GOOD.replace("id: T-009", "id: T-010").replace("正文。", "[x](missing.md)"))
+    write(mini, "c.md", GOOD.encode("gbk"))
+    found = problems_for(mini)
+    assert {p.split(":")[0] for p in found} == {"procedures/a.md", "procedures/b.md", "procedures/c.md"}
+
+
+def test_failed_build_leaves_previous_site_untouched(mini: Path) -> None:
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=1)
+    before = {p: p.read_bytes() for p in (mini / "site").rglob("*") if p.is_file()}
+    write(mini, "bad.md", GOOD.replace("department: customer-service", "department: 不存在"))
+    (mini / "procedures/duty.md").write_text(
+        (mini / "procedures/duty.md").read_text(encoding="utf-8").replace("值班员须准时到岗", "改过的内容"), encoding="utf-8")
+    problems_for(mini)
+    after = {p: p.read_bytes() for p in (mini / "site").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_link_to_a_file_that_failed_to_parse_is_not_reported_twice(mini: Path) -> None:
+    write(mini, "target.md", GOOD.replace("title: 新规程\n", ""))
+    write(mini, "source.md", GOOD.replace("id: T-009", "id: T-011").replace("正文。", "[x](target.md#一目的)"))
+    found = problems_for(mini)
+    assert len(found) == 1 and found[0].startswith("procedures/target.md"), found
+
+
+def test_cli_exits_1_and_prints_problems(mini: Path) -> None:
+    write(mini, "bad.md", GOOD.replace("owner: 客服主管\n", ""))
+    run = subprocess.run([sys.executable, "build.py", "--root", str(mini), "--today", "2026-11-22"],
+                         capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert run.returncode == 1
+    assert "procedures/bad.md:1: 缺少必填字段 owner" in run.stderr
+    assert not (mini / "site").exists()
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[estate]\n", "estate.name: required setting is missing"),
+        ('[estate]\nname = "x"\nlanguage = "fr"\n', "estate.language: 'fr' is not one of"),
+        ('[estate]\nname = 5\n', "estate.name: expected str"),
+        ('[estate]\nname = "x"\n[build]\nworkers = "two"\n', "build.workers: expected int"),
+        ('[estate]\nname = "x"\nsurprise = 1\n', "estate.surprise: unknown setting"),
+        ('[estate\nname = "x"\n', "TOML syntax error"),
+    ],
+)
+def test_bad_config_is_reported(mini: Path, toml: str, expected: str) -> None:
+    (mini / "content/estate.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(mini)
+    assert expected in str(exc.value)
+    assert "content/estate.toml" in str(exc.value)
