@@ -69,6 +69,7 @@ class KeywordRule:
     words: tuple[str, ...] = doc("Any of these words matches (plain substring, Chinese as written).")
     urgency: int = doc("Urgency given by a match (1-4); 0 leaves urgency alone.", default=0)
     flag: str = doc("Flag given by a match, e.g. emergency; empty for none.", default="")
+    kinds: tuple[str, ...] = doc("Ticket kinds whose text is searched; empty means every kind.", factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class EscalationPolicy:
     """[escalation]: when a ticket is raised, flagged or sent up."""
 
     vulnerable_raise: int = doc("Levels a vulnerable resident's ticket is made more urgent.", default=1)
+    vulnerable_kinds: tuple[str, ...] = doc("Ticket kinds raised for vulnerable residents.",
+                                            factory=lambda: ("repair", "complaint", "service", "inquiry"))
     safety_categories: tuple[str, ...] = doc("Complaint categories treated as safety: urgency 1, management told.",
                                              factory=lambda: ("safety",))
     notify_department: str = doc("Department told of safety complaints.", default="management")

@@ -30,18 +30,19 @@ class Triage:
     events: list[Event] = field(default_factory=list)
 
 
-def keyword_matches(policy: Policy, text: str) -> tuple[int | None, list[str]]:
-    """Return the most urgent level and the flags that keyword rules find in TEXT."""
-    levels = [r.urgency for r in policy.urgency.keywords if r.urgency and any(w in text for w in r.words)]
-    flags = [r.flag for r in policy.urgency.keywords if r.flag and any(w in text for w in r.words)]
-    return (min(levels) if levels else None), list(dict.fromkeys(flags))
+def keyword_matches(policy: Policy, kind: str, text: str) -> tuple[int | None, list[str]]:
+    """Return the most urgent level and the flags that keyword rules for KIND find in TEXT."""
+    hits = [r for r in policy.urgency.keywords
+            if (not r.kinds or kind in r.kinds) and any(w in text for w in r.words)]
+    levels = [r.urgency for r in hits if r.urgency]
+    return (min(levels) if levels else None), list(dict.fromkeys(r.flag for r in hits if r.flag))
 
 
 def base_urgency(policy: Policy, kind: str, data: dict[str, Any]) -> tuple[int, str]:
     """Urgency from the form, else from keywords, else the kind's default; say which."""
     if isinstance(data.get("urgency"), int):
         return data["urgency"], "form"
-    level, _ = keyword_matches(policy, _text(data))
+    level, _ = keyword_matches(policy, kind, _text(data))
     if level:
         return level, "keyword"
     return policy.urgency.defaults.get(kind, 3), "default"
@@ -56,7 +57,7 @@ def triage(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ticket
     urgency, _ = base_urgency(policy, kind, data)
     route = policy.route(kind, data["category"])
     result = Triage(urgency, route.department if route else "")
-    _, flags = keyword_matches(policy, _text(data))
+    _, flags = keyword_matches(policy, kind, _text(data))
     result.flags.extend(flags)
     if data.get("important") is True:
         result.flags.append("important")
@@ -67,7 +68,7 @@ def triage(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ticket
 
 def _vulnerable(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets, t: Triage) -> None:
     """A vulnerable resident's request is raised one level (configurable)."""
-    if data.get("resident", {}).get("vulnerable") is True:
+    if kind in policy.escalation.vulnerable_kinds and data.get("resident", {}).get("vulnerable") is True:
         raised = max(1, t.urgency - policy.escalation.vulnerable_raise)
         t.flags.append("vulnerable")
         t.events.append(Event("escalate", at, SYSTEM, data["id"],
