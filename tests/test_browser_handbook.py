@@ -1,0 +1,96 @@
+"""The handbook in a real browser (Debian's chromium via Playwright), from file:// and over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(params=["file", "http"])
+def base(request: pytest.FixtureRequest, mini_site: Path) -> str:
+    """The site root as a file:// URL or as http://127.0.0.1:PORT."""
+    if request.param == "file":
+        return mini_site.as_uri()
+    return request.getfixturevalue("mini_http")
+
+
+@pytest.fixture
+def page(chromium) -> Iterator:  # noqa: ANN001
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def _in_viewport(pg, selector: str) -> bool:  # noqa: ANN001
+    return pg.eval_on_selector(selector, "e => { const r = e.getBoundingClientRect();"
+                                         " return r.top >= 0 && r.top < window.innerHeight; }")
+
+
+def test_follow_cross_link_to_a_heading(page, base: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/staff/procedures/t-001.html")
+    assert page.title().startswith("值班规程")
+    page.click("text=报修流程")
+    page.wait_for_url("**/t-002.html#*")
+    assert page.url.endswith("t-002.html#二报修步骤") or page.url.endswith("t-002.html#%E4%BA%8C%E6%8A%A5%E4%BF%AE%E6%AD%A5%E9%AA%A4")
+    assert _in_viewport(page, "h2[id='二报修步骤']")
+    page.screenshot(path=str(ARTIFACTS / f"handbook-crosslink-{base[:4]}.png"), full_page=True)
+
+
+def test_toc_link_lands_on_chinese_anchor(page, base: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/staff/procedures/t-001.html")
+    page.click(".toc >> text=交接班")
+    assert page.evaluate("decodeURIComponent(location.hash)") == "#交接班"
+    assert _in_viewport(page, "h2[id='交接班']")
+
+
+def test_print_stylesheet_hides_navigation(page, base: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/staff/procedures/t-001.html")
+    assert page.is_visible(".site-nav")
+    page.emulate_media(media="print")
+    for selector in (".site-header", ".toc", ".breadcrumbs", ".prev-next", ".site-footer"):
+        assert not page.is_visible(selector), selector
+    assert page.is_visible(".proc-banner__id")
+    after = page.eval_on_selector(".proc-body a[href]", "a => getComputedStyle(a, '::after').content")
+    assert "t-002.html" in after  # printed pages show where a link goes
+    pdf = page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF")
+    page.screenshot(path=str(ARTIFACTS / "handbook-print.png"), full_page=True)
+
+
+def test_home_groups_and_badges_render(page, base: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/staff/index.html")
+    assert page.inner_text("#h-cat-duty").startswith("值班与交接班")
+    assert page.is_visible("text=已过复审期") and page.is_visible("text=即将生效")
+    page.click("text=如何报修")
+    page.wait_for_url("**/procedures/t-002.html")
+
+
+def test_phone_layout_has_no_horizontal_scroll(chromium, mini_site: Path) -> None:  # noqa: ANN001
+    context = chromium.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2)
+    pg = context.new_page()
+    for path in ("staff/index.html", "staff/procedures/t-002.html", "public/index.html"):
+        pg.goto((mini_site / path).as_uri())
+        width = pg.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{path} is {width}px wide on a phone"
+    pg.screenshot(path=str(ARTIFACTS / "handbook-phone.png"), full_page=True)
+    context.close()
+
+
+def test_keyboard_skip_link_and_landmarks(page, base: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/public/guides/t-002.html")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.keyboard.press("Enter")
+    assert page.evaluate("location.hash") == "#main"
+    for landmark in ("header[role=banner]", "main#main", "footer[role=contentinfo]", "nav[aria-label]"):
+        assert page.query_selector(landmark), landmark
