@@ -1,0 +1,344 @@
+"""Every rule of content/policy.toml, applied with a fixed clock (no test reads the real time)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from estate.calendar import BusinessCalendar
+from estate.config import ConfigError, ProcessorConfig, load_config
+from estate.policy import CalendarPolicy, Policy, check_departments, docs, load_policy
+from processor.engine import MemoryTickets, apply_form, evaluate
+from processor.forms import parse_form
+from processor.models import Form, Ticket
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = load_policy(ROOT / "content" / "policy.toml")
+CONFIG = ProcessorConfig()
+RESIDENT = {"name": "王建国", "phone": "13800001111", "building": "3栋", "unit": "2单元", "room": "1502"}
+CATEGORY = {"repair": "other", "complaint": "other", "inquiry": "other", "suggestion": "other", "praise": "other",
+            "service": "other"}
+MON = "2026-11-02"   # a Monday in a week without holidays
+_seq = iter(range(1, 1_000_000))
+
+
+def t(text: str) -> datetime:
+    """A local (+08:00) time on Monday 2026-11-02 ('09:00') or a full ISO date-time."""
+    return datetime.fromisoformat(text if "T" in text else f"{MON}T{text}:00+08:00")
+
+
+def form(kind: str, at: str, **fields) -> Form:
+    data = {"form": kind, "id": f"test-{next(_seq):08d}", "submitted_at": t(at).isoformat()}
+    if kind != "update":
+        data.update(resident=dict(RESIDENT), category=CATEGORY[kind], description="测试")
+    data.update(fields)
+    result = parse_form(json.dumps(data, ensure_ascii=False).encode(), "t.json", CONFIG, POLICY)
+    assert isinstance(result, Form), result
+    return result
+
+
+def open_ticket(kind: str, at: str = "09:00", store: MemoryTickets | None = None, policy: Policy = POLICY,
+                **fields) -> Ticket:
+    store = store if store is not None else MemoryTickets()
+    outcome = apply_form(form(kind, at, **fields), store, policy, t(at))
+    assert outcome.rejection is None, outcome.rejection
+    store.save(outcome)
+    return outcome.tickets[0]
+
+
+def update(store: MemoryTickets, ticket: Ticket, at: str, action: str, **fields) -> Ticket:
+    outcome = apply_form(form("update", at, ticket=ticket.number, action=action, staff="李", **fields),
+                         store, POLICY, t(at))
+    assert outcome.rejection is None, outcome.rejection
+    store.save(outcome)
+    return store.get(ticket.number)
+
+
+def due(ticket: Ticket, name: str) -> datetime:
+    found = [d.due for d in ticket.deadlines if d.name == name and d.met_at is None and not d.waived]
+    assert len(found) == 1, (name, ticket.deadlines)
+    return found[0]
+
+
+def names(ticket: Ticket) -> set[str]:
+    return {d.name for d in ticket.deadlines if d.met_at is None and not d.waived}
+
+
+# --- urgency ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,level", [("厨房水管爆裂了", 1), ("插座漏电", 1), ("电梯困人", 1), ("整栋停水", 2),
+                                        ("家里停电了", 2), ("灯不亮", 3)])
+def test_urgency_from_keywords_when_the_form_gives_none(text, level):
+    assert open_ticket("repair", description=text).urgency == level
+
+
+def test_urgency_from_the_form_wins_over_keywords():
+    assert open_ticket("repair", description="水管爆裂", urgency=3).urgency == 3
+
+
+@pytest.mark.parametrize("kind", ["repair", "complaint", "inquiry", "suggestion", "praise", "service"])
+def test_default_urgency_per_kind(kind):
+    assert open_ticket(kind).urgency == POLICY.urgency.defaults[kind]
+
+
+def test_keywords_only_apply_to_the_kinds_they_name():
+    assert open_ticket("praise", description="半夜来修爆管，点赞").urgency == POLICY.urgency.defaults["praise"]
+
+
+# --- deadlines ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("urgency,name,minutes", [(1, "on_site", 30), (2, "resolve", 120), (3, "resolve", 24 * 60),
+                                                  (4, "answer", 48 * 60)])
+def test_deadline_by_urgency(urgency, name, minutes):
+    ticket = open_ticket("repair", "09:00", urgency=urgency)
+    assert due(ticket, name) == t("09:00") + timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("channel,expected", [("online", True), ("app", True), ("phone", False), ("counter", False)])
+def test_online_forms_are_acknowledged_in_15_minutes(channel, expected):
+    ticket = open_ticket("repair", "09:00", channel=channel)
+    assert ("acknowledge" in names(ticket)) is expected
+    if expected:
+        assert due(ticket, "acknowledge") == t("09:15")
+
+
+def test_complaints_assigned_in_10_minutes_and_answered_the_same_day():
+    ticket = open_ticket("complaint", "10:00")
+    assert due(ticket, "assign") == t("10:10")
+    assert due(ticket, "answer") == t("17:30")
+
+
+def test_a_complaint_after_hours_is_answered_by_the_end_of_the_next_working_day():
+    ticket = open_ticket("complaint", "2026-11-06T20:00:00+08:00")   # Friday evening
+    assert due(ticket, "answer") == t("2026-11-09T17:30:00+08:00")
+
+
+def test_important_written_complaints_are_answered_in_2_working_days():
+    ticket = open_ticket("complaint", "2026-11-06T10:00:00+08:00", important=True)   # Friday 10:00
+    assert due(ticket, "answer") == t("2026-11-10T10:00:00+08:00")                   # Tuesday 10:00
+
+
+def test_service_quality_complaints_are_contacted_in_12_hours():
+    ticket = open_ticket("complaint", "09:00", category="service_quality")
+    assert due(ticket, "contact") == t("21:00")
+    assert "contact" not in names(open_ticket("complaint", "09:00", category="noise"))
+
+
+def test_emergencies_need_someone_on_site_in_5_minutes():
+    ticket = open_ticket("repair", "13:00", description="电表箱冒烟，有焦味")
+    assert "emergency" in ticket.flags
+    assert due(ticket, "on_site") == t("13:05")
+
+
+def test_complaints_are_followed_up_weekly_while_open():
+    store = MemoryTickets()
+    ticket = open_ticket("complaint", "09:00", store)
+    assert due(ticket, "follow_up") == t("09:00") + timedelta(days=7)
+    ticket = update(store, ticket, "2026-11-05T11:00:00+08:00", "note", text="已电话联系")
+    assert due(ticket, "follow_up") == t("2026-11-12T11:00:00+08:00")
+    ticket = update(store, ticket, "2026-11-06T11:00:00+08:00", "resolve", resolution="已处理")
+    assert "follow_up" not in names(ticket)
+
+
+@pytest.mark.parametrize("kind,hours", [("repair", 24), ("service", 24), ("complaint", 72)])
+def test_return_visit_clock_starts_at_completion(kind, hours):
+    store = MemoryTickets()
+    ticket = open_ticket(kind, "09:00", store)
+    assert "return_visit" not in names(ticket)
+    ticket = update(store, ticket, "11:00", "resolve", resolution="已修好")
+    assert due(ticket, "return_visit") == t("11:00") + timedelta(hours=hours)
+    ticket = update(store, ticket, "15:00", "return_visit", satisfied=True, score=5)
+    assert "return_visit" not in names(ticket)
+
+
+def test_actions_meet_their_deadlines():
+    store = MemoryTickets()
+    ticket = open_ticket("repair", "09:00", store, urgency=1, channel="app")
+    ticket = update(store, ticket, "09:05", "acknowledge")
+    assert names(ticket) == {"on_site"}
+    ticket = update(store, ticket, "09:20", "assign", assignee="张师傅", department="engineering")
+    ticket = update(store, ticket, "09:25", "arrive")
+    met = {d.name: d.met_at for d in ticket.deadlines}
+    assert met == {"acknowledge": t("09:05"), "on_site": t("09:25")}
+
+
+# --- escalation ---------------------------------------------------------------------------------------------
+
+
+def test_vulnerable_residents_are_one_level_more_urgent():
+    ticket = open_ticket("repair", resident=dict(RESIDENT, vulnerable=True), urgency=3)
+    assert ticket.urgency == 2 and "vulnerable" in ticket.flags
+    assert any(e.action == "escalate" and e.data["reason"] == "vulnerable" for e in ticket.history)
+    assert open_ticket("repair", resident=dict(RESIDENT, vulnerable=True), urgency=1).urgency == 1
+
+
+def test_safety_complaints_are_urgency_1_and_management_is_notified():
+    ticket = open_ticket("complaint", "10:00", category="safety", urgency=4)
+    assert ticket.urgency == 1
+    assert {"safety", "management_notified"} <= set(ticket.flags)
+    events = [e for e in ticket.history if e.action == "escalate"]
+    assert events[0].data["to"] == POLICY.escalation.notify_department and events[0].by == "system"
+    assert due(ticket, "on_site") == t("10:30")
+
+
+@pytest.mark.parametrize("days_later,repeat", [(29, True), (31, False)])
+def test_the_same_unit_and_category_complained_again_within_30_days_goes_to_the_supervisor(days_later, repeat):
+    store = MemoryTickets()
+    first = open_ticket("complaint", "09:00", store, category="noise")
+    later = (t("09:00") + timedelta(days=days_later)).isoformat()
+    second = open_ticket("complaint", later, store, category="noise")
+    assert ("repeat_complaint" in second.flags) is repeat
+    if repeat:
+        event = next(e for e in second.history if e.data.get("reason") == "repeat")
+        assert event.data["to"] == POLICY.escalation.supervisor and event.data["previous"] == [first.number]
+    other_unit = open_ticket("complaint", later, store, category="noise", resident=dict(RESIDENT, unit="1单元"))
+    assert "repeat_complaint" not in other_unit.flags
+
+
+@pytest.mark.parametrize("hours_later,flagged", [(3, True), (5, False)])
+def test_a_possible_duplicate_is_flagged_not_merged(hours_later, flagged):
+    store = MemoryTickets()
+    first = open_ticket("repair", "09:00", store, category="water")
+    later = (t("09:00") + timedelta(hours=hours_later)).isoformat()
+    second = open_ticket("repair", later, store, category="water", resident=dict(RESIDENT, room="1602"))
+    assert ("possible_duplicate" in second.flags) is flagged
+    assert second.state == "received" and store.get(first.number).state == "received"
+    assert second.number != first.number
+    assert "possible_duplicate" not in open_ticket("repair", later, store, category="electric").flags
+
+
+def test_routing_follows_every_row_of_the_policy():
+    for route in POLICY.routes:
+        ticket = open_ticket(route.kind, category=route.category)
+        assert ticket.department == route.department, route
+
+
+def test_the_policy_routes_only_to_departments_of_the_estate():
+    config = load_config(ROOT)
+    assert check_departments(POLICY, {d.id for d in config.departments}) == []
+    assert check_departments(POLICY, {"engineering"})
+
+
+# --- at risk, overdue, pauses --------------------------------------------------------------------------------
+
+
+def test_a_deadline_is_at_risk_at_75_percent_and_overdue_past_it():
+    ticket = open_ticket("repair", "09:00", urgency=2)            # resolve within 120 min
+    assert evaluate(ticket, POLICY, t("10:29")) == []
+    assert evaluate(ticket, POLICY, t("10:30")) == ["at_risk:resolve"]
+    assert evaluate(ticket, POLICY, t("11:00")) == ["at_risk:resolve"]
+    assert evaluate(ticket, POLICY, t("11:01")) == ["overdue:resolve"]
+
+
+def test_met_deadlines_are_not_reported():
+    store = MemoryTickets()
+    ticket = open_ticket("repair", "09:00", store, urgency=2)
+    ticket = update(store, ticket, "10:00", "resolve", resolution="好了")
+    assert [s for s in evaluate(ticket, POLICY, t("12:00")) if s.endswith(":resolve")] == []
+
+
+def test_a_paused_tickets_clock_stops_and_resumes_later():
+    store = MemoryTickets()
+    ticket = open_ticket("repair", "09:00", store, urgency=2)     # due 11:00
+    ticket = update(store, ticket, "09:10", "assign", assignee="张师傅", department="engineering")
+    ticket = update(store, ticket, "10:00", "pause", reason="等配件")
+    assert evaluate(ticket, POLICY, t("2026-11-03T09:00:00+08:00")) == []   # frozen at 60 of 120 minutes
+    ticket = update(store, ticket, "14:00", "resume")
+    assert ticket.state == "assigned" and ticket.paused_at is None
+    assert due(ticket, "resolve") == t("15:00")
+    assert evaluate(ticket, POLICY, t("14:30")) == ["at_risk:resolve"]
+    assert evaluate(ticket, POLICY, t("15:01")) == ["overdue:resolve"]
+
+
+def test_closed_tickets_have_no_running_clocks():
+    store = MemoryTickets()
+    ticket = open_ticket("inquiry", "09:00", store, channel="app")
+    ticket = update(store, ticket, "09:30", "resolve", resolution="已答复")
+    ticket = update(store, ticket, "09:31", "close")
+    assert evaluate(ticket, POLICY, t("2026-12-30T09:00:00+08:00")) == []
+
+
+# --- the business calendar ------------------------------------------------------------------------------------
+
+HOLIDAY_CAL = CalendarPolicy(holidays=tuple(f"2026-10-0{d}" for d in range(1, 8)), makeup_days=("2026-10-10",))
+
+
+def test_working_days_holidays_and_makeup_days():
+    cal = BusinessCalendar(HOLIDAY_CAL)
+    assert cal.is_working_day(date(2026, 9, 30))
+    assert not cal.is_working_day(date(2026, 10, 1))        # Thursday, holiday
+    assert not cal.is_working_day(date(2026, 10, 4))        # Sunday
+    assert cal.is_working_day(date(2026, 10, 10))           # Saturday, 调休
+    assert not cal.is_working_day(date(2026, 10, 11))
+
+
+def test_working_days_skip_the_holiday_and_count_the_makeup_day():
+    cal = BusinessCalendar(HOLIDAY_CAL)
+    start = t("2026-09-30T16:30:00+08:00")                  # Wednesday, 1 h before closing
+    assert cal.add_working_days(start, 1) == t("2026-10-08T16:30:00+08:00")
+    assert cal.add_working_days(start, 2) == t("2026-10-09T16:30:00+08:00")
+    assert cal.add_working_days(start, 3) == t("2026-10-10T16:30:00+08:00")
+    assert cal.add_working_time(t("2026-10-05T12:00:00+08:00"), 60) == t("2026-10-08T08:31:00+08:00")
+
+
+def test_same_day_is_the_end_of_the_working_day_or_the_next_one():
+    cal = BusinessCalendar(HOLIDAY_CAL)
+    assert cal.end_of_working_day(t("2026-09-30T07:00:00+08:00")) == t("2026-09-30T17:30:00+08:00")
+    assert cal.end_of_working_day(t("2026-09-30T18:00:00+08:00")) == t("2026-10-08T17:30:00+08:00")
+
+
+def test_the_policy_calendar_drives_working_day_deadlines():
+    policy = replace(POLICY, calendar=HOLIDAY_CAL)
+    ticket = open_ticket("complaint", "2026-09-30T10:00:00+08:00", policy=policy, important=True)
+    assert due(ticket, "answer") == t("2026-10-09T10:00:00+08:00")
+
+
+def test_times_in_another_offset_are_read_in_local_time():
+    cal = BusinessCalendar(CalendarPolicy())
+    utc = datetime.fromisoformat("2026-11-02T10:00:00+00:00")   # 18:00 in Beijing: after hours
+    assert cal.end_of_working_day(utc) == t("2026-11-03T17:30:00+08:00")
+    assert cal.local_date(datetime.fromisoformat("2026-11-02T17:00:00+00:00")) == date(2026, 11, 3)
+
+
+# --- the policy file ------------------------------------------------------------------------------------------
+
+
+def test_every_policy_setting_is_documented():
+    rows = docs()
+    assert len(rows) > 30
+    assert [name for name, _, text in rows if not text] == []
+
+
+def test_a_bad_policy_file_lists_every_problem(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[calendar]\nwork_start = "9am"\nholidays = ["2026-13-01"]\n\n[[deadlines]]\nname = "x"\n'
+                    'label = "x"\nminutes = 5\nsame_day = true\nmet_by = []\n\n[escalation]\nbogus = 1\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    text = str(info.value)
+    assert "escalation.bogus: unknown setting" in text and str(path) in text
+    path.write_text('[calendar]\nwork_start = "9am"\nholidays = ["2026-13-01"]\n\n[[deadlines]]\nname = "x"\n'
+                    'label = "x"\nminutes = 5\nsame_day = true\nmet_by = []\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    problems = info.value.problems
+    assert any("work_start" in p for p in problems)
+    assert any("2026-13-01" in p for p in problems)
+    assert any("exactly one of" in p for p in problems)
+    assert any("met_by" in p for p in problems)
+    assert any("has no category" in p for p in problems)
+
+
+def test_a_missing_or_broken_policy_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="不存在"):
+        load_policy(tmp_path / "nope.toml")
+    (tmp_path / "p.toml").write_text("[calendar\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="TOML"):
+        load_policy(tmp_path / "p.toml")
