@@ -78,7 +78,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     result.written += sum(write_page(out / rel, data) for rel, data in extras.items())
     outputs = {f"{s.tree}/{s.path}" for s in specs} | set(extras)
     result.removed = build_cache.remove_stale(out, cache, outputs)
-    build_cache.save(out, cache, sources, outputs)
+    build_cache.save(config, out, cache, sources, outputs)
     result.parsed = parsed
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())

@@ -1,6 +1,6 @@
 """The incremental-build manifest: parsed sources by content hash, and each output page's fingerprint.
 
-It lives in OUT/.build-cache.pickle. A change of config, policy, templates, static assets or of
+It lives in the estate's var/build/ (not in site/, so a USB copy of site/ carries nothing extra). A change of config, policy, templates, static assets or of
 this code's CACHE_VERSION invalidates what depends on it; anything unreadable is simply a cold build.
 """
 
@@ -20,7 +20,6 @@ from render.writer import write_page
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "1"
-CACHE_FILE = ".build-cache.pickle"
 _MEMO: dict[Path, BuildCache] = {}   # watch mode keeps the cache in memory between builds
 
 
@@ -40,13 +39,19 @@ def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
     config_bytes = config.path(CONFIG_FILE).read_bytes()
     parse_stamp = hashlib.sha256(config_bytes + policy_digest.encode() + CACHE_VERSION.encode()).hexdigest()
     page_stamp = hashlib.sha256((parse_stamp + assets_digest()).encode()).hexdigest()
-    cache = _MEMO.get(out.resolve()) or _read(out / CACHE_FILE)
+    cache = _MEMO.get(out.resolve()) or _read(cache_path(config, out))
     if cache.parse_stamp != parse_stamp:
         cache.parsed.clear()
     if cache.page_stamp != page_stamp:
         cache.pages.clear()
     cache.parse_stamp, cache.page_stamp = parse_stamp, page_stamp
     return cache
+
+
+def cache_path(config: EstateConfig, out: Path) -> Path:
+    """One cache file per output folder, under the estate's var/build/."""
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
+    return config.path(config.processor.var_dir) / "build" / f"{key}.pickle"
 
 
 def _read(path: Path) -> BuildCache:
@@ -61,14 +66,14 @@ def _read(path: Path) -> BuildCache:
         return BuildCache()
 
 
-def save(out: Path, cache: BuildCache, sources: list, outputs: set[str]) -> None:
+def save(config: EstateConfig, out: Path, cache: BuildCache, sources: list, outputs: set[str]) -> None:
     """Keep only what this build used, and persist it."""
     live = {s.digest + s.kind for s in sources}
     cache.parsed = {k: v for k, v in cache.parsed.items() if k in live}
     cache.pages = {k: v for k, v in cache.pages.items() if k in outputs}
     cache.outputs = outputs
     _MEMO[out.resolve()] = cache
-    write_page(out / CACHE_FILE, pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL))
+    write_page(cache_path(config, out), pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:

@@ -28,15 +28,19 @@ class Handbook:
     tags: dict[str, list[Procedure]] = field(default_factory=dict)
     intro_html: str = ""
     intro_title: str = ""
+    _positions: dict[int, dict[str, int]] = field(default_factory=dict, repr=False)
 
-    def neighbours(self, proc: Procedure) -> tuple[Procedure | None, Procedure | None]:
-        """Previous and next procedure in navigation order (none for superseded versions)."""
+    def neighbours(self, proc: Procedure, visible: list[Procedure] | None = None
+                   ) -> tuple[Procedure | None, Procedure | None]:
+        """Previous and next procedure in VISIBLE (default: the navigation order); none for superseded ones."""
+        procs = self.procedures if visible is None else visible
         if proc.superseded_by:
             return None, None
-        i = self.procedures.index(proc)
-        prev = self.procedures[i - 1] if i > 0 else None
-        nxt = self.procedures[i + 1] if i + 1 < len(self.procedures) else None
-        return prev, nxt
+        positions = self._positions.get(id(procs))
+        if positions is None:
+            positions = self._positions[id(procs)] = {p.id: i for i, p in enumerate(procs)}
+        i = positions[proc.id]
+        return (procs[i - 1] if i > 0 else None), (procs[i + 1] if i + 1 < len(procs) else None)
 
 
 def resolve_link(from_rel: str, target: str) -> str:
@@ -101,11 +105,7 @@ def _link_supersedes(proc: Procedure, by_id: dict[str, Procedure], problems: lis
 
 
 def _field_line(proc: Procedure, name: str) -> int:
-    text = proc.source.raw.decode("utf-8", "replace")
-    for n, line in enumerate(text.splitlines()[: proc.body_line], start=1):
-        if line.startswith(f"{name}:"):
-            return n
-    return 1
+    return proc.field_lines.get(name, 1)
 
 
 def _check_links(proc: Procedure, by_rel: dict[str, Procedure], unparsed: frozenset[str]) -> list[BuildProblem]:

@@ -52,7 +52,7 @@ class Section:
     text: str           # plain text as written (no markup)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two procedures are never "equal", and comparing bodies is slow
 class Procedure:
     """A procedure (SOP) with validated front matter and its rendered body."""
 
@@ -70,6 +70,7 @@ class Procedure:
     records: tuple[str, ...] = ()
     supersedes: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)    # unknown front-matter keys, kept
+    field_lines: dict[str, int] = field(default_factory=dict)  # front-matter key -> line, for messages
     body: str = ""                                         # Markdown after front matter
     body_line: int = 1                                     # line of the body's first line in the file
     html: str = ""                                         # rendered body
@@ -88,7 +89,7 @@ class Procedure:
         return self.audience in ("resident", "both")
 
 
-@dataclass
+@dataclass(eq=False)
 class Notice:
     """A resident notice from content/notices/ (water cut, works, activities, fees, policy changes)."""
 

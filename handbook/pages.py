@@ -7,7 +7,6 @@ context: the incremental build re-renders exactly the pages whose context change
 from __future__ import annotations
 
 import logging
-import posixpath
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -55,7 +54,11 @@ def url(tree: str, kind: str, slug: str = "") -> str:
 
 def href(from_path: str, to_path: str) -> str:
     """Relative link between two tree-relative paths (file:// needs relative links to index.html)."""
-    rel = posixpath.relpath(to_path, posixpath.dirname(from_path) or ".")
+    from_dir, _, _ = from_path.rpartition("/")
+    if from_dir and to_path.startswith(from_dir + "/"):
+        rel = to_path[len(from_dir) + 1:]
+    else:  # tree paths never contain "..", so climbing to the root and down again is always right
+        rel = "../" * from_path.count("/") + to_path
     # Keep CJK readable (printed link targets, status bar); escape only what breaks a URL.
     return rel.translate(_URL_ESCAPES)
 
@@ -146,9 +149,7 @@ class Views:
         path = url(self.tree, "procedure", p.slug)
         cat_name = self.cat.get(p.category, p.category)
         ctx = self.base(path, p.title, [(cat_name, url(self.tree, "home") + f"#cat-{p.category}")])
-        prev, nxt = self.hb.neighbours(p)
-        if self.tree == PUBLIC:
-            prev, nxt = _public_neighbours(self.procedures, p)
+        prev, nxt = self.hb.neighbours(p, self.procedures)
         older = [self.summary(o, path) for o in self.hb.superseded if o.superseded_by == p.id]
         newer = self.hb.by_id.get(p.superseded_by) if p.superseded_by else None
         ctx.update(
@@ -223,8 +224,3 @@ class Views:
         ctx = self.base(path, self.t("config.title"))
         ctx.update(rows=[{"name": n, "default": d, "doc": text} for n, d, text in docs()])
         return PageSpec(self.tree, path, "config.html", ctx)
-
-
-def _public_neighbours(procs: list[Procedure], p: Procedure) -> tuple[Procedure | None, Procedure | None]:
-    i = procs.index(p)
-    return (procs[i - 1] if i > 0 else None), (procs[i + 1] if i + 1 < len(procs) else None)

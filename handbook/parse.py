@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -196,6 +196,17 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_H1 = re.compile(r"\A(?:[ \t]*\r?\n)*#[ \t]+[^\n]*\n?")
+
+
+def strip_title(body: str, body_line: int) -> tuple[str, int]:
+    """Drop a leading `# Title`: the page banner already shows the title (one h1 per page)."""
+    m = _H1.match(body)
+    if not m:
+        return body, body_line
+    return body[m.end():], body_line + m.group(0).count("\n")
+
+
 def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> None:
     rendered = render_markdown(expand(item.body))
     item.html = rendered.html
@@ -228,7 +239,9 @@ def parse_procedure(
         return None, problems.items
     known = {r.name for r in PROCEDURE_FIELDS}
     extra = {k: v for k, v in data.items() if k not in known}
-    proc = Procedure(source=source, body=body, body_line=body_line, extra=extra, **clean)
+    body, body_line = strip_title(body, body_line)
+    proc = Procedure(source=replace(source, raw=b""), body=body, body_line=body_line, extra=extra,
+                     field_lines=lines, **clean)
     proc.links = find_links(body, body_line)
     _render_into(proc, expand)
     return proc, []
@@ -248,7 +261,8 @@ def parse_notice(
     if problems.items:
         return None, problems.items
     known = {r.name for r in NOTICE_FIELDS}
-    notice = Notice(source=source, body=body, body_line=body_line,
+    body, body_line = strip_title(body, body_line)
+    notice = Notice(source=replace(source, raw=b""), body=body, body_line=body_line,
                     extra={k: v for k, v in data.items() if k not in known}, **clean)
     _render_into(notice, expand)
     return notice, []
