@@ -61,6 +61,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     cache = build_cache.load(out, config, expander.digest)
 
     sources = discover(config)                                                    # discover
+    _progress(len(sources), "解析 {n} 个源文件…")
     procs, notices, intro, problems, unparsed, parsed = parse_sources(               # parse
         sources, config, expander, cache, workers)
     handbook, index_problems = build_index(config, procs, notices, unparsed)      # index
@@ -72,6 +73,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     specs = [*Views(config, handbook, STAFF, today).pages(), *Views(config, handbook, PUBLIC, today).pages()]
     extras = _assets() | _search_files(config, handbook) | _root_page(config)     # render
 
+    _progress(len(specs), "渲染 {n} 页（内容未变的页面将跳过）…")
     if clean:
         build_cache.clean(out)
     result = parallel.render_and_write(out, specs, cache, workers)                # write
@@ -83,6 +85,14 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())
     return result
+
+
+PROGRESS_MIN = 200  # a build this size takes more than a moment: say what it is doing
+
+
+def _progress(n: int, message: str) -> None:
+    if n >= PROGRESS_MIN:
+        log.info(message.format(n=n))
 
 
 def _assets() -> dict[str, bytes]:
