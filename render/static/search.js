@@ -12,6 +12,9 @@
   var DROPPED = 0xffff;
   var DROP_RE = /^[\p{P}\p{Z}\p{S}\p{C}]$/u;
   var K1 = 1.2, B = 0.75, MIN_COVERAGE = 0.5, MAX_PAGES = 50;
+  // An SOP's purpose and scope sections mention everything the procedure covers in one line each;
+  // they should not outrank the step that actually says it (folded heading words, BM25 weight).
+  var SUMMARY_SECTIONS = [["目的", 0.5], ["适用范围", 0.5]];
   var TABLE = new Uint16Array(65536);   // folded code unit, 0 = not computed yet
   var T2S = {};
   var idx = null, waiting = [], loadStarted = false, cache = new Map();
@@ -169,7 +172,6 @@
           group.forEach(function (other) {
             var alt = term.split(word).join(other);
             if (alts.indexOf(alt) === -1) alts.push(alt);
-            if (alts.indexOf(other) === -1) alts.push(other);
           });
         });
       });
@@ -192,8 +194,17 @@
     return true;
   }
 
+
+  /* Pages: title or heading matches first, then phrase matches, then BM25. */
   function compareKeys(a, b) {
     return b.title - a.title || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
+  }
+
+  /* Sections of one page (the title is the same for all): heading matches, then phrase, then BM25. */
+  function compareInPage(a, b) {
+    var emptyA = a.sec.end === a.sec.body, emptyB = b.sec.end === b.sec.body;   // a bare parent heading
+    if (emptyA !== emptyB) return emptyA ? 1 : -1;
+    return b.head - a.head || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
   }
 
   /* Score every candidate section; return [{page, sections:[scored...]}], best first. */
@@ -209,39 +220,49 @@
     plan.forEach(function (alts) {
       alts.forEach(function (a) { a.occ.forEach(function (m) { m.forEach(function (_, n) { cand.add(n); }); }); });
     });
-    var titleHits = idx.pages.map(function (p) {
-      var hits = 0;
-      plan.forEach(function (alts) {
-        if (alts.some(function (a) { return p.ftitle.indexOf(a.alt) !== -1; })) hits++;
-      });
-      if (hits) cand.add(p.secs[0].n);
-      return hits;
+    idx.pages.forEach(function (p) {   // a page named by the query is a result even if no section says it
+      if (plan.some(function (alts) { return alts.some(function (a) { return p.ftitle.indexOf(a.alt) !== -1; }); })) {
+        cand.add(p.secs[0].n);
+      }
     });
     var byPage = new Map();
     cand.forEach(function (n) {
       var sec = idx.secs[n], page = idx.pages[sec.page];
       if (!passes(page, opts.filters)) return;
-      var heading = idx.F.s.slice(sec.start, sec.body), len = sec.end - sec.start;
-      var key = { n: n, sec: sec, page: page, title: titleHits[sec.page], phrase: 0, bm: 0, cov: 0 };
+      var heading = idx.F.s.slice(sec.start, sec.body), len = sec.end - sec.start, weight = 1;
+      SUMMARY_SECTIONS.forEach(function (r) { if (heading.indexOf(r[0]) !== -1) weight = r[1]; });
+      var key = { n: n, sec: sec, page: page, title: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
       plan.forEach(function (alts) {
-        var best = { head: 0, phrase: 0, bm: 0, cov: 0 };
+        var best = { named: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
         alts.forEach(function (a) {
-          var bm = 0, matched = 0;
+          var bm = 0, matched = 0, named = 0, headed = 0, known = 0;
           a.occ.forEach(function (m, t) {
+            if (!m.size) return;     // a token found nowhere ("了", "能不") cannot tell sections apart
+            known++;
+            var tok = a.toks[t].t;
+            var inHead = heading.indexOf(tok) !== -1;
+            if (inHead) headed++;
+            if (inHead || page.ftitle.indexOf(tok) !== -1) named++;
             var tf = m.get(n);
             if (!tf) return;
             matched++;
             bm += (a.toks[t].uni ? 0.3 : 1) * idf(m.size) * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len / idx.avg));
           });
-          var cov = a.toks.length ? matched / a.toks.length : 0;
+          var cov = known ? matched / known : 0;
+          var inHeading = heading.indexOf(a.alt) !== -1;
+          // share of the term's tokens that the title or heading names (1 when it names the whole term)
+          var tier = inHeading || page.ftitle.indexOf(a.alt) !== -1 ? 1 : known ? named / known : 0;
+          if (tier > best.named) best.named = tier;
+          tier = inHeading ? 1 : known ? headed / known : 0;
+          if (tier > best.head) best.head = tier;
           if (cov > best.cov) best.cov = cov;
           if (bm * cov * cov > best.bm) best.bm = bm * cov * cov;
           if (a.phrase.has(n)) best.phrase = 1;
-          if (heading.indexOf(a.alt) !== -1) best.head = 1;
         });
-        key.title += best.head;
+        key.title += best.named;
+        key.head += best.head;
         key.phrase += best.phrase;
-        key.bm += best.bm;
+        key.bm += best.bm * weight;
         key.cov += best.cov / plan.length;
       });
       if (key.cov < MIN_COVERAGE && !key.title) return;
@@ -251,8 +272,9 @@
     });
     var results = [];
     byPage.forEach(function (list) {
-      list.sort(compareKeys);
-      results.push({ page: list[0].page, key: list[0], sections: list, plan: plan });
+      list.sort(compareInPage);
+      var key = Object.assign({}, list[0], { title: Math.max.apply(null, list.map(function (k) { return k.title; })) });
+      results.push({ page: list[0].page, key: key, sections: list, plan: plan });
     });
     results.sort(function (a, b) { return compareKeys(a.key, b.key); });
     return results;
@@ -376,12 +398,17 @@
   /* ---------- suggestions ---------- */
 
   var vocab = null;
+  function contains(f) {
+    return idx.F.s.indexOf(f) !== -1 || idx.pages.some(function (p) { return p.ftitle.indexOf(f) !== -1; });
+  }
+
   function vocabulary() {
     if (vocab) return vocab;
     var words = {}, add = function (w) {
       w = (w || "").replace(/^[\s\d.、一二三四五六七八九十()（）]+/, "").trim();
       var f = fold(w);
-      if (f.length >= 2 && f.length <= 12 && !words[f]) words[f] = w;
+      // only words the handbook contains: a suggestion must lead somewhere
+      if (f.length >= 2 && f.length <= 12 && !words[f] && contains(f)) words[f] = w;
     };
     idx.pages.forEach(function (p) { add(p.title); p.tags.forEach(add); });
     idx.secs.forEach(function (s) { add(s.heading); });

@@ -1,0 +1,232 @@
+"""Unit tests of the search index: folding, tokenising, the index file, synonyms; ranking in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from estate.config import BuildConfig, EstateConfig, EstateInfo
+from handbook.search import INDEX_FILE, SearchConfigError, SearchDoc, build_index, load_synonyms
+from handbook.search_fold import browser_map, fold, t2s_table, tokens
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def payload(files: dict[str, str]) -> dict:
+    """Decode the generated index script back into its data."""
+    text = files[INDEX_FILE]
+    assert text.startswith("EstateSearch.ready(") and text.rstrip().endswith(");")
+    return json.loads(text[len("EstateSearch.ready("):text.rstrip().rindex(")")])
+
+
+def config_at(root: Path, **build) -> EstateConfig:
+    return EstateConfig(estate=EstateInfo(name="测试花园"), build=BuildConfig(**build), root=root)
+
+
+def doc(url: str, section: str, text: str, **kw) -> SearchDoc:
+    return SearchDoc(url=url, title=kw.pop("title", "规程"), section=section, text=text,
+                     kind=kw.pop("kind", "procedure"), **kw)
+
+
+# ---- folding ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("投訴", "投诉"), ("回訪", "回访"), ("維修", "维修"), ("交接班", "交接班"), ("聽濤國際", "听涛国际"),
+    ("ＡＢＣ１２３", "abc123"), ("WO-2026", "wo2026"), ("A座 1502", "a座1502"), ("「值班記錄」。", "值班记录"),
+    ("400电话", "400电话"),
+])
+def test_fold_makes_forms_equal(a, b):
+    assert fold(a) == fold(b)
+
+
+def test_fold_keeps_distinct_words_distinct():
+    assert fold("投诉") != fold("回访")
+    assert fold("1502") != fold("1503")
+
+
+def test_fold_is_per_character_and_drops_only_punctuation_and_spaces():
+    text = "客戶（A座）１５０２室：水管爆裂！"
+    assert fold(text) == "客户a座1502室水管爆裂"
+    for ch in text:
+        out = fold(ch)
+        assert len(out) <= 1
+        assert (out == "") == (unicodedata.category(ch)[0] in "PZSC")
+
+
+def test_t2s_table_comes_from_opencc_and_is_large():
+    table = t2s_table()
+    assert len(table) > 3000                    # OpenCC simplifies thousands of characters
+    assert table["訴"] == "诉" and table["濤"] == "涛"
+    assert "诉" not in table                    # Simplified characters fold to themselves
+
+
+def test_browser_map_ships_only_pairs_for_the_indexed_alphabet():
+    pairs = browser_map(set("投诉回访"))
+    assert len(pairs) % 2 == 0
+    shipped = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    assert shipped["訴"] == "诉" and shipped["訪"] == "访" and shipped["迴"] == "回"
+    assert set(shipped.values()) <= set("投诉回访") and len(shipped) < 10
+
+
+# ---- tokenising -------------------------------------------------------------------------------
+
+def test_tokens_bigrams_and_whole_latin_digit_runs():
+    assert tokens(fold("交接班")) == ["交接", "接班"]
+    assert tokens(fold("A座1502")) == ["a", "座", "1502"]
+    assert tokens(fold("WO-2026")) == ["wo", "2026"]
+    assert tokens(fold("400电话")) == ["400", "电话"]
+
+
+def test_tokens_modes():
+    assert tokens("投诉", "unigram") == ["投", "诉"]
+    assert tokens("投诉", "both") == ["投", "诉", "投诉"]
+    assert tokens("诉", "bigram") == ["诉"]      # a lone character stays searchable
+
+
+# ---- the index file ---------------------------------------------------------------------------
+
+def test_build_index_writes_one_script_with_sections_as_written(tmp_path):
+    docs = [doc("procedures/a.html", "", "前言。"),
+            doc("procedures/a.html#二回訪", "二、回訪", "處理完畢  3 日內\n回訪。", id="CS-1", tags=("回訪",),
+                date="2026-01-02"),
+            doc("notices/n1.html", "", "停水通知", kind="notice", title="停水")]
+    files = build_index(docs, config_at(tmp_path, recent_changes=7))
+    assert list(files) == [INDEX_FILE]
+    data = payload(files)
+    assert data["recent"] == 7
+    assert [p[0] for p in data["pages"]] == ["procedures/a.html", "notices/n1.html"]
+    assert data["sections"] == [0, "", "", 0, "二回訪", "二、回訪", 1, "", ""]
+    assert data["text"].split("\n") == ["", "前言。", "二、回訪", "處理完畢 3 日內 回訪。", "", "停水通知"]
+    assert "訪访" in data["fold"] and "訴诉" not in data["fold"]    # 诉 is not in this text
+
+
+def test_build_index_refuses_anything_but_procedures_faq_notices(tmp_path):
+    with pytest.raises(ValueError, match="tickets/wo-1.html"):
+        build_index([doc("tickets/wo-1.html", "", "业主电话 138…", kind="ticket")], config_at(tmp_path))
+
+
+def test_index_size_stays_close_to_the_text(tmp_path):
+    text = "接班人员提前 5 分钟到岗，清点对讲机，阅读上一班的《值班记录》。" * 20
+    docs = [doc(f"procedures/p{i}.html#s", "4.4 交接班", text) for i in range(50)]
+    size = len(build_index(docs, config_at(tmp_path))[INDEX_FILE].encode("utf-8"))
+    assert size < 1.2 * 50 * len(text.encode("utf-8"))
+
+
+# ---- synonyms ---------------------------------------------------------------------------------
+
+def test_estate_synonyms_load():
+    groups = load_synonyms(REPO / "content" / "synonyms.toml")
+    assert any("水管爆了" in g and "水管爆裂" in g for g in groups)
+
+
+def test_missing_synonym_file_means_none(tmp_path):
+    assert load_synonyms(tmp_path / "content" / "synonyms.toml") == []
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("groups = [[\"爆管\"]]", "第 1 组"),
+    ("groups = [[\"爆管\", 3]]", "第 1 组"),
+    ("groups = [[\"爆管\", \"！！\"]]", "标点"),
+    ("group = []", "未知设置"),
+    ("groups = [", "TOML 语法错误"),
+])
+def test_bad_synonym_file_names_file_and_problem(tmp_path, content, problem):
+    path = tmp_path / "synonyms.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(SearchConfigError, match=re.escape(problem)) as err:
+        load_synonyms(path)
+    assert str(path) in str(err.value)
+
+
+def test_gbk_synonym_file_is_refused(tmp_path):
+    path = tmp_path / "synonyms.toml"
+    path.write_bytes('groups = [["爆管", "水管爆裂"]]'.encode("gbk"))
+    with pytest.raises(SearchConfigError, match="UTF-8"):
+        load_synonyms(path)
+
+
+# ---- the same folding in the browser; ranking -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def search_page(tmp_path_factory):
+    """A blank page with search.js and an index of ranking fixtures, in headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path_factory.mktemp("rank")
+    body = "巡查公共区域，发现问题及时报修。" * 6
+    docs = [
+        doc("procedures/body.html#s", "四、工作程序", body + "钥匙钥匙钥匙交还前台。", title="巡查规程", id="P-BODY"),
+        doc("procedures/key.html#s", "4.3 钥匙借用", "登记后借出。", title="钥匙管理规程", id="P-KEY"),
+        doc("procedures/split.html#s", "4.1 安排", "先交接设备，再接班签字。" + body, title="设备规程", id="P-SPLIT"),
+        doc("procedures/phrase.html#s", "4.2 流程", "交接班时双方签字。" + body, title="流程规程", id="P-PHRASE"),
+        doc("procedures/room.html#s", "示例", "A座1502室报修，另有 B1502 车位。", title="示例", id="P-ROOM",
+            department="工程部"),
+        doc("procedures/other.html#s", "示例", "C座21502室。", title="其他", id="P-OTHER"),
+        doc("procedures/multi.html#a", "一、记录", "值班记录保存三年。", title="多节规程", id="P-MULTI"),
+        doc("procedures/multi.html#b", "二、检查", "主管检查值班记录。", title="多节规程", id="P-MULTI"),
+        doc("procedures/fold.html", "", "投诉回访维修听涛国际", title="繁简", id="P-FOLD"),
+    ]
+    (root / "assets").mkdir()
+    (root / INDEX_FILE).write_text(build_index(docs, config_at(root))[INDEX_FILE], encoding="utf-8")
+    (root / "assets" / "search.js").write_bytes((REPO / "render" / "static" / "search.js").read_bytes())
+    (root / "index.html").write_text('<!doctype html><meta charset="utf-8"><script src="assets/search.js"></script>'
+                                     '<script src="assets/search-index.js"></script>', encoding="utf-8")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto((root / "index.html").as_uri())
+        page.wait_for_function("window.EstateSearch && EstateSearch.index")
+        yield page
+        browser.close()
+
+
+def ids(page, query: str, **opts) -> list[str]:
+    return page.evaluate("([q, o]) => EstateSearch.search(q, o).results.map(r => r.page.id)", [query, opts])
+
+
+@pytest.mark.browser
+def test_browser_fold_matches_python(search_page):
+    """Same rule in both languages (the browser map holds the pairs for the indexed text's characters)."""
+    sample = "投訴回訪維修聽濤國際ＡＢＣ１２３WO-2026「值班記錄」。A座 1502室Ⅳⅱ①﹏ﾃｽﾄ"
+    assert search_page.evaluate("s => EstateSearch.fold(s)", sample) == fold(sample)
+
+
+@pytest.mark.browser
+def test_title_and_heading_matches_rank_above_body_frequency(search_page):
+    assert ids(search_page, "钥匙")[:2] == ["P-KEY", "P-BODY"]
+
+
+@pytest.mark.browser
+def test_phrase_ranks_above_scattered_bigrams(search_page):
+    got = ids(search_page, "交接班")
+    assert got.index("P-PHRASE") < got.index("P-SPLIT")
+
+
+@pytest.mark.browser
+def test_digits_match_at_word_starts_only(search_page):
+    assert ids(search_page, "1502") == ["P-ROOM"]          # not inside 21502
+    assert ids(search_page, "Ａ座１５０２") == ["P-ROOM"]
+    assert ids(search_page, "502") == []
+
+
+@pytest.mark.browser
+def test_one_result_per_page_with_best_section_first(search_page):
+    out = search_page.evaluate("q => EstateSearch.search(q, {sections: 3}).results", "值班记录 检查")
+    assert [r["page"]["id"] for r in out] == ["P-MULTI"]
+    assert [s["heading"] for s in out[0]["sections"]] == ["二、检查", "一、记录"]
+    assert re.findall("<mark>(.*?)</mark>", out[0]["sections"][0]["snippet"]) == ["检查值班记录"]
+
+
+@pytest.mark.browser
+def test_filters_restrict_results(search_page):
+    assert ids(search_page, "报修") and "P-ROOM" in ids(search_page, "报修")
+    assert ids(search_page, "报修", filters={"department": "工程部"}) == ["P-ROOM"]
+
+
+@pytest.mark.browser
+def test_traditional_query_finds_simplified_text(search_page):
+    assert ids(search_page, "鑰匙借用")[0] == "P-KEY"
