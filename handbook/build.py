@@ -51,8 +51,11 @@ class BuildResult:
 
 
 def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False, today: date | None = None,
-          workers: int | None = None) -> BuildResult:
-    """Build the staff and public trees of CONFIG's estate into OUT (default: the configured site/)."""
+          workers: int | None = None, watching: bool = False) -> BuildResult:
+    """Build the staff and public trees of CONFIG's estate into OUT (default: the configured site/).
+
+    WATCHING (set by --watch/--serve) keeps the cache in memory and writes it to disk in the background.
+    """
     started = time.perf_counter()
     out = out or config.path(config.build.site_dir)
     today = today or date.today()
@@ -80,7 +83,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     result.written += sum(write_page(out / rel, data) for rel, data in extras.items())
     outputs = {f"{s.tree}/{s.path}" for s in specs} | set(extras)
     result.removed = build_cache.remove_stale(out, cache, outputs)
-    build_cache.save(config, out, cache, sources, outputs)
+    build_cache.save(config, out, cache, sources, outputs, background=watching)
     result.parsed = parsed
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import pickle
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = "1"
 _MEMO: dict[Path, BuildCache] = {}   # watch mode keeps the cache in memory between builds
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")  # one write at a time
 
 
 @dataclass
@@ -66,14 +68,22 @@ def _read(path: Path) -> BuildCache:
         return BuildCache()
 
 
-def save(config: EstateConfig, out: Path, cache: BuildCache, sources: list, outputs: set[str]) -> None:
-    """Keep only what this build used, and persist it."""
+def save(config: EstateConfig, out: Path, cache: BuildCache, sources: list, outputs: set[str],
+         background: bool = False) -> None:
+    """Keep only what this build used, and persist it (in BACKGROUND, watch mode does not wait for it).
+
+    A cache file that lags behind only costs the next CLI build some re-rendering, never a wrong page.
+    """
     live = {s.digest + s.kind for s in sources}
     cache.parsed = {k: v for k, v in cache.parsed.items() if k in live}
     cache.pages = {k: v for k, v in cache.pages.items() if k in outputs}
     cache.outputs = outputs
     _MEMO[out.resolve()] = cache
-    write_page(cache_path(config, out), pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL))
+    path = cache_path(config, out)
+    if background:
+        _WRITER.submit(lambda: write_page(path, pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL)))
+    else:
+        write_page(path, pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:

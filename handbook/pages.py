@@ -35,21 +35,18 @@ class PageSpec:
     context: dict[str, Any]
 
 
+_LAYOUT = {  # the one place the site's URL layout is decided ({slug} filled in per page)
+    "home": "index.html", "changes": "changes.html", "records": "records.html", "tags": "tags/index.html",
+    "tag": "tags/{slug}.html", "notices": "notices/index.html", "notice": "notices/{slug}.html",
+    "search": "search.html", "config": "config.html",
+}
+_PROCEDURE = {STAFF: "procedures/{slug}.html", PUBLIC: "guides/{slug}.html"}
+
+
 def url(tree: str, kind: str, slug: str = "") -> str:
-    """The tree-relative URL of a page kind; the one place the site's URL layout is decided."""
-    layout = {
-        "home": "index.html",
-        "procedure": f"procedures/{slug}.html" if tree == STAFF else f"guides/{slug}.html",
-        "changes": "changes.html",
-        "records": "records.html",
-        "tags": "tags/index.html",
-        "tag": f"tags/{slugify(slug)}.html",
-        "notices": "notices/index.html",
-        "notice": f"notices/{slug}.html",
-        "search": "search.html",
-        "config": "config.html",
-    }
-    return layout[kind]
+    """The tree-relative URL of a page kind."""
+    pattern = _PROCEDURE[tree] if kind == "procedure" else _LAYOUT[kind]
+    return pattern.format(slug=slugify(slug) if kind == "tag" else slug)
 
 
 def href(from_path: str, to_path: str) -> str:
@@ -69,6 +66,7 @@ class Views:
     def __init__(self, config: EstateConfig, hb: Handbook, tree: str, today: date):
         self.config, self.hb, self.tree, self.today = config, hb, tree, today
         self.t = translator(config.estate.language)
+        self._summaries: dict[str, dict[str, Any]] = {}
         self.dept = {d.id: d.name for d in config.departments}
         self.cat = {c.id: c.name for c in config.categories}
         visible = hb.procedures if tree == STAFF else [p for p in hb.procedures if p.public]
@@ -92,13 +90,17 @@ class Views:
         }
 
     def summary(self, p: Procedure, from_path: str) -> dict[str, Any]:
-        return {
-            "id": p.id, "title": p.title, "href": href(from_path, url(self.tree, "procedure", p.slug)),
-            "version": p.version, "effective": p.effective.isoformat(), "review_by": p.review_by.isoformat(),
-            "owner": p.owner, "department": self.dept.get(p.department, p.department),
-            "category": self.cat.get(p.category, p.category), "audience": p.audience,
-            "badges": status(p, self.today, self.config.build.review_warning_days),
-        }
+        """A procedure as lists and links show it; the part that does not depend on the page is memoised."""
+        base = self._summaries.get(p.id)
+        if base is None:
+            base = self._summaries[p.id] = {
+                "id": p.id, "title": p.title, "path": url(self.tree, "procedure", p.slug),
+                "version": p.version, "effective": p.effective.isoformat(), "review_by": p.review_by.isoformat(),
+                "owner": p.owner, "department": self.dept.get(p.department, p.department),
+                "category": self.cat.get(p.category, p.category), "audience": p.audience,
+                "badges": status(p, self.today, self.config.build.review_warning_days),
+            }
+        return {**base, "href": href(from_path, base["path"])}
 
     def record_href(self, from_path: str, record: str) -> str:
         """Records are listed on a staff page only; the public tree shows the name without a link."""

@@ -72,7 +72,7 @@ class Rebuilder:
     def rebuild(self) -> None:
         try:
             config = load_config(self.root)
-            result = build(config, self.out, today=self.today, workers=self.workers)
+            result = build(config, self.out, today=self.today, workers=self.workers, watching=True)
         except (BuildFailed, ConfigError) as exc:
             log.error("构建失败，保留上一版站点 (build failed, previous site kept):\n%s", exc)
             return
