@@ -338,7 +338,7 @@ def _field_rows(props: dict[str, Any], required: list[str], common: dict[str, An
         note = _constraints(schema)
         if name == "category" and policy is not None:
             note = "取值：" + "、".join(f"{r.category}（{r.name}）" for r in policy.routes if r.kind == kind)
-        rows.append([f"<code>{escape(prefix + name)}</code>", escape(_type_text(schema)),
+        rows.append([f"<code style=\"white-space:nowrap\">{escape(prefix + name)}</code>", escape(_type_text(schema)),
                      "是" if name in required else "", escape(schema.get("description", "")),
                      escape(note)])
         if schema.get("type") == "object" and "properties" in schema:
