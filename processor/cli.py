@@ -21,7 +21,16 @@ from typing import Any
 
 from estate.config import ConfigError, EstateConfig, load_config
 from processor.intake import Intake, PassSummary
-from processor.store import JOURNAL, SNAPSHOT, Journal, Store, StoreError, StoreLocked, replay_state
+from processor.store import (
+    JOURNAL,
+    SNAPSHOT,
+    SNAPSHOT_EVERY,
+    Journal,
+    Store,
+    StoreError,
+    StoreLocked,
+    replay_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +84,9 @@ class App:
 
     def store(self) -> Store:
         """A store over var/ that replays through the engine with this policy."""
-        return Store(self.var, lambda form, tickets, now: self.apply(form, tickets, self.policy, now))
+        every = getattr(self.config.processor, "snapshot_every", SNAPSHOT_EVERY)   # a config field, once it exists
+        return Store(self.var, lambda form, tickets, now: self.apply(form, tickets, self.policy, now),
+                     snapshot_every=every)
 
     def intake(self, store: Store) -> Intake:
         """An intake over the inbox feeding STORE."""
@@ -111,8 +122,8 @@ def cmd_once(app: App, args: argparse.Namespace) -> int:
     """Process everything in the inbox, waiting for files still being written, then exit."""
     store = app.store()
     report = store.open()
+    intake = app.intake(store)
     try:
-        intake = app.intake(store)
         intake.recover(report.replayed)
         total = PassSummary()
         while True:
@@ -123,7 +134,7 @@ def cmd_once(app: App, args: argparse.Namespace) -> int:
             time.sleep(app.config.processor.settle_seconds)
         log.info("本次合计 %s", total.line())
     finally:
-        store.close()
+        store.close(snapshot=not intake.unmoved)
     return EXIT_OK
 
 
@@ -133,13 +144,13 @@ def cmd_watch(app: App, args: argparse.Namespace) -> int:
 
     store = app.store()
     report = store.open()
+    intake = app.intake(store)
     try:
-        intake = app.intake(store)
         intake.recover(report.replayed)
         total = watch(intake, app.config)
         log.info("已停止；本次运行 %s", total.line())
     finally:
-        store.close()
+        store.close(snapshot=not intake.unmoved)
     return EXIT_OK
 
 
@@ -284,4 +295,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("配置或规则有误，无法运行：\n%s", exc)
     except StoreError as exc:
         log.error("无法运行：%s", exc)
+    except OSError as exc:      # disk full, folder not writable: the files stay where they are
+        log.error("无法运行（文件系统错误）：%s", exc)
     return EXIT_CANNOT_RUN

@@ -111,6 +111,9 @@ class Intake:
         self.var = config.path(config.processor.var_dir)
         self._seen: dict[str, tuple[int, int]] = {}      # waiting file -> (size, mtime_ns) at the last pass
         self._reserved: set[Path] = set()
+        # Journaled records whose files have not all moved yet: no snapshot may cover them until they
+        # have, or a restart would take the files left in the inbox for duplicates.
+        self.unmoved: list[dict[str, Any]] = []
 
     # listing
 
@@ -147,6 +150,9 @@ class Intake:
 
     def run_pass(self, complete: Iterable[str] = ()) -> PassSummary:
         """Process every ready file in the inbox; return the counts."""
+        if self.unmoved:                     # a move failed last time: finish it before anything looks like a duplicate
+            self.recover(self.unmoved)
+            self.unmoved = []
         paths, waiting = self.pending(complete)
         summary = PassSummary(waiting=waiting)
         items = [d for d in (self._read(p) for p in paths) if d is not None]
@@ -178,7 +184,7 @@ class Intake:
         now = self.clock()
         moves = [self._decide(item, now) for item in items]
         try:
-            self.store.commit()
+            self.unmoved = self.store.commit()
         finally:
             self._reserved.clear()
         summary = PassSummary()
@@ -187,6 +193,7 @@ class Intake:
             counter = COUNTERS[move.kind]
             setattr(summary, counter, getattr(summary, counter) + 1)
         self._sync_dirs(moves)
+        self.unmoved = []
         self.store.maybe_snapshot()
         return summary
 
@@ -254,8 +261,11 @@ class Intake:
         entry = {"at": now.isoformat(), "file": move.item.path.name, "result": move.kind,
                  "form_id": result.id if isinstance(result, Form) else result.form_id,
                  "moved_to": self._rel(move.dest)}
-        with (self.var / INTAKE_LOG).open("a", encoding="utf-8") as fh:
-            fh.write(dumps(entry) + "\n")
+        try:
+            with (self.var / INTAKE_LOG).open("a", encoding="utf-8") as fh:
+                fh.write(dumps(entry) + "\n")
+        except OSError as exc:      # the file has moved; this log is for people, the journal is the record
+            log.warning("%s: 无法写入处理记录: %s", self.var / INTAKE_LOG, exc)
         if move.kind != "accepted":
             log.info("%s → %s（%s）", move.item.path.name, self._rel(move.dest),
                      "重复" if move.kind == "duplicate" else "驳回")

@@ -117,10 +117,10 @@ def _work(intake: Intake, config: EstateConfig, hints: queue.SimpleQueue[str], s
             continue
         try:
             summary = intake.run_pass(complete)
-        except StoreError as exc:
+        except (StoreError, OSError) as exc:
             if intake.store.journal is not None and intake.store.journal.broken:
                 raise
-            log.error("本批未能写入，文件留在收件箱，稍后重试：%s", exc)
+            log.error("本批未能完成，文件留在收件箱，稍后重试：%s", exc)
             summary = PassSummary(waiting=1)
         complete.clear()
         total.add(summary)
