@@ -11,12 +11,15 @@ import codecs
 import hashlib
 import json
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 FORM_TYPES = (*TICKET_KINDS, "update", "survey", "duty_log", "handover", "quiz_result")
 RECORD_TYPES = ("survey", "duty_log", "handover", "quiz_result")
+_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 _TYPE_ZH = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "布尔值 (true/false)",
             "object": "对象 {...}", "array": "列表 [...]", "null": "空值 null"}
@@ -52,10 +56,11 @@ def load_schemas() -> dict[str, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class _Compiled:
-    """One form type's validator, plus the `if action == X then ...` branches split out by action."""
+    """One form type's validators: a fast yes/no check, and jsonschema to explain a no field by field."""
 
-    base: Draft202012Validator
-    by_action: dict[str, Draft202012Validator]
+    fast: Callable[[Any], Any]          # fastjsonschema: generated code, ~5x faster on the accept path
+    base: Draft202012Validator          # jsonschema, the reference implementation: every error, with its path
+    by_action: dict[str, Draft202012Validator]  # the `if action == X then ...` branches, split out by action
 
 
 @lru_cache(maxsize=4)
@@ -68,10 +73,24 @@ def _validators(routes: tuple[Any, ...]) -> dict[str, _Compiled]:
         schema = _inline(schemas[name], schemas["common"])
         if name in TICKET_KINDS:
             schema["properties"]["category"]["enum"] = [r.category for r in routes if r.kind == name]
+        fast = fastjsonschema.compile(json.loads(json.dumps(schema)), use_default=False)
         branches = _split_action_branches(schema)
-        compiled[name] = _Compiled(Draft202012Validator(schema),
+        compiled[name] = _Compiled(fast, Draft202012Validator(schema),
                                    {a: Draft202012Validator(s) for a, s in branches.items()})
     return compiled
+
+
+_BY_POLICY: dict[int, tuple[Policy, dict[str, _Compiled]]] = {}
+
+
+def _compiled_for(policy: Policy) -> dict[str, _Compiled]:
+    """The validators of POLICY, found by identity: hashing 28 routes on every form cost a sixth of the time."""
+    hit = _BY_POLICY.get(id(policy))
+    if hit is None or hit[0] is not policy:
+        if len(_BY_POLICY) > 16:     # a long-running process sees one or two policies; tests see more
+            _BY_POLICY.clear()
+        hit = _BY_POLICY[id(policy)] = (policy, _validators(policy.routes))
+    return hit[1]
 
 
 def _split_action_branches(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -231,13 +250,31 @@ def _check(data: dict[str, Any], policy: Policy) -> list[Problem]:
         shown = json.dumps(kind, ensure_ascii=False) if "form" in data else "（缺失）"
         return [Problem("form", f"未知的表单类型 {shown}，应为：{'、'.join(FORM_TYPES)}",
                         f"unknown form type {shown}; expected one of {', '.join(FORM_TYPES)}")]
-    compiled = _validators(policy.routes)[kind]
-    problems = [_problem(e) for e in compiled.base.iter_errors(data)]
-    branch = compiled.by_action.get(data.get("action"))  # type: ignore[arg-type]
-    if branch:
-        problems.extend(_problem(e) for e in branch.iter_errors(data))
+    compiled = _compiled_for(policy)[kind]
+    problems: list[Problem] = []
+    try:
+        compiled.fast(data)
+    except fastjsonschema.JsonSchemaException:
+        problems = [_problem(e) for e in compiled.base.iter_errors(data)]
+        branch = compiled.by_action.get(data.get("action"))  # type: ignore[arg-type]
+        if branch:
+            problems.extend(_problem(e) for e in branch.iter_errors(data))
     problems.extend(_check_dates(data, problems))
+    problems.extend(_check_names(data))
     return sorted(set(problems), key=lambda p: p.field)
+
+
+def _check_names(data: dict[str, Any]) -> list[Problem]:
+    """Catch a trailing newline that a schema `$` lets through (Python's `$` matches before a final newline)."""
+    found = []
+    if isinstance(data.get("id"), str) and not _ID.fullmatch(data["id"]):
+        found.append(Problem("id", "编号须为 8–64 个字母、数字或 . _ - 字符",
+                             "id must be 8-64 characters of A-Z a-z 0-9 . _ -"))
+    photos = data.get("photos")
+    for i, name in enumerate(photos if isinstance(photos, list) else []):
+        if isinstance(name, str) and "\n" in name:
+            found.append(Problem(f"photos[{i}]", "照片文件名不能包含换行", "a photo name must not contain a newline"))
+    return found
 
 
 def _check_dates(data: dict[str, Any], problems: list[Problem]) -> list[Problem]:

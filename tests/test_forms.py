@@ -7,12 +7,15 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from estate.config import ProcessorConfig
 from estate.policy import Route, load_policy
-from processor.forms import FORM_TYPES, digest, load_schemas, parse_form, read_form
+from processor.forms import FORM_TYPES, _validators, digest, load_schemas, parse_form, read_form
 from processor.models import Form, Rejection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,3 +334,56 @@ def test_every_shipped_sample_form_is_accepted_except_the_bad_ones():
     parse_rejected = [p.name for p in (samples / "bad").glob("*.json")
                       if isinstance(read_form(p, CONFIG, POLICY), Rejection)]
     assert len(parse_rejected) >= 6
+
+
+def test_a_trailing_newline_does_not_sneak_past_the_patterns():
+    data = fixture("repair")
+    data["id"] = "abcdefgh\n"
+    assert "id" in problems(parse(data))
+    data = fixture("repair")
+    data["photos"] = ["a.jpg\n"]
+    assert "photos[0]" in problems(parse(data))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 8) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12) | st.sampled_from(["WO-20261104-0001", "abcdefgh", "2026-11-04T10:00:00+08:00",
+                                              "../x.jpg", "water", "assign", "21:15"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6)
+
+
+def _field_paths(schema: dict, common: dict) -> list[tuple[str, ...]]:
+    paths = []
+    for name in {**common["properties"], **schema.get("properties", {})}:
+        paths.append((name,))
+    paths += [("resident", f) for f in common["$defs"]["resident"]["properties"]]
+    return paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(FORM_TYPES), st.data())
+def test_the_fast_validator_agrees_with_jsonschema(kind, draw):
+    """The fast accept path must accept exactly what jsonschema, the reference implementation, accepts."""
+    schemas = load_schemas()
+    data = fixture(kind)
+    if kind in ("repair", "complaint"):
+        data.setdefault("resident", {})
+    for path in draw.draw(st.lists(st.sampled_from(_field_paths(schemas[kind], schemas["common"])), max_size=3)):
+        target = data
+        for key in path[:-1]:
+            target = target.setdefault(key, {}) if isinstance(target, dict) else {}
+        if isinstance(target, dict):
+            if draw.draw(st.booleans()):
+                target.pop(path[-1], None)
+            else:
+                target[path[-1]] = draw.draw(JSON_VALUES)
+    compiled = _validators(POLICY.routes)[kind]
+    try:
+        compiled.fast(data)
+        fast_ok = True
+    except fastjsonschema.JsonSchemaException:
+        fast_ok = False
+    branch = compiled.by_action.get(data.get("action")) if isinstance(data.get("action"), str) else None
+    reference_ok = compiled.base.is_valid(data) and (branch is None or branch.is_valid(data))
+    assert fast_ok == reference_ok, data
