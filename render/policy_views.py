@@ -104,11 +104,19 @@ def _deadlines(policy: Policy) -> str:
                          "<br>".join(f"{escape(DEADLINE_LABELS.get(r.name, r.label))}：{escape(_clock(r))}"
                                      for r in rules) or "—",
                          "<br>".join(escape(r.note) for r in rules)])
+    labels = form_labels()
+    by_kind = []
+    for kind in dict.fromkeys(r.kind for r in policy.routes):
+        rules = [r for r in policy.deadlines if kind in r.kinds]
+        by_kind.append([escape(labels.get(kind, kind)),
+                        "<br>".join(f"{escape(r.label)}：{escape(_clock(r))}（{_applies(r, policy)}）" for r in rules)
+                        or "按紧急程度"])
     rows = [[escape(r.label), _applies(r, policy), "受理时起" if r.start == "received" else "完成时起",
              escape(_clock(r)), escape("、".join(ACTION_LABELS.get(a, a) for a in r.met_by)), escape(r.note)]
             for r in policy.deadlines]
     return ('<div class="policy-view policy-deadlines">'
             + _table("按紧急程度的处理时限", ["紧急程度", "含义", "时限", "说明"], by_level)
+            + _table("按工单类型的专门时限（另按紧急程度计时）", ["工单类型", "时限"], by_kind)
             + _table("全部时限规则（同一时限按表中顺序，第一条适用的规则生效）",
                      ["时限", "适用于", "起算", "时长", "以哪个动作为准", "依据"], rows)
             + f'<p class="policy-note">到达时限的 {round(policy.escalation.at_risk_fraction * 100)}% 时标为“即将超时”，'
