@@ -59,8 +59,9 @@ def triage(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ticket
     result = Triage(urgency, route.department if route else "")
     _, flags = keyword_matches(policy, kind, _text(data))
     result.flags.extend(flags)
-    if data.get("important") is True:
-        result.flags.append("important")
+    for flag in ("important", "emergency"):   # ticked on the form by staff
+        if data.get(flag) is True:
+            result.flags.append(flag)
     for rule in ESCALATIONS:
         rule(policy, kind, data, at, tickets, result)
     return result

@@ -136,6 +136,12 @@ def test_emergencies_need_someone_on_site_in_5_minutes():
     assert due(ticket, "on_site") == t("13:05")
 
 
+def test_staff_can_mark_an_emergency_on_the_form():
+    ticket = open_ticket("complaint", "13:00", category="safety", emergency=True, description="有人摔倒")
+    assert "emergency" in ticket.flags and due(ticket, "on_site") == t("13:05")
+    assert "emergency" not in open_ticket("repair", "13:00", emergency=False).flags
+
+
 def test_complaints_are_followed_up_weekly_while_open():
     store = MemoryTickets()
     ticket = open_ticket("complaint", "09:00", store)
