@@ -41,7 +41,8 @@ class Expander:
             return cls(lambda text: text, frozenset(), "none")
         policy = load_policy(policy_path)
         digest = hashlib.sha256(policy_path.read_bytes() + _module_bytes(policy_views)).hexdigest()
-        return cls(lambda text: policy_views.expand_placeholders(text, policy),
+        names = {d.id: d.name for d in config.departments}
+        return cls(lambda text: policy_views.expand_placeholders(text, policy, names),
                    frozenset(policy_views.PLACEHOLDERS), digest)
 
 

@@ -14,9 +14,8 @@ from datetime import date, datetime
 from typing import Any
 
 from estate.calendar import calendar_for
-from estate.policy import Policy
-from processor.forms import RECORD_TYPES
-from processor.lifecycle import (
+from estate.contract import RECORD_TYPES
+from estate.lifecycle import (
     ACTION_LABELS,
     FINAL_STATES,
     PREVIOUS,
@@ -25,6 +24,7 @@ from processor.lifecycle import (
     next_state,
     table_action,
 )
+from estate.policy import Policy
 from processor.models import Event, Form, Outcome, Problem, Rejection, Ticket, Tickets
 from processor.rules import SYSTEM, evaluate, meet, shift_for_pause, start_clocks, triage, waive_open
 

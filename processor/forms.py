@@ -24,14 +24,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from estate.config import ProcessorConfig
+from estate.contract import FORM_TYPES, load_schemas
 from estate.policy import TICKET_KINDS, Policy
 from processor.models import Form, Problem, Rejection
 
 log = logging.getLogger(__name__)
 
-SCHEMA_DIR = Path(__file__).parent / "schemas"
-FORM_TYPES = (*TICKET_KINDS, "update", "survey", "duty_log", "handover", "quiz_result")
-RECORD_TYPES = ("survey", "duty_log", "handover", "quiz_result")
 _ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 _TYPE_ZH = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "布尔值 (true/false)",
@@ -46,12 +44,6 @@ _JSON_MSG_ZH = {  # json's error messages, said in Chinese
     "Extra data": "JSON 结束后还有多余内容",
     "Invalid \\escape": "非法的转义符",
 }
-
-
-def load_schemas() -> dict[str, dict[str, Any]]:
-    """Read every schema file of the contract, keyed by name ("common", "repair", ...)."""
-    return {p.name.removesuffix(".schema.json"): json.loads(p.read_text(encoding="utf-8"))
-            for p in sorted(SCHEMA_DIR.glob("*.schema.json"))}
 
 
 @dataclass(frozen=True)

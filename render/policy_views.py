@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from html import escape
 from typing import Any
 
+from estate.contract import FORM_TYPES, load_schemas
+from estate.lifecycle import ACTION_LABELS, OPEN_STATES, PREVIOUS, STATE_LABELS, STATES, TRANSITIONS
 from estate.policy import DeadlineRule, Policy
-from processor.forms import FORM_TYPES, load_schemas
-from processor.lifecycle import ACTION_LABELS, OPEN_STATES, PREVIOUS, STATE_LABELS, STATES, TRANSITIONS
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,12 @@ DEADLINE_LABELS = {"acknowledge": "确认受理", "assign": "派人", "on_site":
 WEEKDAYS = "一二三四五六日"
 
 
-def expand_placeholders(markdown_text: str, policy: Policy) -> str:
-    """Replace each line that is exactly `[[policy:NAME]]` (outside code fences) with its HTML block."""
+def expand_placeholders(markdown_text: str, policy: Policy, departments: Mapping[str, str] | None = None) -> str:
+    """Replace each line that is exactly `[[policy:NAME]]` (outside code fences) with its HTML block.
+
+    DEPARTMENTS maps department ids to the names estate.toml gives them, so tables read 工程部, not engineering.
+    """
+    names = dict(departments or {})
     out, in_fence = [], False
     for line in markdown_text.split("\n"):
         if _FENCE.match(line):
@@ -43,7 +47,7 @@ def expand_placeholders(markdown_text: str, policy: Policy) -> str:
         m = None if in_fence else _LINE.match(line)
         if m and m.group(1) in VIEWS:
             # blank lines around: Python-Markdown passes a block of raw HTML through untouched
-            out.append(f"\n{VIEWS[m.group(1)](policy)}\n")
+            out.append(f"\n{VIEWS[m.group(1)](policy, names)}\n")
         else:
             out.append(line)
     return "\n".join(out)
@@ -95,7 +99,7 @@ def _applies(rule: DeadlineRule, policy: Policy) -> str:
     return escape("；".join(parts) or "所有工单")
 
 
-def _deadlines(policy: Policy) -> str:
+def _deadlines(policy: Policy, names: Mapping[str, str]) -> str:
     """Deadlines by urgency level, then every deadline row in the order the processor applies them."""
     by_level = []
     for level, label in enumerate(policy.urgency.labels, start=1):
@@ -123,16 +127,16 @@ def _deadlines(policy: Policy) -> str:
               "超过时限标为“已超时”；工单暂停期间不计时。</p></div>")
 
 
-def _routing(policy: Policy) -> str:
+def _routing(policy: Policy, names: Mapping[str, str]) -> str:
     """Each ticket kind's categories and the department that works them."""
     labels = form_labels()
     rows = [[escape(labels.get(r.kind, r.kind)), f"<code>{escape(r.category)}</code>", escape(r.name),
-             f"<code>{escape(r.department)}</code>"] for r in policy.routes]
+             escape(names.get(r.department, r.department))] for r in policy.routes]
     return ('<div class="policy-view policy-routing">'
             + _table("工单分类与派单部门", ["工单类型", "分类代码", "分类", "责任部门"], rows) + "</div>")
 
 
-def _escalation(policy: Policy) -> str:
+def _escalation(policy: Policy, names: Mapping[str, str]) -> str:
     """Automatic escalations and the keyword rules."""
     esc = policy.escalation
     labels = form_labels()
@@ -140,7 +144,7 @@ def _escalation(policy: Policy) -> str:
     rows = [
         ["特殊关照住户（高龄独居、残障）", f"紧急程度提高 {esc.vulnerable_raise} 级（最高为 1 级），标记“特殊关照住户”"
          f"（适用于：{'、'.join(labels.get(k, k) for k in esc.vulnerable_kinds)}）"],
-        [f"安全类投诉（{safety}）", f"紧急程度定为 1 级，立即通报 {esc.notify_department}"],
+        [f"安全类投诉（{safety}）", f"紧急程度定为 1 级，立即通报{names.get(esc.notify_department, esc.notify_department)}"],
         [f"同一楼栋、单元、分类 {esc.repeat_days} 天内再次投诉",
          f"标记“重复投诉”，自动升级给{esc.supervisor}（适用于：{'、'.join(labels.get(k, k) for k in esc.repeat_kinds)}）"],
         [f"同一单元、同一分类 {esc.duplicate_hours:g} 小时内再次报来", "标记“疑似重复”，不自动合并，由客服确认后合并"],
@@ -157,7 +161,7 @@ def _escalation(policy: Policy) -> str:
             + f'<p class="policy-note">既未填写也未命中关键词时的默认紧急程度：{escape(defaults)}。</p></div>')
 
 
-def _calendar(policy: Policy) -> str:
+def _calendar(policy: Policy, names: Mapping[str, str]) -> str:
     """Working hours, working days, holidays and make-up days."""
     cal = policy.calendar
     days = "、".join(f"周{WEEKDAYS[d - 1]}" for d in sorted(cal.workdays))
@@ -285,7 +289,7 @@ def lifecycle_svg() -> str:
     return "".join(parts)
 
 
-def _lifecycle(policy: Policy) -> str:
+def _lifecycle(policy: Policy, names: Mapping[str, str]) -> str:
     """The state diagram, the same table as text, and the closing rule."""
     _, loops, _ = _edges()
     rows = []
@@ -357,7 +361,7 @@ def _field_rows(props: dict[str, Any], required: list[str], common: dict[str, An
     return rows
 
 
-def _forms(policy: Policy) -> str:
+def _forms(policy: Policy, names: Mapping[str, str]) -> str:
     """The form contract: common fields, then each type's own fields, from the JSON Schema files."""
     schemas = load_schemas()
     common = schemas["common"]
@@ -388,7 +392,7 @@ def _action_rows(schema: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-VIEWS: dict[str, Callable[[Policy], str]] = {
+VIEWS: dict[str, Callable[[Policy, Mapping[str, str]], str]] = {
     "deadlines": _deadlines,
     "lifecycle": _lifecycle,
     "routing": _routing,

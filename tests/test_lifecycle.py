@@ -11,10 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from estate.config import ProcessorConfig
-from estate.policy import load_policy
-from processor.engine import MemoryTickets, apply_form
-from processor.forms import parse_form, read_form
-from processor.lifecycle import (
+from estate.lifecycle import (
     ACTION_LABELS,
     ACTIONS,
     FINAL_STATES,
@@ -25,6 +22,9 @@ from processor.lifecycle import (
     allowed_actions,
     table_action,
 )
+from estate.policy import load_policy
+from processor.engine import MemoryTickets, apply_form
+from processor.forms import parse_form, read_form
 from processor.models import Form, Outcome, Rejection, Ticket
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from estate import lifecycle
+from estate.contract import FORM_TYPES, load_schemas
 from estate.policy import CalendarPolicy, load_policy
-from processor import lifecycle
-from processor.forms import FORM_TYPES, load_schemas
 from render.markdown import render_markdown
 from render.policy_views import PLACEHOLDERS, expand_placeholders, lifecycle_svg
 
@@ -81,7 +81,14 @@ def test_the_lifecycle_view_is_generated_from_the_transition_table(monkeypatch):
 def test_the_routing_table_lists_every_route():
     html = view("routing")
     for route in POLICY.routes:
-        assert route.name in html and f"<code>{route.department}</code>" in html
+        assert route.name in html and f"<td>{route.department}</td>" in html
+
+
+def test_the_routing_table_says_department_names_when_given():
+    names = {route.department: f"部门{i}" for i, route in enumerate(POLICY.routes)}
+    html = expand_placeholders("[[policy:routing]]", POLICY, names)
+    for route in POLICY.routes:
+        assert f"<td>{names[route.department]}</td>" in html
 
 
 def test_the_escalation_view_follows_the_policy():
