@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from estate.config import EstateConfig
 from handbook import parallel
@@ -30,25 +31,21 @@ class Expander:
 
     @classmethod
     def load(cls, config: EstateConfig) -> Expander:
-        """Load the policy and its views; with no policy file, placeholders are reported as unknown."""
+        """Load the policy and its views; without a policy file every placeholder is reported as unknown."""
+        from estate import contract, lifecycle
+        from estate.policy import load_policy
+        from render import policy_views
+
         policy_path = config.path(config.processor.policy_file)
-        try:
-            from estate.policy import load_policy
-            from render import policy_views
-        except ImportError:
-            return cls(lambda text: text, frozenset(), "none")
         if not policy_path.exists():
             return cls(lambda text: text, frozenset(), "none")
         policy = load_policy(policy_path)
-        digest = hashlib.sha256(policy_path.read_bytes() + _module_bytes(policy_views)).hexdigest()
         names = {d.id: d.name for d in config.departments}
+        inputs = [policy_path, Path(policy_views.__file__), Path(lifecycle.__file__),
+                  *sorted(contract.SCHEMA_DIR.glob("*.json"))]
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
         return cls(lambda text: policy_views.expand_placeholders(text, policy, names),
                    frozenset(policy_views.PLACEHOLDERS), digest)
-
-
-def _module_bytes(module: object) -> bytes:
-    path = getattr(module, "__file__", None)
-    return open(path, "rb").read() if path else b""  # noqa: SIM115
 
 
 def check_placeholders(item: Procedure | Notice, names: frozenset[str]) -> list[BuildProblem]:
