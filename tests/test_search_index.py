@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from pathlib import Path
@@ -10,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from estate.config import BuildConfig, EstateConfig, EstateInfo
-from handbook.search import INDEX_FILE, SearchConfigError, SearchDoc, build_index, load_synonyms
+from handbook.search import (
+    INDEX_FILE,
+    SearchConfigError,
+    SearchDoc,
+    build_index,
+    load_synonyms,
+    read_index_script,
+)
 from handbook.search_fold import browser_map, fold, t2s_table, tokens
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,8 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 def payload(files: dict[str, str]) -> dict:
     """Decode the generated index script back into its data."""
     text = files[INDEX_FILE]
-    assert text.startswith("EstateSearch.ready(") and text.rstrip().endswith(");")
-    return json.loads(text[len("EstateSearch.ready("):text.rstrip().rindex(")")])
+    assert text.startswith('EstateSearch.ready("gzip-v1", "') and text.rstrip().endswith('");')
+    return read_index_script(text)
 
 
 def config_at(root: Path, **build) -> EstateConfig:
@@ -113,7 +119,7 @@ def test_index_size_stays_close_to_the_text(tmp_path):
     text = "接班人员提前 5 分钟到岗，清点对讲机，阅读上一班的《值班记录》。" * 20
     docs = [doc(f"procedures/p{i}.html#s", "4.4 交接班", text) for i in range(50)]
     size = len(build_index(docs, config_at(tmp_path))[INDEX_FILE].encode("utf-8"))
-    assert size < 1.2 * 50 * len(text.encode("utf-8"))
+    assert size < 0.5 * 50 * len(text.encode("utf-8"))     # compressed: smaller than the text itself
 
 
 # ---- synonyms ---------------------------------------------------------------------------------
