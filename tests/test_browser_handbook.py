@@ -94,3 +94,11 @@ def test_keyboard_skip_link_and_landmarks(page, base: str) -> None:  # noqa: ANN
     assert page.evaluate("location.hash") == "#main"
     for landmark in ("header[role=banner]", "main#main", "footer[role=contentinfo]", "nav[aria-label]"):
         assert page.query_selector(landmark), landmark
+
+
+def test_department_chip_opens_its_section(page, base: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/staff/index.html")
+    assert not page.is_visible(".dept-group >> text=T-002 如何报修")
+    page.click(".chip-list >> text=工程部")
+    page.wait_for_function("document.querySelector('#dept-2').open")
+    assert page.is_visible("#dept-2 >> text=如何报修")
