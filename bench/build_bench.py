@@ -53,14 +53,16 @@ class Run:
     seconds: float
     max_rss: int = 0        # bytes: largest single process in the tree (exact, from wait4's rusage)
     tree_rss: int = 0       # bytes: largest sampled sum of RSS over the tree (counts shared pages twice)
-    tree_pss: int = 0       # bytes: largest sampled sum of PSS over the tree (shared pages split fairly)
     written: int | None = None
     extra: dict = field(default_factory=dict)
 
     @property
     def peak(self) -> int:
         """The memory figure the target is judged on: the whole tree, never less than one process."""
-        return max(self.max_rss, self.tree_pss)
+        return max(self.max_rss, self.tree_rss)
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _children(pid: int) -> list[int]:
@@ -83,33 +85,27 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _rss_pss(pid: int) -> tuple[int, int]:
-    rss = pss = 0
+def _rss(pid: int) -> int:
+    # statm is a counter read; smaps_rollup (for PSS) walks the page tables under the process's
+    # mmap lock: ~90 ms a read at 1 GB, enough to slow the build being measured
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1]) * 1024
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1]) * 1024
-    except OSError:   # the process just ended
-        pass
-    return rss, pss
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):   # the process just ended
+        return 0
 
 
 class TreeSampler(threading.Thread):
-    """Poll /proc for the summed RSS and PSS of a process and all its descendants."""
+    """Poll /proc for the summed RSS of a process and all its descendants."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
-        self.pid, self.rss, self.pss = pid, 0, 0
+        self.pid, self.rss = pid, 0
         self.done = threading.Event()
 
     def run(self) -> None:
         while True:
-            sums = [_rss_pss(p) for p in _tree(self.pid)]
-            self.rss = max(self.rss, sum(r for r, _ in sums))
-            self.pss = max(self.pss, sum(p for _, p in sums))
+            self.rss = max(self.rss, sum(_rss(p) for p in _tree(self.pid)))
             if self.done.wait(SAMPLE_SECONDS):
                 return
 
@@ -129,7 +125,7 @@ def measure(cmd: list[str], log_file: Path, cwd: Path = REPO) -> Run:
     if proc.returncode != 0:
         tail = log_file.read_text(encoding="utf-8", errors="replace")[-2000:]
         raise SystemExit(f"基准失败：{' '.join(map(str, cmd))} 退出码 {proc.returncode}\n{log_file}:\n{tail}")
-    return Run(seconds, usage.ru_maxrss * 1024, sampler.rss, sampler.pss)
+    return Run(seconds, usage.ru_maxrss * 1024, sampler.rss)
 
 
 def apparent_size(root: Path, exclude: str | None = None) -> int:
@@ -300,11 +296,13 @@ def mkdocs_full(config: Path, out: Path, logs: Path, k: int) -> Run:
 class Series:
     """Every run of one measurement and their median."""
 
+    name: str
     runs: list[Run] = field(default_factory=list)
 
     def add(self, run: Run) -> None:
         self.runs.append(run)
-        log.info("  %.3f 秒，峰值内存 %.0f MB", run.seconds, run.peak / MB)
+        pages = "" if run.written is None else f"，写入 {run.written} 页"
+        log.info("  %s：%.3f 秒，峰值内存 %.0f MB%s", self.name, run.seconds, run.peak / MB, pages)
 
     @property
     def seconds(self) -> float | None:
@@ -320,7 +318,7 @@ class Series:
 
 def rounds(corpus: Corpus, work: Path, runs: int, systems: dict[str, Callable[[int], Run]]) -> dict[str, Series]:
     """Run each system once a round, RUNS rounds, so drift on the shared machine hits all alike."""
-    series = {name: Series() for name in systems}
+    series = {name: Series(name) for name in systems}
     for k in range(runs):
         for name, fn in systems.items():
             log.info("第 %d/%d 轮 %s (N=%d)", k + 1, runs, name, corpus.n)
@@ -373,9 +371,9 @@ def _fmt(v: float | None, unit: str = "", digits: int = 2) -> str:
 def report(res: dict) -> str:
     """The table the issue asks for: seconds, ratios, sizes, memory, targets with pass/fail."""
     s, size, mem = res["seconds"], res["size"], res["memory"]
-    lines = [f"构建基准：N={res['n']} 篇规程，每项取 {res['runs']} 次中位数，{res['cpus']} 核，"
+    lines = [f"构建基准：N={res['n']} 篇规程，代码 {res['code']}，每项取 {res['runs']} 次中位数，{res['cpus']} 核，"
              f"负载 {res['load_start']:.2f} → {res['load_end']:.2f}", "",
-             "| 项目 | 秒（中位数） | 比值 | 峰值内存 MB（进程树 PSS / 单进程最大 RSS） |", "|---|---|---|---|"]
+             "| 项目 | 秒（中位数） | 比值 | 峰值内存 MB（进程树 RSS 之和 / 单进程最大 RSS） |", "|---|---|---|---|"]
     rows = [("我们：冷构建（build.py 整进程）", "ours_cold", f"我们/Hugo {_fmt(_ratio(s['ours_cold'], s['hugo']), '×')}"),
             ("我们：单页重建（build.py 整进程）", "ours_rebuild_cli", f"/Hugo {_fmt(_ratio(s['ours_rebuild_cli'], s['hugo']), '×')}"),
             ("我们：单页重建（--watch 进程内）", "ours_rebuild_watch",
@@ -384,16 +382,18 @@ def report(res: dict) -> str:
             ("MkDocs + Material：全量构建", "mkdocs", f"MkDocs/我们 {_fmt(_ratio(s.get('mkdocs'), s['ours_cold']), '×', 1)}")]
     for label, key, ratio in rows:
         m = mem.get(key)
-        mem_txt = "—" if not m else f"{m['tree_pss'] / MB:.0f} / {m['max_rss'] / MB:.0f}"
+        mem_txt = "—" if not m else f"{m['tree_rss'] / MB:.0f} / {m['max_rss'] / MB:.0f}"
         lines.append(f"| {label} | {_fmt(s.get(key), '', 3)} | {ratio} | {mem_txt} |")
     lines += ["", "| 输出 | 字节（表观大小） | MB | 相对 Hugo |", "|---|---|---|---|"]
     for label, key in (("我们（含搜索索引）", "ours"), ("我们（不含搜索索引）", "ours_no_index"),
                        ("其中搜索索引", "ours_index"), ("Hugo", "hugo"), ("MkDocs + Material", "mkdocs")):
         if size.get(key) is not None:
             lines.append(f"| {label} | {size[key]:,} | {size[key] / MB:.1f} | {_fmt(_ratio(size[key], size['hugo']), '×')} |")
+    written = {k: [r["written"] for r in res["series"][k]["runs"]] for k in ("ours_rebuild_cli", "ours_rebuild_watch")}
+    lines += ["", f"单页重建写入的页数：命令行 {written['ours_rebuild_cli']}，--watch {written['ours_rebuild_watch']}"]
     extra = res.get("memory_at_n")
     if extra:
-        lines += ["", f"峰值内存 N={extra['n']}（进程树 PSS 与单进程最大 RSS 取大者）：冷构建 {extra['ours_cold'] / MB:.0f} MB，"
+        lines += ["", f"峰值内存 N={extra['n']}（进程树 RSS 之和与单进程最大 RSS 取大者）：冷构建 {extra['ours_cold'] / MB:.0f} MB，"
                   f"--watch 进程（两次构建）{extra['ours_watch'] / MB:.0f} MB，Hugo {extra['hugo'] / MB:.0f} MB；"
                   f"冷构建 {extra['seconds']['ours_cold']:.2f} 秒，Hugo {extra['seconds']['hugo']:.2f} 秒"]
     lines += ["", "| 目标 | 要求 | 实测 | 结果 |", "|---|---|---|---|"]
@@ -472,7 +472,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
         cli_rebuilds.add(ours_rebuild_cli(corpus, ours_out, logs, k))   # needs the warm cache just made
         return run
 
-    cli_rebuilds = Series()
+    cli_rebuilds = Series("ours_rebuild_cli")
     series = rounds(corpus, work, args.runs, {
         "ours_cold": cold_then_rebuild,
         "ours_rebuild_watch": lambda k: ours_inprocess(corpus, ours_out, logs, k),
@@ -489,13 +489,12 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
         series.update(rounds(corpus, work, args.mkdocs_runs or args.runs,
                              {"mkdocs": lambda k: mkdocs_full(mk_config, mk_out, logs, k)}))
         size["mkdocs"] = apparent_size(mk_out)
-    res = {"n": args.n, "runs": args.runs, "cpus": os.cpu_count(), "date": datetime.now(UTC).isoformat(),
+    res = {"n": args.n, "runs": args.runs, "code": code_version(), "cpus": os.cpu_count(), "date": datetime.now(UTC).isoformat(),
            "load_start": load_start, "load_end": os.getloadavg()[0],
            "seconds": {k: v.seconds for k, v in series.items()} | {"mkdocs": series["mkdocs"].seconds
                                                                     if "mkdocs" in series else None},
            "size": size,
-           "memory": {k: {"tree_pss": v.runs and max(r.tree_pss for r in v.runs),
-                          "tree_rss": v.runs and max(r.tree_rss for r in v.runs),
+           "memory": {k: {"tree_rss": v.runs and max(r.tree_rss for r in v.runs),
                           "max_rss": v.runs and max(r.max_rss for r in v.runs)} for k, v in series.items()},
            "series": {k: v.to_json() for k, v in series.items()}}
     if args.memory_n:
@@ -504,6 +503,15 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
         res["profile"] = profile(corpus, work)
     res["targets"] = [asdict(t) for t in targets(res)]
     return res
+
+
+def code_version() -> str:
+    """The commit measured, and whether the builder's files had uncommitted changes (others edit live)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "build.py", "handbook", "render", "estate")
+    return git("rev-parse", "--short", "HEAD") + (" + 未提交的改动" if dirty else "")
 
 
 def memory_at(n: int, work: Path, runs: int) -> dict:
