@@ -222,3 +222,13 @@ def test_a_read_only_var_is_a_clear_error(tmp_path):
             Store(var, apply).open()
     finally:
         var.chmod(0o700)
+
+
+def test_the_fast_ticket_document_is_exactly_to_dict(var):
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    ticket = s.get(next(s.tickets())["number"])
+    assert ticket.history and ticket.deadlines
+    assert store_module.ticket_doc(ticket) == ticket.to_dict()
+    assert json.dumps(store_module.ticket_doc(ticket), sort_keys=True) == json.dumps(ticket.to_dict(), sort_keys=True)
