@@ -115,6 +115,9 @@ def _check_links(proc: Procedure, by_rel: dict[str, Procedure], unparsed: frozen
         dest = by_rel.get(rel)
         if dest is None and rel in unparsed:
             continue
+        if dest is not None and proc.public and not dest.public:
+            log.warning("%s:%d: 公开页面中指向员工规程 %s 的链接在业主页面上显示为纯文本 "
+                        "(link to a staff-only procedure is shown as text on public pages)", _file(proc), line, dest.id)
         if dest is None:
             problems.append(BuildProblem(_file(proc), line, f"链接指向不存在的规程 {target} (broken link)"))
         elif fragment and slugify(fragment) not in {h.anchor for h in dest.headings}:
