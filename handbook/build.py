@@ -106,7 +106,8 @@ def _assets() -> dict[str, bytes]:
 def _root_page(config: EstateConfig) -> dict[str, bytes]:
     from render.jinja import render
 
-    html = render("root.html", {"estate": {"name": config.estate.name, "office": config.estate.office}})
+    html = render("root.html", {"estate": {"name": config.estate.name, "office": config.estate.office},
+                                "language": config.estate.language})
     return {"index.html": html.encode("utf-8")}
 
 
