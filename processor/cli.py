@@ -256,7 +256,7 @@ def cmd_rebuild(app: App, args: argparse.Namespace) -> int:
             old.rename(backup)
             log.info("旧快照已保存为 %s", backup.name)
         store.snapshot()
-        log.info("已从日志重建：%d 条记录，%d 张工单", store.seq, len(store.index.doc_ids))
+        log.info("已从日志重建：%d 条记录，%d 张工单", store.seq, store.index.count())
     finally:
         store.close(snapshot=False)
     return EXIT_OK

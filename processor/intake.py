@@ -114,6 +114,8 @@ class Intake:
         # Journaled records whose files have not all moved yet: no snapshot may cover them until they
         # have, or a restart would take the files left in the inbox for duplicates.
         self.unmoved: list[dict[str, Any]] = []
+        self._touched: set[Path] = set()                 # folders with renames not yet fsync'd
+        store.before_snapshot = self.sync_dirs
 
     # listing
 
@@ -170,7 +172,7 @@ class Intake:
         try:
             with path.open("rb") as fh:
                 raw = fh.read(limit + 1)     # enough to tell an oversized file, never the whole of a huge one
-            mtime = path.stat().st_mtime_ns
+                mtime = os.fstat(fh.fileno()).st_mtime_ns
         except FileNotFoundError:
             return None                      # taken away by its writer between listing and reading
         except OSError as exc:
@@ -192,7 +194,8 @@ class Intake:
             self._move(move, now)
             counter = COUNTERS[move.kind]
             setattr(summary, counter, getattr(summary, counter) + 1)
-        self._sync_dirs(moves)
+        self._log(moves, now)
+        self._touched.update({m.dest.parent for m in moves} | {self.inbox} if moves else set())
         self.unmoved = []
         self.store.maybe_snapshot()
         return summary
@@ -227,7 +230,8 @@ class Intake:
         return self.var / ARCHIVE / now.strftime("%Y-%m")
 
     def _rel(self, path: Path) -> str:
-        return path.relative_to(self.var).as_posix()
+        """PATH relative to var/, as the journal records it (every path here was built under var/)."""
+        return str(path)[len(str(self.var)) + 1:]
 
     def _photos(self, item: Dropped, folder: Path) -> dict[str, Path]:
         """Choose destinations for the photos ITEM names that lie beside it in the inbox."""
@@ -254,28 +258,29 @@ class Intake:
         for name, dest in move.photos.items():
             move_file(self.inbox / name, dest)
         move_file(move.item.path, move.dest)
-        self._log(move, now)
 
-    def _log(self, move: _Move, now: datetime) -> None:
-        result = move.item.result
-        entry = {"at": now.isoformat(), "file": move.item.path.name, "result": move.kind,
-                 "form_id": result.id if isinstance(result, Form) else result.form_id,
-                 "moved_to": self._rel(move.dest)}
+    def _log(self, moves: list[_Move], now: datetime) -> None:
+        """Append what became of each file to var/intake.jsonl (for people; the journal is the record)."""
+        lines = []
+        for move in moves:
+            result = move.item.result
+            lines.append(dumps({"at": now.isoformat(), "file": move.item.path.name, "result": move.kind,
+                                "form_id": result.id if isinstance(result, Form) else result.form_id,
+                                "moved_to": self._rel(move.dest)}) + "\n")
+            if move.kind != "accepted":
+                log.info("%s → %s（%s）", move.item.path.name, self._rel(move.dest),
+                         "重复" if move.kind == "duplicate" else "驳回")
         try:
             with (self.var / INTAKE_LOG).open("a", encoding="utf-8") as fh:
-                fh.write(dumps(entry) + "\n")
-        except OSError as exc:      # the file has moved; this log is for people, the journal is the record
+                fh.writelines(lines)
+        except OSError as exc:      # the files have moved; only this log line is lost
             log.warning("%s: 无法写入处理记录: %s", self.var / INTAKE_LOG, exc)
-        if move.kind != "accepted":
-            log.info("%s → %s（%s）", move.item.path.name, self._rel(move.dest),
-                     "重复" if move.kind == "duplicate" else "驳回")
 
-    def _sync_dirs(self, moves: list[_Move]) -> None:
-        """Make the batch's moves durable before a snapshot can claim them done."""
-        if not moves:
-            return
-        for folder in {m.dest.parent for m in moves} | {self.inbox}:
+    def sync_dirs(self) -> None:
+        """Make the moves durable before a snapshot claims them done (once per snapshot, not per batch)."""
+        for folder in self._touched:
             fsync_dir(folder)
+        self._touched.clear()
 
     # crash recovery
 

@@ -40,8 +40,10 @@ JOURNAL = "journal.jsonl"
 SNAPSHOT = "store.jsonl"
 TORN = "journal.torn"
 LOCK = "lock"
-SNAPSHOT_EVERY = 1000           # records between snapshots: bounds the replay at start
+SNAPSHOT_EVERY = 5000           # records between snapshots: bounds the replay at start (~2 s)
 SNAPSHOT_FORMAT = "estate-desk-store"
+COLD = "closed"                  # var/closed/YYYY-MM.jsonl: finished tickets, by the month they opened
+FINAL_STATES = frozenset(("closed", "merged"))
 
 Apply = Callable[[Form, Tickets, datetime], Outcome]
 
@@ -73,21 +75,31 @@ def ticket_doc(ticket: Ticket) -> dict[str, Any]:
     return _plain(ticket)
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+_ATOMS = frozenset((str, int, float, bool, type(None)))
 
 
 def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain(v) for v in value]
+    if kind is datetime or kind is date:
+        return value.isoformat()
     if dataclasses.is_dataclass(value):
-        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+        return {name: _plain(getattr(value, name)) for name in _field_names(kind)}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def form_from_record(rec: dict[str, Any]) -> Form:
@@ -318,16 +330,20 @@ class OpenReport:
 class _Index:
     """In-memory indexes over the tickets table, rebuilt on load."""
 
-    doc_ids: dict[str, int] = field(default_factory=dict)                  # number -> TinyDB doc id
+    doc_ids: dict[str, int] = field(default_factory=dict)                  # number -> TinyDB doc id (hot)
+    cold: dict[str, tuple[str, int]] = field(default_factory=dict)          # number -> (month, byte offset)
     last_of_day: dict[str, int] = field(default_factory=dict)              # YYYYMMDD -> highest NNNN
     by_unit: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
     by_form: dict[str, str] = field(default_factory=dict)                   # opening form id -> number
 
-    def add(self, doc_id: int, doc: dict[str, Any]) -> None:
-        """Index one ticket document."""
+    def add(self, doc_id: int, doc: dict[str, Any], cold: tuple[str, int] | None = None) -> None:
+        """Index one ticket document, held in TinyDB as DOC_ID or in a month file at COLD."""
         number = doc["number"]
-        known = number in self.doc_ids
-        self.doc_ids[number] = doc_id
+        known = number in self.doc_ids or number in self.cold
+        if cold is None:
+            self.doc_ids[number] = doc_id
+        else:
+            self.cold[number] = cold
         day, n = _number_parts(number)
         if n > self.last_of_day.get(day, 0):
             self.last_of_day[day] = n
@@ -338,6 +354,11 @@ class _Index:
             key = (str(resident.get("building", "")), str(resident.get("unit", "")))
             opened = datetime.fromisoformat(doc["opened_at"]).timestamp()
             self.by_unit.setdefault(key, []).append((opened, number))
+
+
+    def count(self) -> int:
+        """How many tickets there are, hot and cold."""
+        return len(self.doc_ids) + sum(1 for n in self.cold if n not in self.doc_ids)
 
 
 def _number_parts(number: str) -> tuple[str, int]:
@@ -362,6 +383,8 @@ class Store(Tickets):
         self.forms: dict[str, str] = {}                 # form id -> digest, every journaled form
         self.index = _Index()
         self._lock_fd: int | None = None
+        self.cold_sizes: dict[str, int] = {}            # month file -> bytes the snapshot vouches for
+        self._cold_files: dict[str, Any] = {}
         self._pending: list[dict[str, Any]] = []
         self._pending_forms: dict[str, str] = {}
         self._overlay: dict[str, dict[str, Any]] = {}   # number -> staged ticket document
@@ -369,6 +392,7 @@ class Store(Tickets):
         self._overlay_records: list[dict[str, Any]] = []
         self._since_snapshot = 0
         self._snapshot_seq = 0
+        self.before_snapshot: Callable[[], None] | None = None   # intake: fsync the folders files moved into
 
     # opening and closing
 
@@ -388,7 +412,9 @@ class Store(Tickets):
         meta = self.storage.meta
         self.seq = self._snapshot_seq = int(meta.get("seq", 0))
         self.offset = int(meta.get("journal_offset", 0))
+        self.cold_sizes = dict(meta.get("cold", {}))
         self._rebuild_index()
+        self._load_cold(trim=lock and repair)
         report = OpenReport(snapshot_seq=self.seq)
         if self.journal is None:
             return report
@@ -439,6 +465,9 @@ class Store(Tickets):
             self.snapshot()
         if self.journal is not None:
             self.journal.close()
+        for fh in self._cold_files.values():
+            fh.close()
+        self._cold_files = {}
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
@@ -464,7 +493,10 @@ class Store(Tickets):
         if number in self._overlay:
             return self._overlay[number]
         doc_id = self.index.doc_ids.get(number)
-        return self._table("tickets").get(str(doc_id)) if doc_id is not None else None
+        if doc_id is not None:
+            return self._table("tickets").get(str(doc_id))
+        where = self.index.cold.get(number)
+        return self._cold_doc(*where) if where else None
 
     def by_form(self, form_id: str) -> Ticket | None:
         """The ticket opened by form FORM_ID, staged ones included."""
@@ -490,10 +522,9 @@ class Store(Tickets):
         return self._pending_forms.get(form_id) or self.forms.get(form_id)
 
     def tickets(self) -> Iterator[dict[str, Any]]:
-        """Every committed ticket document, in number order."""
-        table = self._table("tickets")
-        for number in sorted(self.index.doc_ids):
-            yield table[str(self.index.doc_ids[number])]
+        """Every committed ticket document, hot and cold, in number order."""
+        for number in sorted(self.index.doc_ids.keys() | self.index.cold.keys()):
+            yield self.document(number)
 
     def records(self) -> list[dict[str, Any]]:
         """Every committed non-ticket record (surveys, duty logs, ...), in journal order."""
@@ -582,13 +613,81 @@ class Store(Tickets):
         """Write TinyDB's tables atomically with the journal offset and sequence they cover."""
         if self._pending:
             raise StoreError("内部错误：尚有未提交的记录，不能写快照 (snapshot with a batch staged)")
+        if self.before_snapshot is not None:
+            self.before_snapshot()
         try:
-            self.storage.snapshot({"seq": self.seq, "journal_offset": self.offset}, self.forms)
+            self._archive_finished()
+            self.storage.snapshot({"seq": self.seq, "journal_offset": self.offset, "cold": self.cold_sizes},
+                                  self.forms)
         except OSError as exc:
             raise StoreError(f"{self.storage.path}: 写入快照失败（磁盘已满或不可写？）: {exc}") from exc
         self._since_snapshot = 0
         self._snapshot_seq = self.seq
-        log.info("已写入快照：%d 条记录，%d 张工单", self.seq, len(self.index.doc_ids))
+        log.info("已写入快照：%d 条记录，%d 张工单（其中 %d 张在用）", self.seq, self.index.count(),
+                 len(self.index.doc_ids))
+
+    # the cold store: finished tickets leave TinyDB for month files, so the hot store stays small
+
+    def _archive_finished(self) -> None:
+        """Move closed and merged tickets from TinyDB to var/closed/YYYY-MM.jsonl (fsync'd before the snapshot)."""
+        if self.var_dir is None:
+            return
+        finished: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for doc_id, doc in self._table("tickets").items():
+            if doc.get("state") in FINAL_STATES:
+                finished.setdefault(doc["opened_at"][:7], []).append((int(doc_id), doc))
+        if not finished:
+            return
+        folder = self.var_dir / COLD
+        folder.mkdir(exist_ok=True)
+        placed: list[tuple[int, dict[str, Any], tuple[str, int]]] = []
+        sizes = dict(self.cold_sizes)
+        for month, docs in sorted(finished.items()):
+            with (folder / f"{month}.jsonl").open("ab") as fh:
+                offset = fh.tell()
+                for doc_id, doc in docs:
+                    line = (dumps(doc) + "\n").encode("utf-8")
+                    fh.write(line)
+                    placed.append((doc_id, doc, (month, offset)))
+                    offset += len(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            sizes[month] = offset
+        fsync_dir(folder)
+        self.db.table("tickets", cache_size=0).remove(doc_ids=[doc_id for doc_id, _, _ in placed])
+        for _, doc, where in placed:
+            del self.index.doc_ids[doc["number"]]
+            self.index.cold[doc["number"]] = where
+        self.cold_sizes = sizes
+        log.info("已将 %d 张已结束的工单移入月度存档", len(placed))
+
+    def _load_cold(self, *, trim: bool) -> None:
+        """Index the month files up to the sizes the snapshot vouches for; TRIM bytes a crash left after them."""
+        if self.var_dir is None:
+            return
+        folder = self.var_dir / COLD
+        for path in sorted(folder.glob("*.jsonl")) if folder.exists() else ():
+            month, size = path.stem, self.cold_sizes.get(path.stem, 0)
+            if trim and path.stat().st_size > size:
+                os.truncate(path, size)         # written by an archiving cut short: still in the hot store
+            with path.open("rb") as fh:
+                offset = 0
+                for line in fh:
+                    if offset + len(line) > size:
+                        break
+                    doc = json.loads(line)
+                    if doc["number"] not in self.index.doc_ids:
+                        self.index.add(0, doc, cold=(month, offset))
+                    offset += len(line)
+            if offset < size:
+                raise StoreError(f"{path}: 月度存档比快照记录的短 (closed-ticket file shorter than the snapshot says)")
+
+    def _cold_doc(self, month: str, offset: int) -> dict[str, Any]:
+        fh = self._cold_files.get(month)
+        if fh is None:
+            fh = self._cold_files[month] = (self.var_dir / COLD / f"{month}.jsonl").open("rb")
+        fh.seek(offset)
+        return json.loads(fh.readline())
 
     # replay
 
