@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -16,6 +17,7 @@ from estate.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = REPO / "tests" / "data" / "search_queries.toml"
+ARTIFACTS = REPO / "tests" / "artifacts"
 TARGET = 0.95
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -61,7 +63,7 @@ def built_staff(tmp_path_factory, browser_page):
     browser_page.wait_for_function("window.EstateSearch && EstateSearch.index")
     sections = browser_page.evaluate("""() => EstateSearch.index.secs.map(
         s => [EstateSearch.index.pages[s.page].id, s.heading])""")
-    return {"page": browser_page, "sections": [tuple(s) for s in sections]}
+    return {"page": browser_page, "sections": [tuple(s) for s in sections], "out": out, "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,19 @@ def browser_page():
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield browser.new_page()
         browser.close()
+
+
+def test_public_index_holds_public_pages_only(built_staff):
+    """The residents' tree gets its own index: no staff-only procedure, no staff-tree link."""
+    from handbook.search import INDEX_FILE, read_index_script
+
+    public = read_index_script((built_staff["out"] / "public" / INDEX_FILE).read_text(encoding="utf-8"))
+    staff = read_index_script((built_staff["out"] / "staff" / INDEX_FILE).read_text(encoding="utf-8"))
+    audiences = {p[6] for p in public["pages"]}
+    assert audiences and audiences <= {"resident", "both"}
+    assert not any(p[0].startswith(("../", "/", "staff/")) for p in public["pages"])
+    staff_only = {p[3] for p in staff["pages"] if p[6] == "staff"}
+    assert staff_only and not staff_only & {p[3] for p in public["pages"]}
 
 
 def recall(page, queries: list[dict], mode: str) -> tuple[float, list[str]]:
@@ -88,3 +103,21 @@ def test_recall_at_5(built_staff):
     score, misses = recall(built_staff["page"], load_queries(), "bigram")
     print(f"recall@5 (bigram) = {score:.3f}")
     assert score >= TARGET, "recall@5 below target:\n" + "\n".join(misses)
+
+
+def test_built_handbook_dropdown_and_search_page(built_staff):
+    """The real handbook: a procedure page's search box, then the ?q= page, with screenshots to look at."""
+    page, staff = built_staff["page"], built_staff["out"] / "staff"
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto((staff / "procedures" / "cs-sop-003.html").as_uri())
+    page.keyboard.press("/")
+    page.keyboard.type("水管爆了")
+    page.wait_for_selector("#es-dropdown a.es-hit")
+    first = page.locator("#es-dropdown a.es-hit").first
+    assert first.locator(".es-section").inner_text() in {"4.5 水管爆裂", "家里水管爆了怎么办？", "4.4 水管爆裂或家中漏水"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "search-handbook-dropdown.png"))
+    page.goto((staff / "search.html").as_uri() + "?q=" + quote("投訴 回訪"))
+    page.wait_for_selector(".es-page-results .es-result")
+    assert "回访" in page.locator(".es-page-results .es-result").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "search-handbook-page.png"), full_page=True)
