@@ -217,3 +217,24 @@ def test_synonym_finds_burst_pipe(page, base_url):
     first = page.locator(".es-page-results .es-result").first
     assert first.locator(".es-section").first.inner_text() == "紧急维修"
     assert "水管爆裂" in first.locator("mark").all_inner_texts()
+
+
+def test_search_page_shows_twenty_then_all(page, tmp_path):
+    """Many hits: the first twenty render at once, a button shows the rest."""
+    docs = [SearchDoc(url=f"procedures/p{i:02d}.html#s", title=f"规程{i:02d}", section="4.1 钥匙借用",
+                      text="钥匙借用须登记。", kind="procedure", id=f"P-{i:02d}", date="2026-01-01")
+            for i in range(25)]
+    site = write_site(tmp_path, docs)
+    page.goto(site.as_uri() + "/search.html?q=" + quote("钥匙"))
+    page.wait_for_selector(".es-page-results .es-result")
+    assert page.locator(".es-status").inner_text() == "25 个页面"
+    assert page.locator(".es-result").count() == 20
+    page.click(".es-more")
+    assert page.locator(".es-result").count() == 25
+
+
+def test_missing_index_says_so(page, tmp_path):
+    site = write_site(tmp_path)
+    (site / "assets" / "search-index.js").unlink()
+    page.goto(site.as_uri() + "/search.html?q=" + quote("投诉"))
+    page.wait_for_function("document.querySelector('.es-status').textContent.includes('载入失败')")

@@ -284,7 +284,8 @@
         key.bm += best.bm * weight;
         key.cov += best.cov / plan.length;
       });
-      if (key.cov < MIN_COVERAGE && !key.title) return;
+      // enough of the query must be in the section, or in its page title and heading
+      if (key.cov < MIN_COVERAGE && key.title / plan.length < MIN_COVERAGE) return;
       var list = byPage.get(page.n);
       if (!list) byPage.set(page.n, (list = []));
       list.push(key);
@@ -386,8 +387,11 @@
   S.search = function (q, opts) {
     opts = opts || {};
     var groups = parseQuery(q || "");
-    if (!groups.length) return { query: q || "", recent: true, results: recent(opts), suggestions: [] };
-    var ranked = rank(groups, opts).slice(0, opts.limit || MAX_PAGES), perPage = opts.sections || 3;
+    if (!groups.length) {
+      var rec = recent(opts);
+      return { query: q || "", recent: true, results: rec, total: rec.length, suggestions: [] };
+    }
+    var all = rank(groups, opts), ranked = all.slice(0, opts.limit || MAX_PAGES), perPage = opts.sections || 3;
     var results = ranked.map(function (r) {
       return {
         page: pageInfo(r.page),
@@ -401,7 +405,8 @@
         }),
       };
     });
-    return { query: q, recent: false, results: results, suggestions: results.length ? [] : suggest(groups) };
+    return { query: q, recent: false, results: results, total: all.length,
+             suggestions: results.length ? [] : suggest(groups) };
   };
 
   function recent(opts) {
@@ -460,7 +465,7 @@
 
   var UI = {
     results: "条结果", pages: "个页面", none: "没有找到与“{q}”相关的内容。",
-    didYouMean: "您是不是要找：", recent: "最近更新", all: "查看全部结果",
+    didYouMean: "您是不是要找：", recent: "最近更新", all: "查看全部结果", more: "显示全部 {n} 个页面",
     loading: "正在载入索引…", loadError: "搜索索引载入失败：请确认 assets/search-index.js 存在。",
     any: "全部", department: "部门", category: "类别", audience: "适用对象", tag: "标签",
     kinds: { procedure: "规程", faq: "知识库", notice: "公告" },
@@ -551,6 +556,7 @@
   }
 
   var FILTERS = ["department", "category", "audience", "tag"];
+  var FIRST_PAGE = 20;    // results rendered at once on the search page; the rest on request
 
   /* The search page: search.html?q=…&department=…, shareable. */
   function initPage(box) {
@@ -584,19 +590,24 @@
       FILTERS.forEach(function (n) { if (f[n]) parts.push(n + "=" + encodeURIComponent(f[n])); });
       return "search.html?" + parts.join("&");
     }
-    function render() {
-      var q = input.value, f = state(), res = S.search(q, { filters: f, sections: 3 });
+    function render(limit) {
+      var q = input.value, f = state(), res = S.search(q, { filters: f, sections: 3, limit: limit || FIRST_PAGE });
       try { history.replaceState(null, "", pageUrl(q, f)); } catch (err) { /* file:// may refuse; the form still works */ }
       if (res.recent) status.textContent = UI.recent;
-      else status.textContent = res.results.length ? res.results.length + " " + UI.pages : "";
+      else status.textContent = res.total ? res.total + " " + UI.pages : "";
       out.innerHTML = res.results.length
-        ? res.results.map(function (r) { return '<li class="es-result">' + resultHtml(r, root, 3) + "</li>"; }).join("")
+        ? res.results.map(function (r) { return '<li class="es-result">' + resultHtml(r, root, 3) + "</li>"; }).join("") +
+          (res.total > res.results.length ? '<li><button type="button" class="es-more">' +
+            UI.more.replace("{n}", res.total) + "</button></li>" : "")
         : suggestionsHtml(res, function (w) { return pageUrl(w, f); });
+      var more = out.querySelector(".es-more");
+      if (more) more.addEventListener("click", function () { render(res.total); });
       markFirstQuery();
     }
     status.textContent = UI.loading;
     S.load(root, function () { fillFilters(); render(); });
-    window.addEventListener("load", function () { if (!idx) status.textContent = UI.loadError; });
+    // the index script has run by "load" (it may still be inflating); if it never ran, it is missing
+    window.addEventListener("load", function () { if (!idx && !S.timings) status.textContent = UI.loadError; });
     input.addEventListener("input", function () { if (idx) render(); });
     FILTERS.forEach(function (n) { if (selects[n]) selects[n].addEventListener("change", function () { if (idx) render(); }); });
     box.querySelector("form").addEventListener("submit", function (e) { e.preventDefault(); if (idx) render(); });
