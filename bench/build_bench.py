@@ -144,6 +144,7 @@ class Corpus:
     root: Path
     edit: Path
     original: bytes
+    code: Path = REPO        # the checkout whose build.py and handbook/ are measured
 
     @property
     def procedures(self) -> Path:
@@ -157,15 +158,31 @@ class Corpus:
         self.edit.write_bytes(self.original)
 
 
-def make_corpus(n: int, work: Path) -> Corpus:
-    """Generate N procedures with bench/corpus.py into WORK/estate-N."""
+def make_corpus(n: int, work: Path, code: Path) -> Corpus:
+    """Generate N procedures with bench/corpus.py into WORK/estate-N, to be built by CODE."""
     sys.path.insert(0, str(BENCH))
     from corpus import make_estate
 
     root, _ = make_estate(n, work / f"estate-{n}")
     files = sorted(p for p in (root / "procedures").glob("*.md") if p.name != "index.md")
     edit = files[int(len(files) * EDIT_PROC)]
-    return Corpus(n, root, edit, edit.read_bytes())
+    return Corpus(n, root, edit, edit.read_bytes(), code)
+
+
+def snapshot(work: Path) -> tuple[Path, str]:
+    """Export the committed tree (git archive HEAD) so other people's half-saved edits cannot change the code mid-run."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    code = work / f"code-{commit}"
+    fresh(code)
+    code.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(code)], check=True)   # no .pyc cost in run 1
+    return code, commit
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def fresh(*paths: Path) -> None:
@@ -184,7 +201,8 @@ def _summary_written(log_file: Path) -> int | None:
 def ours_cli(corpus: Corpus, out: Path, logs: Path, name: str) -> Run:
     """Whole process: python build.py --root ROOT --out OUT."""
     log_file = logs / f"{name}.log"
-    run = measure([sys.executable, str(REPO / "build.py"), "--root", str(corpus.root), "--out", str(out)], log_file)
+    cmd = [sys.executable, str(corpus.code / "build.py"), "--root", str(corpus.root), "--out", str(out)]
+    run = measure(cmd, log_file, cwd=corpus.code)
     run.written = _summary_written(log_file)
     return run
 
@@ -208,7 +226,7 @@ def ours_inprocess(corpus: Corpus, out: Path, logs: Path, k: int) -> Run:
     fresh(out, corpus.root / "var")
     log_file = logs / f"ours-watch-{k}.log"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child-inprocess",
-           str(corpus.root), str(out), str(corpus.edit), str(k)]
+           str(corpus.root), str(out), str(corpus.edit), str(k), str(corpus.code)]
     try:
         run = measure(cmd, log_file)
     finally:
@@ -220,9 +238,9 @@ def ours_inprocess(corpus: Corpus, out: Path, logs: Path, k: int) -> Run:
     return run
 
 
-def _inprocess_child(root: str, out: str, edit: str, k: int) -> None:
+def _inprocess_child(root: str, out: str, edit: str, k: int, code: str) -> None:
     """Runs in the subprocess ours_inprocess starts: two builds, one edit in between."""
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, code)
     from estate.config import load_config
     from handbook.build import build
 
@@ -410,8 +428,7 @@ def profile(corpus: Corpus, work: Path, top: int = 15) -> dict:
     import cProfile
     import pstats
 
-    sys.path.insert(0, str(REPO))
-    from estate.config import load_config
+    from estate.config import load_config  # from corpus.code: main() put it first on sys.path
     from handbook.build import build
 
     out = work / "profile-out"
@@ -439,7 +456,7 @@ def _module(filename: str) -> str:
     if filename.startswith("<"):
         return filename
     p = Path(filename)
-    for anchor in (*(Path(x) for x in sys.path if x.endswith("-packages")), REPO):
+    for anchor in (*(Path(x) for x in sys.path if x.endswith("-packages")), Path(sys.path[0]), REPO):
         try:
             return ".".join(p.relative_to(anchor).with_suffix("").parts)
         except ValueError:
@@ -458,11 +475,11 @@ def profile_report(prof: dict) -> str:
 
 # ---------------------------------------------------------------- main
 
-def bench(args: argparse.Namespace, work: Path) -> dict:
-    """Run every measurement of one benchmark and return the results as plain data."""
+def bench(args: argparse.Namespace, work: Path, code: Path, version: str) -> dict:
+    """Run every measurement of one benchmark of CODE and return the results as plain data."""
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    corpus = make_corpus(args.n, work)
+    corpus = make_corpus(args.n, work, code)
     site = hugo_site(corpus, work)
     ours_out, hugo_out = work / "ours-out", work / "hugo-out"
     load_start = os.getloadavg()[0]
@@ -489,7 +506,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
         series.update(rounds(corpus, work, args.mkdocs_runs or args.runs,
                              {"mkdocs": lambda k: mkdocs_full(mk_config, mk_out, logs, k)}))
         size["mkdocs"] = apparent_size(mk_out)
-    res = {"n": args.n, "runs": args.runs, "code": code_version(), "cpus": os.cpu_count(), "date": datetime.now(UTC).isoformat(),
+    res = {"n": args.n, "runs": args.runs, "code": version, "cpus": os.cpu_count(), "date": datetime.now(UTC).isoformat(),
            "load_start": load_start, "load_end": os.getloadavg()[0],
            "seconds": {k: v.seconds for k, v in series.items()} | {"mkdocs": series["mkdocs"].seconds
                                                                     if "mkdocs" in series else None},
@@ -498,26 +515,23 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
                           "max_rss": v.runs and max(r.max_rss for r in v.runs)} for k, v in series.items()},
            "series": {k: v.to_json() for k, v in series.items()}}
     if args.memory_n:
-        res["memory_at_n"] = memory_at(args.memory_n, work, args.memory_runs)
+        res["memory_at_n"] = memory_at(args.memory_n, work, args.memory_runs, code)
     if args.profile:
         res["profile"] = profile(corpus, work)
     res["targets"] = [asdict(t) for t in targets(res)]
     return res
 
 
-def code_version() -> str:
-    """The commit measured, and whether the builder's files had uncommitted changes (others edit live)."""
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "build.py", "handbook", "render", "estate")
-    return git("rev-parse", "--short", "HEAD") + (" + 未提交的改动" if dirty else "")
+def working_tree_version() -> str:
+    """HEAD, and whether the builder's files have uncommitted changes (others edit them live)."""
+    dirty = _git("status", "--porcelain", "--", "build.py", "handbook", "render", "estate")
+    return _git("rev-parse", "--short", "HEAD") + ("（工作区，含未提交的改动）" if dirty else "（工作区）")
 
 
-def memory_at(n: int, work: Path, runs: int) -> dict:
+def memory_at(n: int, work: Path, runs: int, code: Path) -> dict:
     """Peak memory of our cold build, our watch process and Hugo at N procedures."""
     logs = work / "logs"
-    corpus = make_corpus(n, work)
+    corpus = make_corpus(n, work, code)
     site = hugo_site(corpus, work)
     out, hugo_out = work / f"ours-out-{n}", work / f"hugo-out-{n}"
     series = rounds(corpus, work, runs, {
@@ -540,25 +554,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-runs", type=int, default=1, help="runs at --memory-n (default 1)")
     p.add_argument("--profile", action="store_true", help="cProfile one workers=1 cold build of the N corpus")
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed afterwards)")
-    p.add_argument("--child-inprocess", nargs=4, metavar=("ROOT", "OUT", "EDIT", "K"), help=argparse.SUPPRESS)
+    p.add_argument("--working-tree", action="store_true",
+                   help="measure the working tree as it is (default: a snapshot of the last commit)")
+    p.add_argument("--child-inprocess", nargs=5, metavar=("ROOT", "OUT", "EDIT", "K", "CODE"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child_inprocess:
-        root, out, edit, k = args.child_inprocess
-        _inprocess_child(root, out, edit, int(k))
+        root, out, edit, k, code = args.child_inprocess
+        _inprocess_child(root, out, edit, int(k), code)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    sys.path.insert(0, str(REPO))
-    from handbook.search import INDEX_FILE as built_index
-
-    if built_index != INDEX_FILE:
-        raise SystemExit(f"{__file__}: 搜索索引文件名已改为 {built_index}，请同步 INDEX_FILE")
     work = args.work or Path(tempfile.mkdtemp(prefix="build-bench-"))
     try:
-        res = bench(args, work)
+        if args.working_tree:
+            code, version = REPO, working_tree_version()
+        else:
+            code, version = snapshot(work)
+        sys.path.insert(0, str(code))
+        from handbook.search import INDEX_FILE as built_index
+
+        if built_index != INDEX_FILE:
+            raise SystemExit(f"{__file__}: 搜索索引文件名已改为 {built_index}，请同步 INDEX_FILE")
+        res = bench(args, work, code, version)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
