@@ -205,11 +205,11 @@ class Intake:
         result = item.result
         if isinstance(result, Rejection):
             return self._rejected(item, result)
-        known = self.store.known(result.id)
-        if known == result.digest:
+        seen = self.store.seen(result.id, result.digest)
+        if seen:
             return _Move(item, "duplicate", self._free(self._month(now) / DUPLICATES, item.path.name),
                          self._photos(item, self._month(now) / DUPLICATES))
-        if known is not None:
+        if seen is False:
             return self._rejected(item, conflict(result))
         outcome = self.apply(result, self.store, self.policy, now)
         if outcome.rejection is not None:

@@ -76,7 +76,7 @@ def test_committed_forms_survive_a_restart_without_a_snapshot(var):
     report = again.open()
     assert [r["seq"] for r in report.replayed] == [1, 2, 3]
     assert again.state() == before
-    assert again.known("R-00000001") == "digest-1"
+    assert again.seen("R-00000001", "digest-1") is True and again.seen("R-00000001", "other") is False
 
 
 def test_snapshot_is_utf8_records_the_offset_and_is_loaded_instead_of_replaying(var):
@@ -98,10 +98,10 @@ def test_staged_tickets_are_seen_by_the_engine_and_forgotten_on_rollback(var):
     s = opened(var)
     first = put(s, repair(1))
     assert s.next_number(NOW.date()).endswith("-0002")
-    assert s.by_form("R-00000001") is not None and s.known("R-00000001")
+    assert s.by_form("R-00000001") is not None and s.seen("R-00000001", "digest-1")
     s.rollback()
     assert s.next_number(NOW.date()).endswith("-0001")
-    assert s.known("R-00000001") is None and s.by_form("R-00000001") is None
+    assert s.seen("R-00000001", "digest-1") is None and s.by_form("R-00000001") is None
     assert first["seq"] == 1 and not (var / JOURNAL).exists()
 
 
@@ -171,7 +171,7 @@ def test_a_failed_journal_write_changes_nothing(var, monkeypatch):
         s.commit()
     monkeypatch.undo()
     assert s.state() == state and (var / JOURNAL).stat().st_size == size
-    assert s.known("R-00000002") is None
+    assert s.seen("R-00000002", "digest-2") is None
     put(s, repair(2))
     s.commit()
     assert len(list(s.tickets())) == 2
@@ -290,3 +290,18 @@ def test_month_file_bytes_a_crash_left_beyond_the_snapshot_are_cut(var, monkeypa
     again.open()
     assert (var / "closed" / "2026-11.jsonl").stat().st_size == 0
     assert again.get(number).state == "closed" and number in again.index.doc_ids
+
+
+def test_the_form_index_answers_the_same_before_and_after_settling_and_reloading():
+    index = store_module.FormIndex()
+    digests = {f"F-{n:08d}": f"{n:064x}" for n in range(500)}
+    for form_id, digest in digests.items():
+        index.add(form_id, digest)
+    answers = [(index.seen(i, d), index.seen(i, "f" * 64)) for i, d in digests.items()]
+    assert answers == [(True, False)] * 500 and index.seen("F-99999999", "0" * 64) is None
+    pairs = index.pairs()
+    again = store_module.FormIndex()
+    again.load(*index.dump())
+    assert not index.recent and len(again) == 500 and again.pairs() == pairs
+    assert [(again.seen(i, d), again.seen(i, "f" * 64)) for i, d in digests.items()] == answers
+    assert again.seen("F-99999999", "0" * 64) is None
