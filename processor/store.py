@@ -49,6 +49,7 @@ SNAPSHOT_EVERY = 5000           # records between snapshots: bounds the replay a
 SNAPSHOT_FORMAT = "estate-desk-store"
 COLD = "closed"                  # var/closed/YYYY-MM.jsonl: finished tickets, by the month they opened
 FINAL_STATES = frozenset(("closed", "merged"))
+TICKET_CACHE = 4096              # committed Ticket objects kept for the engine's repeated reads
 
 Apply = Callable[[Form, Tickets, datetime], Outcome]
 
@@ -473,6 +474,7 @@ class Store(Tickets):
         self.index = _Index()
         self._lock_fd: int | None = None
         self.cold_sizes: dict[str, int] = {}            # month file -> bytes the snapshot vouches for
+        self._cache: dict[str, Ticket] = {}             # number -> committed Ticket (read-only, bounded)
         self._cold_files: dict[str, Any] = {}
         self._pending: list[dict[str, Any]] = []
         self._pending_forms: dict[str, str] = {}
@@ -573,9 +575,22 @@ class Store(Tickets):
     # the Tickets protocol
 
     def get(self, number: str) -> Ticket | None:
-        """Return the ticket NUMBER as it stands, staged changes included."""
-        doc = self.document(number)
-        return Ticket.from_dict(doc) if doc is not None else None
+        """Return the ticket NUMBER as it stands, staged changes included.
+
+        Committed tickets come from a small cache: the engine reads the same unit's tickets for every
+        form (duplicate and repeat rules) and never changes what it is given (it returns new copies).
+        """
+        if number in self._overlay:
+            return Ticket.from_dict(self._overlay[number])
+        ticket = self._cache.get(number)
+        if ticket is None:
+            doc = self.document(number)
+            if doc is None:
+                return None
+            ticket = self._cache[number] = Ticket.from_dict(doc)
+            if len(self._cache) > TICKET_CACHE:
+                del self._cache[next(iter(self._cache))]      # the oldest entry
+        return ticket
 
     def document(self, number: str) -> dict[str, Any] | None:
         """Return ticket NUMBER as its stored dict (shared; do not modify)."""
@@ -675,6 +690,8 @@ class Store(Tickets):
         self._staged = _Index()
 
     def _flush_overlay(self) -> None:
+        for number in self._overlay:
+            self._cache.pop(number, None)
         tickets = self.db.table("tickets", cache_size=0)
         new = [doc for number, doc in self._overlay.items() if number not in self.index.doc_ids]
         changed = {self.index.doc_ids[n]: doc for n, doc in self._overlay.items() if n in self.index.doc_ids}
