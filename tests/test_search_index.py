@@ -171,7 +171,7 @@ def search_page(tmp_path_factory):
         doc("procedures/phrase.html#s", "4.2 流程", "交接班时双方签字。" + body, title="流程规程", id="P-PHRASE"),
         doc("procedures/room.html#s", "示例", "A座1502室报修，另有 B1502 车位。", title="示例", id="P-ROOM",
             department="工程部"),
-        doc("procedures/other.html#s", "示例", "C座21502室。", title="其他", id="P-OTHER"),
+        doc("procedures/other.html#s", "示例", "C座21502室，型号ＸＹＺ７。", title="其他", id="P-OTHER"),
         doc("procedures/multi.html#a", "一、记录", "值班记录保存三年。", title="多节规程", id="P-MULTI"),
         doc("procedures/multi.html#b", "二、检查", "主管检查值班记录。", title="多节规程", id="P-MULTI"),
         doc("procedures/fold.html", "", "投诉回访维修听涛国际", title="繁简", id="P-FOLD"),
@@ -217,6 +217,7 @@ def test_digits_match_at_word_starts_only(search_page):
     assert ids(search_page, "1502") == ["P-ROOM"]          # not inside 21502
     assert ids(search_page, "Ａ座１５０２") == ["P-ROOM"]
     assert ids(search_page, "502") == []
+    assert ids(search_page, "xyz7") == ["P-OTHER"] and ids(search_page, "yz7") == []   # full-width too
 
 
 @pytest.mark.browser

@@ -33,16 +33,33 @@
     return (TABLE[u] = DROP_RE.test(n) ? DROPPED : n.charCodeAt(0));
   }
 
-  /* Fold S keeping "\n" as a separator; return folded string and folded→original positions. */
-  function foldWithPositions(s) {
-    var n = s.length, out = new Uint16Array(n), pos = new Int32Array(n + 1), j = 0;
-    for (var i = 0; i < n; i++) {
-      var u = s.charCodeAt(i);
+  /* Fold UTF-8 BYTES keeping "\n" as a separator; return the folded string and, for each of its
+     characters, the byte offset of the character it came from. Working on the bytes spares
+     decoding megabytes of text at load; snippets decode only the slices they show. */
+  function foldBytes(bytes) {
+    var n = bytes.length, out = new Uint16Array(n), pos = new Int32Array(n + 1), j = 0, i = 0;
+    while (i < n) {
+      var b = bytes[i], at = i, u;
+      if (b < 0x80) { u = b; i += 1; }
+      else if (b < 0xe0) { u = ((b & 0x1f) << 6) | (bytes[i + 1] & 0x3f); i += 2; }
+      else if (b < 0xf0) { u = ((b & 0x0f) << 12) | ((bytes[i + 1] & 0x3f) << 6) | (bytes[i + 2] & 0x3f); i += 3; }
+      else { out[j] = 0xd800; pos[j++] = at; out[j] = 0xdc00; pos[j++] = at; i += 4; continue; }  // astral: kept, opaque
       var f = u === 10 ? 10 : TABLE[u] || foldCode(u);
-      if (f !== DROPPED) { out[j] = f; pos[j++] = i; }
+      if (f !== DROPPED) { out[j] = f; pos[j++] = at; }
     }
     pos[j] = n;
     return { s: new TextDecoder("utf-16le").decode(out.subarray(0, j)), pos: pos };
+  }
+
+  var UTF8 = new TextDecoder();
+
+  /* The text as written between byte offsets A and B. */
+  function written(a, b) { return UTF8.decode(idx.bytes.subarray(a, b)); }
+
+  /* Byte offset just past the character that starts at byte A. */
+  function charEnd(a) {
+    var b = idx.bytes[a];
+    return a + (b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4);
   }
 
   function fold(s) {
@@ -88,9 +105,7 @@
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
     new Response(stream).arrayBuffer().then(function (buf) {
       var all = new Uint8Array(buf), cut = all.indexOf(0), utf8 = new TextDecoder();
-      var data = JSON.parse(utf8.decode(all.subarray(0, cut)));
-      data.text = utf8.decode(all.subarray(cut + 1));
-      start(data, t0);
+      start(JSON.parse(utf8.decode(all.subarray(0, cut))), all.subarray(cut + 1), t0);
     }, function () { S.loadError = true; });
   };
 
@@ -100,18 +115,20 @@
     return bytes;
   }
 
-  function start(data, t0) {
+  function start(data, bytes, t0) {
     S.timings.inflated = performance.now();
     TABLE = new Uint16Array(65536);
     T2S = {};
     for (var i = 0; i + 1 < data.fold.length; i += 2) T2S[data.fold[i]] = data.fold[i + 1];
-    var F = foldWithPositions(data.text);
+    var F = foldBytes(bytes);
     var secs = [], p = 0, sec = data.sections;
     // each section is two lines of text: its heading, then its body
     for (var k = 0; k < sec.length; k += 3) {
       var hEnd = F.s.indexOf("\n", p), tEnd = F.s.indexOf("\n", hEnd + 1);
       if (tEnd < 0) tEnd = F.s.length;
-      secs.push({ page: sec[k], anchor: sec[k + 1], heading: sec[k + 2], start: p, body: hEnd + 1, end: tEnd });
+      // o*: byte offsets of the heading line, the body line and the body's end in the text as written
+      secs.push({ page: sec[k], anchor: sec[k + 1], heading: sec[k + 2], start: p, body: hEnd + 1, end: tEnd,
+                  oStart: p ? F.pos[p - 1] + 1 : 0, oBody: F.pos[hEnd] + 1, oEnd: F.pos[tEnd] });
       p = tEnd + 1;
     }
     var pages = data.pages.map(function (r, n) {
@@ -120,7 +137,7 @@
     });
     secs.forEach(function (s, n) { s.n = n; pages[s.page].secs.push(s); });
     var total = secs.reduce(function (a, s) { return a + s.end - s.start; }, 0);
-    idx = { data: data, text: data.text, F: F, secs: secs, pages: pages, avg: total / Math.max(1, secs.length),
+    idx = { data: data, bytes: bytes, F: F, secs: secs, pages: pages, avg: total / Math.max(1, secs.length),
             starts: Int32Array.from(secs.map(function (s) { return s.start; })),
             synonyms: data.synonyms.map(function (g) { return g.map(fold).filter(Boolean); }) };
     cache = new Map();
@@ -157,9 +174,12 @@
 
   /* A Latin or digit token matches only where a word starts in the text as written. */
   function atWordStart(i, tok) {
-    var o = idx.F.pos[i] - 1;
+    var o = idx.F.pos[i] - 1, bytes = idx.bytes;
     if (o < 0) return true;
-    var prev = foldCode(idx.text.charCodeAt(o));
+    while (o > 0 && (bytes[o] & 0xc0) === 0x80) o--;     // back to the previous character's first byte
+    var c = bytes[o], u = c < 0x80 ? c : c < 0xe0 ? ((c & 0x1f) << 6) | (bytes[o + 1] & 0x3f)
+      : c < 0xf0 ? ((c & 0x0f) << 12) | ((bytes[o + 1] & 0x3f) << 6) | (bytes[o + 2] & 0x3f) : 0x3000;
+    var prev = foldCode(u);
     if (prev === DROPPED || !isAlnum(prev)) return true;
     return isDigit(prev) !== isDigit(tok.t.charCodeAt(0));
   }
@@ -254,20 +274,23 @@
       plan.forEach(function (alts) {
         var best = { named: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
         alts.forEach(function (a) {
-          var bm = 0, matched = 0, named = 0, headed = 0, known = 0;
+          var bm = 0, matched = 0, named = 0, headed = 0, known = 0, missingWord = false;
           a.occ.forEach(function (m, t) {
-            if (!m.size) return;     // a token found nowhere ("了", "能不") cannot tell sections apart
+            // a CJK token found nowhere ("了", "能不") cannot tell sections apart; a missing number or
+            // Latin word can: "1503" must not find "1502" through the "座" beside it
+            if (!m.size && !a.toks[t].word) return;
             known++;
             var tok = a.toks[t].t;
             var inHead = heading.indexOf(tok) !== -1;
             if (inHead) headed++;
             if (inHead || page.ftitle.indexOf(tok) !== -1) named++;
             var tf = m.get(n);
-            if (!tf) return;
+            if (!tf) { missingWord = missingWord || a.toks[t].word; return; }
             matched++;
             bm += (a.toks[t].uni ? 0.3 : 1) * idf(m.size) * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len / idx.avg));
           });
-          var cov = known ? matched / known : 0;
+          // numbers and Latin words (rooms, ticket numbers) must all be there; CJK bigrams may be partial
+          var cov = known && !missingWord ? matched / known : 0;
           var inHeading = heading.indexOf(a.alt) !== -1;
           // share of the term's tokens that the title or heading names (1 when it names the whole term)
           var tier = inHeading || page.ftitle.indexOf(a.alt) !== -1 ? 1 : known ? named / known : 0;
@@ -331,9 +354,10 @@
     return merged;
   }
 
+  /* Byte range, in the text as written, of folded characters [fFrom, fTo). */
   function original(fFrom, fTo) {
     var pos = idx.F.pos;
-    return [pos[fFrom], pos[fTo - 1] + 1];
+    return [pos[fFrom], charEnd(pos[fTo - 1])];
   }
 
   /* Highlighted HTML of ORIGINAL TEXT [from, to) with folded match RANGES marked. */
@@ -344,27 +368,28 @@
       if (o[1] <= from || o[0] >= to) return;
       var a = Math.max(o[0], at), b = Math.min(o[1], to);
       if (b <= a) return;
-      html += escapeHtml(idx.text.slice(at, a)) + "<mark>" + escapeHtml(idx.text.slice(a, b)) + "</mark>";
+      html += escapeHtml(written(at, a)) + "<mark>" + escapeHtml(written(a, b)) + "</mark>";
       at = b;
     });
-    return html + escapeHtml(idx.text.slice(at, to));
+    return html + escapeHtml(written(at, to));
   }
 
+  /* About WIDTH characters of the section's body around its first match, matches marked. */
   function snippet(sec, plan, width) {
-    var bodyFrom = idx.F.pos[sec.body], bodyTo = idx.F.pos[sec.end];
     var ranges = matchRanges(plan, sec.body, sec.end);
     var first = ranges.filter(function (r) { return r[2] === 2; })[0] || ranges[0];
-    var centre = first ? original(first[0], first[1])[0] : bodyFrom;
-    var from = Math.max(bodyFrom, centre - Math.floor(width / 3)), to = Math.min(bodyTo, from + width);
-    from = Math.max(bodyFrom, Math.min(from, to - width));
-    return (from > bodyFrom ? "…" : "") + markHtml(from, to, ranges) + (to < bodyTo ? "…" : "");
+    var centre = first ? first[0] : sec.body;                  // folded positions from here on
+    var from = Math.max(sec.body, centre - Math.floor(width / 3)), to = Math.min(sec.end, from + width);
+    from = Math.max(sec.body, Math.min(from, to - width));
+    var a = from === sec.body ? sec.oBody : idx.F.pos[from], b = to === sec.end ? sec.oEnd : idx.F.pos[to];
+    return (a > sec.oBody ? "…" : "") + markHtml(a, b, ranges) + (b < sec.oEnd ? "…" : "");
   }
 
   /* The matched words as written in the section, to highlight on the opened page. */
   function hitsAsWritten(sec, plan) {
     var seen = [], ranges = matchRanges(plan, sec.start, sec.end);
     ranges.forEach(function (r) {
-      var o = original(r[0], r[1]), w = idx.text.slice(o[0], o[1]);
+      var o = original(r[0], r[1]), w = written(o[0], o[1]);
       if (seen.indexOf(w) === -1 && seen.length < 8) seen.push(w);
     });
     return seen;
@@ -397,9 +422,9 @@
         page: pageInfo(r.page),
         sections: r.sections.slice(0, perPage).map(function (k) {
           var hits = hitsAsWritten(k.sec, r.plan);
-          var hEnd = k.sec.body - 1, pos = idx.F.pos;
+          var hEnd = k.sec.body - 1;
           return { heading: k.sec.heading, anchor: k.sec.anchor, url: sectionUrl(r.page, k.sec, hits),
-                   headingHtml: markHtml(pos[k.sec.start], pos[hEnd], matchRanges(r.plan, k.sec.start, hEnd)),
+                   headingHtml: markHtml(k.sec.oStart, k.sec.oBody - 1, matchRanges(r.plan, k.sec.start, hEnd)),
                    snippet: snippet(k.sec, r.plan, opts.width || 90), hits: hits,
                    score: [k.title, k.phrase, Math.round(k.bm * 1000) / 1000] };
         }),
@@ -414,9 +439,9 @@
       .sort(function (a, b) { return a.date < b.date ? 1 : a.date > b.date ? -1 : a.n - b.n; })
       .slice(0, idx.data.recent)
       .map(function (p) {
-        var sec = p.secs[0];
+        var sec = p.secs[0], cut = Math.min(sec.end, sec.body + 60);
         return { page: pageInfo(p), sections: [{ heading: sec.heading, anchor: sec.anchor, url: p.url, hits: [],
-                 snippet: escapeHtml(idx.text.slice(idx.F.pos[sec.body], Math.min(idx.F.pos[sec.end], idx.F.pos[sec.body] + 80))) }] };
+                 snippet: escapeHtml(written(sec.oBody, cut === sec.end ? sec.oEnd : idx.F.pos[cut])) }] };
       });
   }
 
