@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -490,13 +491,15 @@ class Store(Tickets):
     def open(self, *, lock: bool = True, repair: bool = True, fresh: bool = False) -> OpenReport:
         """Lock var/, load the snapshot in bulk, replay the journal tail; cut a torn last line if REPAIR.
 
-        FRESH ignores the snapshot and replays the whole journal (rebuild).
+        FRESH ignores the snapshot and replays the whole journal (rebuild); the month files it no
+        longer reads are kept aside as closed.before-rebuild-TIME, not deleted.
         """
         if self.var_dir is not None and lock:
             self._prepare_dir()
         self.storage = SnapshotStorage(self.var_dir / SNAPSHOT if self.var_dir else None)
         if fresh:
             self.storage.write({})
+            self._set_aside_cold()
         self.db = TinyDB(storage=lambda: self.storage)
         self.storage.read()
         self.forms = self.storage.forms
@@ -769,6 +772,13 @@ class Store(Tickets):
             self.index.cold[doc["number"]] = where
         self.cold_sizes = sizes
         log.info("已将 %d 张已结束的工单移入月度存档", len(placed))
+
+    def _set_aside_cold(self) -> None:
+        folder = self.var_dir / COLD if self.var_dir else None
+        if folder is not None and folder.exists():
+            aside = folder.with_name(f"{COLD}.before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}")
+            folder.rename(aside)
+            log.info("旧的月度存档已移到 %s", aside.name)
 
     def _load_cold(self, *, trim: bool) -> None:
         """Index the month files up to the sizes the snapshot vouches for; TRIM bytes a crash left after them."""

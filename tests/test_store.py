@@ -305,3 +305,25 @@ def test_the_form_index_answers_the_same_before_and_after_settling_and_reloading
     assert not index.recent and len(again) == 500 and again.pairs() == pairs
     assert [(again.seen(i, d), again.seen(i, "f" * 64)) for i, d in digests.items()] == answers
     assert again.seen("F-99999999", "0" * 64) is None
+
+
+def test_a_fresh_open_replays_everything_and_sets_old_month_files_aside(var):
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    number = next(s.tickets())["number"]
+    s.snapshot()
+    close_ticket(s, number)
+    s.commit()
+    s.close()
+    assert (var / "closed" / "2026-11.jsonl").exists()
+    fresh = Store(var, lambda form, tickets, now: apply(form, tickets, now) if form.type != "update"
+                  else Outcome(tickets=[_closed(tickets.get(form.data["ticket"]))]))
+    fresh.open(fresh=True)
+    assert [d.name for d in var.glob("closed.before-rebuild-*")] and not (var / "closed").exists()
+    assert fresh.get(number).state == "closed" and fresh.seq == 2
+
+
+def _closed(ticket):
+    ticket.state = "closed"
+    return ticket
