@@ -26,6 +26,7 @@ from processor.store import (
     SNAPSHOT,
     SNAPSHOT_EVERY,
     Journal,
+    JournalTail,
     Store,
     StoreError,
     StoreLocked,
@@ -193,7 +194,9 @@ def check(app: App) -> list[str]:
     """List every problem with the journal, the snapshot and the store (empty when all is well)."""
     store = app.store()
     journal = Journal(app.var / JOURNAL)
-    full = journal.read(0, 1)
+    full = JournalTail()
+    for _ in journal.scan(0, 1, full):
+        pass
     problems = list(full.problems)
     if full.torn:
         problems.append(f"{journal.path}: 末行不完整（{len(full.torn)} 字节），下次启动时会被截去 (torn last line)")
@@ -217,10 +220,15 @@ def _snapshot_problems(journal: Journal, meta: dict[str, Any], where: Path) -> l
     offset, seq = int(meta.get("journal_offset", 0)), int(meta.get("seq", 0))
     if offset > journal.size():
         return [f"{where}: 快照覆盖到第 {offset} 字节，超过日志大小 {journal.size()} (snapshot offset beyond journal)"]
-    head = journal.path.read_bytes()[:offset] if offset else b""
-    if head and not head.endswith(b"\n"):
+    lines, last = 0, b"\n"
+    with journal.path.open("rb") if offset else io.BytesIO() as fh:
+        while fh.tell() < offset:
+            chunk = fh.read(min(1 << 20, offset - fh.tell()))
+            if not chunk:
+                break
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    if last != b"\n":
         return [f"{where}: 快照偏移量 {offset} 不在行边界上 (snapshot offset not at a line boundary)"]
-    lines = head.count(b"\n")
     if lines != seq:
         return [f"{where}: 快照声称覆盖 {seq} 条记录，日志在该偏移量前有 {lines} 条 (record count mismatch)"]
     return []

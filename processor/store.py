@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -147,33 +147,43 @@ class Journal:
             return 0
 
     def read(self, start: int = 0, expect_seq: int = 1) -> JournalTail:
-        """Parse every line from byte START; the last line may be torn, earlier damage is a problem."""
+        """Parse every line from byte START into a list (the tail after a snapshot is short)."""
         tail = JournalTail(end=start)
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(start)
-                data = fh.read()
-        except FileNotFoundError:
-            return tail
-        *complete, rest = data.split(b"\n")
-        pos = start
-        for i, line in enumerate(complete):
-            rec = _parse_line(line)
-            if rec is None and i == len(complete) - 1 and not rest:
-                tail.torn = line + b"\n"            # an unreadable last line is torn, like a partial one
-                return tail
-            if rec is None:
-                tail.problems.append(f"{self.path}: 字节 {pos} 处的一行无法解析 (unreadable line at byte {pos})")
-            elif rec["seq"] != expect_seq:
-                tail.problems.append(
-                    f"{self.path}: 序号不连续，应为 {expect_seq}，实为 {rec['seq']} (sequence gap at byte {pos})")
-            if rec is not None:
-                tail.records.append(rec)
-                expect_seq = rec["seq"] + 1 if isinstance(rec["seq"], int) else expect_seq + 1
-            pos += len(line) + 1
-            tail.end = pos
-        tail.torn = rest
+        tail.records = list(self.scan(start, expect_seq, tail))
         return tail
+
+    def scan(self, start: int, expect_seq: int, tail: JournalTail) -> Iterator[dict[str, Any]]:
+        """Yield records from byte START, one line at a time; note damage, a torn last line and the end in TAIL.
+
+        The last line may be torn (no newline, or unreadable): that is a crash, cut at the next start.
+        Damage before it is a problem nobody should paper over.
+        """
+        tail.end = start
+        try:
+            fh = self.path.open("rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            fh.seek(start)
+            pos, lines = start, iter(fh)
+            line = next(lines, None)
+            while line is not None:
+                following = next(lines, None)
+                rec = _parse_line(line[:-1]) if line.endswith(b"\n") else None
+                if rec is None and following is None:
+                    tail.torn = line
+                    return
+                if rec is None:
+                    tail.problems.append(f"{self.path}: 字节 {pos} 处的一行无法解析 (unreadable line at byte {pos})")
+                elif rec["seq"] != expect_seq:
+                    tail.problems.append(
+                        f"{self.path}: 序号不连续，应为 {expect_seq}，实为 {rec['seq']} (sequence gap at byte {pos})")
+                if rec is not None:
+                    expect_seq = rec["seq"] + 1 if isinstance(rec["seq"], int) else expect_seq + 1
+                    yield rec
+                pos += len(line)
+                tail.end = pos
+                line = following
 
     def cut(self, size: int, torn: bytes) -> None:
         """Cut a torn tail off at SIZE, keeping the cut bytes in journal.torn (nothing is deleted)."""
@@ -810,11 +820,11 @@ class Store(Tickets):
 
     # replay
 
-    def _replay(self, records: list[dict[str, Any]]) -> None:
+    def _replay(self, records: Iterable[dict[str, Any]]) -> None:
         """Re-apply journaled forms through the engine, with the time each was first processed."""
-        if records and self.apply is None:
-            raise StoreError("内部错误：重放日志需要处理引擎 (replay needs an engine)")
         for rec in records:
+            if self.apply is None:
+                raise StoreError("内部错误：重放日志需要处理引擎 (replay needs an engine)")
             form = form_from_record(rec)
             outcome = self.apply(form, self, datetime.fromisoformat(rec["at"]))
             if outcome.rejection is not None:
@@ -836,12 +846,11 @@ class Store(Tickets):
 
 
 def replay_state(var_dir: Path, apply: Apply) -> tuple[dict[str, Any], list[str]]:
-    """Replay the whole journal into a scratch store; return its state and any journal problems."""
-    journal = Journal(var_dir / JOURNAL)
-    tail = journal.read(0, 1)
+    """Replay the whole journal (streamed) into a scratch store; return its state and any journal problems."""
+    tail = JournalTail()
     scratch = Store(None, apply)
     scratch.open(lock=False)
-    scratch._replay(tail.records)
+    scratch._replay(Journal(var_dir / JOURNAL).scan(0, 1, tail))
     return scratch.state(), tail.problems
 
 
