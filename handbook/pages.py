@@ -144,7 +144,7 @@ class Views:
         ctx = self.base(path, self.config.estate.name)
         ctx.update(groups=groups, departments=depts, total=len(self.procedures),
                    intro=self.hb.intro_html if self.tree == STAFF else "",
-                   notices=[self.notice_summary(n, path) for n in self.notices[:5]])
+                   notices=[self.notice_summary(n, path) for n in self.current_notices()[:5]])
         return PageSpec(self.tree, path, f"{self.tree}/home.html", ctx)
 
     def procedure(self, p: Procedure) -> PageSpec:
@@ -202,6 +202,10 @@ class Views:
         return {"id": n.id, "title": n.title, "date": n.date.isoformat(), "category": n.category,
                 "expires": n.expires.isoformat() if n.expires else "", "expired": expired, "pinned": n.pinned,
                 "href": href(from_path, url(self.tree, "notice", n.slug))}
+
+    def current_notices(self) -> list[Notice]:
+        """Notices still in force (no expiry date, or not yet past it): the home page shows only these."""
+        return [n for n in self.notices if not (n.expires and n.expires < self.today)]
 
     def notices_index(self) -> PageSpec:
         path = url(self.tree, "notices")

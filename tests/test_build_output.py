@@ -203,3 +203,9 @@ def test_ui_language_comes_from_config(mini: Path) -> None:
     _rebuild(mini)
     html = (mini / "site/staff/procedures/t-001.html").read_text(encoding="utf-8")
     assert "On this page" in html and 'lang="en"' in html and "本页目录" not in html
+
+
+def test_home_pages_show_only_notices_still_in_force(mini_site: Path) -> None:
+    for tree in ("staff", "public"):
+        assert "3栋停水通知" not in (mini_site / f"{tree}/index.html").read_text(encoding="utf-8")  # expired 11-20
+        assert "3栋停水通知" in (mini_site / f"{tree}/notices/index.html").read_text(encoding="utf-8")
