@@ -71,7 +71,10 @@ def index_script(payload: dict) -> str:
     raw = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     raw += b"\0" + payload["text"].encode("utf-8")
     packed = base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
-    return f'EstateSearch.ready("gzip-v1", "{packed}");\n'
+    # search.html loads this script async, so it may run before search.js: then it leaves its data
+    # in window.EstateSearchPending for search.js to pick up.
+    call = "(window.EstateSearch && EstateSearch.ready || function () { window.EstateSearchPending = arguments; })"
+    return f'{call}("gzip-v1", "{packed}");\n'
 
 
 def read_index_script(script: str) -> dict:

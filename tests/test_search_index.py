@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 def payload(files: dict[str, str]) -> dict:
     """Decode the generated index script back into its data."""
     text = files[INDEX_FILE]
-    assert text.startswith('EstateSearch.ready("gzip-v1", "') and text.rstrip().endswith('");')
+    assert text.startswith("(window.EstateSearch && EstateSearch.ready") and text.rstrip().endswith('");')
     return read_index_script(text)
 
 

@@ -112,6 +112,11 @@
     }, function () { S.loadError = true; });
   };
 
+  if (window.EstateSearchPending) {     // the index script ran first (async on search.html)
+    S.ready.apply(null, window.EstateSearchPending);
+    window.EstateSearchPending = null;
+  }
+
   function decodeBase64(packed) {
     var bin = atob(packed), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
@@ -495,7 +500,7 @@
   /* ---------- UI ---------- */
 
   var UI = {
-    results: "条结果", pages: "个页面", none: "没有找到与“{q}”相关的内容。",
+    pages: "个页面", none: "没有找到与“{q}”相关的内容。",
     didYouMean: "您是不是要找：", recent: "最近更新", all: "查看全部结果", more: "显示全部 {n} 个页面",
     loading: "正在载入索引…", loadError: "搜索索引载入失败：请确认 assets/search-index.js 存在。",
     any: "全部", department: "部门", category: "类别", audience: "适用对象", tag: "标签",
