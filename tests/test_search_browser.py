@@ -19,8 +19,6 @@ from render.jinja import environment, render, static_files
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "data" / "search_fixture.toml"
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PAGE = """{% extends "base.html" %}{% block main %}<article><h1>{{ title }}</h1>
 {% for s in sections %}{% if s.heading %}<h2 id="{{ s.anchor }}">{{ s.heading }}</h2>{% endif %}<p>{{ s.text }}</p>
 {% endfor %}</article>{% endblock %}"""
@@ -74,19 +72,10 @@ def write_site(out: Path, docs: list[SearchDoc] | None = None) -> Path:
     return out
 
 
-@functools.cache
-def _playwright():
-    from playwright.sync_api import sync_playwright
-
-    return sync_playwright().start()
-
-
 @pytest.fixture(scope="module")
-def browser():
-    pw = _playwright()
-    b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-    yield b
-    b.close()
+def browser(chromium):
+    """The session's headless Chromium (tests/conftest.py): one Playwright per process."""
+    return chromium
 
 
 @pytest.fixture(scope="module")

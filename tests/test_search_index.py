@@ -158,10 +158,8 @@ def test_gbk_synonym_file_is_refused(tmp_path):
 # ---- the same folding in the browser; ranking -------------------------------------------------
 
 @pytest.fixture(scope="module")
-def search_page(tmp_path_factory):
+def search_page(tmp_path_factory, chromium):
     """A blank page with search.js and an index of ranking fixtures, in headless Chromium."""
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path_factory.mktemp("rank")
     body = "巡查公共区域，发现问题及时报修。" * 6
     docs = [
@@ -181,13 +179,11 @@ def search_page(tmp_path_factory):
     (root / "assets" / "search.js").write_bytes((REPO / "render" / "static" / "search.js").read_bytes())
     (root / "index.html").write_text('<!doctype html><meta charset="utf-8"><script src="assets/search.js"></script>'
                                      '<script src="assets/search-index.js"></script>', encoding="utf-8")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        page.goto((root / "index.html").as_uri())
-        page.wait_for_function("window.EstateSearch && EstateSearch.index")
-        yield page
-        browser.close()
+    page = chromium.new_page()
+    page.goto((root / "index.html").as_uri())
+    page.wait_for_function("window.EstateSearch && EstateSearch.index")
+    yield page
+    page.close()
 
 
 def ids(page, query: str, **opts) -> list[str]:

@@ -19,8 +19,6 @@ REPO = Path(__file__).resolve().parent.parent
 QUERIES = REPO / "tests" / "data" / "search_queries.toml"
 ARTIFACTS = REPO / "tests" / "artifacts"
 TARGET = 0.95
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 RUN = """([queries, mode]) => queries.map(q =>
   EstateSearch.search(q, {limit: 5, sections: 1, mode: mode}).results.map(r => [r.page.id, r.sections[0].heading]))"""
 
@@ -67,13 +65,11 @@ def built_staff(tmp_path_factory, browser_page):
 
 
 @pytest.fixture(scope="module")
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser.new_page()
-        browser.close()
+def browser_page(chromium):
+    """A page of the session's headless Chromium (tests/conftest.py)."""
+    page = chromium.new_page()
+    yield page
+    page.close()
 
 
 def test_public_index_holds_public_pages_only(built_staff):
