@@ -227,3 +227,16 @@ def test_missing_index_says_so(page, tmp_path):
     (site / "assets" / "search-index.js").unlink()
     page.goto(site.as_uri() + "/search.html?q=" + quote("投诉"))
     page.wait_for_function("document.querySelector('.es-status').textContent.includes('载入失败')")
+
+
+def test_ui_strings_can_come_from_the_catalogue(page, tmp_path):
+    """A page that passes search_ui gets its strings (the catalogue's other languages), not the Chinese defaults."""
+    site = write_site(tmp_path)
+    html = environment().from_string(PAGE).render({**context("index.html", "Home"), "t": translator("zh-Hans"),
+                                                    "sections": [], "search_ui": {"all": "All results"}})
+    (site / "index.html").write_text(html, encoding="utf-8")
+    page.goto(site.as_uri() + "/index.html")
+    page.keyboard.press("/")
+    page.keyboard.type("投诉")
+    page.wait_for_selector("#es-dropdown a.es-all")
+    assert page.locator("#es-dropdown a.es-all").inner_text() == "All results"

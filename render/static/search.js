@@ -507,6 +507,7 @@
     kinds: { procedure: "规程", faq: "知识库", notice: "公告" },
     audiences: { staff: "员工", resident: "住户", both: "员工和住户" },
   };
+  if (window.EstateSearchUI) Object.assign(UI, window.EstateSearchUI);   // another language's strings
   S.UI = UI;
 
   function rootOf(el) { return (el && el.getAttribute("data-root")) || ""; }
