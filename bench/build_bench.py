@@ -509,22 +509,21 @@ def bench(args: argparse.Namespace, work: Path, code: Path, version: str) -> dic
         return run
 
     cli_rebuilds = Series("ours_rebuild_cli")
-    series = rounds(corpus, work, args.runs, {
-        "ours_cold": cold_then_rebuild,
-        "ours_rebuild_watch": lambda k: ours_inprocess(corpus, ours_out, logs, k),
-        "hugo": lambda k: hugo_full(site, hugo_out, logs, k),
-    })
+    systems = {"ours_cold": cold_then_rebuild,
+               "ours_rebuild_watch": lambda k: ours_inprocess(corpus, ours_out, logs, k),
+               "hugo": lambda k: hugo_full(site, hugo_out, logs, k)}
+    mk_out = work / "mkdocs-out"
+    if args.mkdocs:   # in the same rounds: its ratio is only fair against ours measured at the same time
+        mk_config = mkdocs_site(corpus, work)
+        systems["mkdocs"] = lambda k: mkdocs_full(mk_config, mk_out, logs, k)
+    series = rounds(corpus, work, args.runs, systems)
     series["ours_rebuild_cli"] = cli_rebuilds
     ours_cold(corpus, ours_out, logs, args.runs)      # leave a clean cold build to measure
     hugo_full(site, hugo_out, logs, args.runs)
     index_bytes = sum(p.stat().st_size for tree in ("staff", "public") if (p := ours_out / tree / INDEX_FILE).is_file())
     size = {"ours": apparent_size(ours_out), "ours_no_index": apparent_size(ours_out, INDEX_FILE),
-            "ours_index": index_bytes, "hugo": apparent_size(hugo_out), "mkdocs": None}
-    if args.mkdocs:
-        mk_config, mk_out = mkdocs_site(corpus, work), work / "mkdocs-out"
-        series.update(rounds(corpus, work, args.mkdocs_runs or args.runs,
-                             {"mkdocs": lambda k: mkdocs_full(mk_config, mk_out, logs, k)}))
-        size["mkdocs"] = apparent_size(mk_out)
+            "ours_index": index_bytes, "hugo": apparent_size(hugo_out),
+            "mkdocs": apparent_size(mk_out) if args.mkdocs else None}
     res = {"n": args.n, "runs": args.runs, "code": version, "cpus": os.cpu_count(), "date": datetime.now(UTC).isoformat(),
            "load_start": load_start, "load_end": os.getloadavg()[0],
            "seconds": {k: v.seconds for k, v in series.items()} | {"mkdocs": series["mkdocs"].seconds
@@ -568,7 +567,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=1000, help="number of procedures (default 1000)")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported (default 3)")
     p.add_argument("--mkdocs", action="store_true", help="also build with MkDocs + mkdocs-material (slow)")
-    p.add_argument("--mkdocs-runs", type=int, help="runs for MkDocs (default: --runs)")
     p.add_argument("--memory-n", type=int, help="also measure peak memory at this many procedures, e.g. 5000")
     p.add_argument("--memory-runs", type=int, default=1, help="runs at --memory-n (default 1)")
     p.add_argument("--profile", action="store_true", help="cProfile one workers=1 cold build of the N corpus")
