@@ -75,7 +75,7 @@ class Dropped:
     mtime_ns: int
     raw_sha: str
     result: Form | Rejection
-    data: Any = None           # the decoded JSON if it decoded (to find photos of a rejected form)
+    data: Any = None           # the decoded JSON, if it decoded (to find the photos the form names)
 
     @property
     def order(self) -> tuple[int, float, int, str]:
@@ -179,7 +179,9 @@ class Intake:
             log.error("%s: 无法读取，下次再试: %s", path, exc)
             return None
         result = self.parse(raw, path.name, self.config.processor, self.policy)
-        return Dropped(path, mtime, file_digest(raw), result, _loose_json(raw))
+        # A Form carries its data; only a rejected file is decoded again, to find the photos it names.
+        data = result.data if isinstance(result, Form) else _loose_json(raw)
+        return Dropped(path, mtime, file_digest(raw), result, data)
 
     def _batch(self, items: list[Dropped]) -> PassSummary:
         """Decide a batch, journal it with one fsync, then move its files."""
