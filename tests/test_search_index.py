@@ -173,8 +173,12 @@ def search_page(tmp_path_factory, chromium):
         doc("procedures/multi.html#a", "一、记录", "值班记录保存三年。", title="多节规程", id="P-MULTI"),
         doc("procedures/multi.html#b", "二、检查", "主管检查值班记录。", title="多节规程", id="P-MULTI"),
         doc("procedures/fold.html", "", "投诉回访维修听涛国际", title="繁简", id="P-FOLD"),
+        doc("procedures/broken.html#s", "门铃坏了", "请联系智能设备组。", title="门铃", id="P-BROKEN"),
+        doc("procedures/repair.html#s", "报修以后", "一般二十四小时内上门。", title="时限", id="P-REPAIR"),
     ]
     (root / "assets").mkdir()
+    (root / "content").mkdir()
+    (root / "content" / "synonyms.toml").write_text('groups = [["报修", "坏了"]]', encoding="utf-8")
     (root / INDEX_FILE).write_text(build_index(docs, config_at(root))[INDEX_FILE], encoding="utf-8")
     (root / "assets" / "search.js").write_bytes((REPO / "render" / "static" / "search.js").read_bytes())
     (root / "index.html").write_text('<!doctype html><meta charset="utf-8"><script src="assets/search.js"></script>'
@@ -233,3 +237,10 @@ def test_filters_restrict_results(search_page):
 @pytest.mark.browser
 def test_traditional_query_finds_simplified_text(search_page):
     assert ids(search_page, "鑰匙借用")[0] == "P-KEY"
+
+
+@pytest.mark.browser
+def test_typed_words_rank_above_their_synonyms(search_page):
+    """报修 and 坏了 are synonyms here; a heading that says 报修 comes first, one that says 坏了 is found too."""
+    got = search_page.evaluate("q => EstateSearch.search(q).results.map(r => r.page.id)", "报修")
+    assert got.index("P-REPAIR") < got.index("P-BROKEN")

@@ -18,6 +18,7 @@
   // An SOP's purpose and scope sections mention everything the procedure covers in one line each;
   // they should not outrank the step that actually says it (folded heading words, BM25 weight).
   var SUMMARY_SECTIONS = [["目的", 0.5], ["适用范围", 0.5]];
+  var SYNONYM_WEIGHT = 0.9;   // a synonym's match ranks just below the same match of the typed words
   var TABLE = new Uint16Array(65536);   // folded code unit, 0 = not computed yet
   var T2S = {};
   var idx = null, waiting = [], loadStarted = false, cache = new Map();
@@ -281,7 +282,8 @@
       var key = { n: n, sec: sec, page: page, title: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
       plan.forEach(function (alts) {
         var best = { named: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
-        alts.forEach(function (a) {
+        alts.forEach(function (a, ai) {
+          var trust = ai ? SYNONYM_WEIGHT : 1;     // what the user typed beats what a synonym stands for
           var bm = 0, matched = 0, named = 0, headed = 0, known = 0, missingWord = false;
           a.occ.forEach(function (m, t) {
             // a CJK token found nowhere ("了", "能不") cannot tell sections apart; a missing number or
@@ -301,13 +303,13 @@
           var cov = known && !missingWord ? matched / known : 0;
           var inHeading = heading.indexOf(a.alt) !== -1;
           // share of the term's tokens that the title or heading names (1 when it names the whole term)
-          var tier = inHeading || page.ftitle.indexOf(a.alt) !== -1 ? 1 : known ? named / known : 0;
+          var tier = trust * (inHeading || page.ftitle.indexOf(a.alt) !== -1 ? 1 : known ? named / known : 0);
           if (tier > best.named) best.named = tier;
-          tier = inHeading ? 1 : known ? headed / known : 0;
+          tier = trust * (inHeading ? 1 : known ? headed / known : 0);
           if (tier > best.head) best.head = tier;
           if (cov > best.cov) best.cov = cov;
-          if (bm * cov * cov > best.bm) best.bm = bm * cov * cov;
-          if (a.phrase.has(n)) best.phrase = 1;
+          if (trust * bm * cov * cov > best.bm) best.bm = trust * bm * cov * cov;
+          if (a.phrase.has(n) && trust > best.phrase) best.phrase = trust;
         });
         key.title += best.named;
         key.head += best.head;
