@@ -192,7 +192,7 @@ def bench_batch(base: Path, count: int) -> dict[str, Any]:
     store = Store(config.path(config.processor.var_dir), lambda f, t, now: apply_form(f, t, policy, now))
     store.open()
     store.journal.append = timer.wrap("journal (write+fsync)", store.journal.append)
-    store._flush_overlay = timer.wrap("store (TinyDB)", store._flush_overlay)
+    store.flush = timer.wrap("store (TinyDB)", store.flush)
     store.stage = timer.wrap("store (ticket -> document)", store.stage)
     plain_snapshot = store.snapshot
     store.snapshot = timer.wrap(f"snapshots (every {store.snapshot_every} records)", store.snapshot)

@@ -110,7 +110,7 @@ class Intake:
         self.inbox = config.path(config.processor.inbox_dir)
         self.var = config.path(config.processor.var_dir)
         self._seen: dict[str, tuple[int, int]] = {}      # waiting file -> (size, mtime_ns) at the last pass
-        self._reserved: set[Path] = set()
+        self._taken: dict[Path, set[str]] = {}          # folder -> names used or chosen, during one batch
         # Journaled records whose files have not all moved yet: no snapshot may cover them until they
         # have, or a restart would take the files left in the inbox for duplicates.
         self.unmoved: list[dict[str, Any]] = []
@@ -186,11 +186,12 @@ class Intake:
     def _batch(self, items: list[Dropped]) -> PassSummary:
         """Decide a batch, journal it with one fsync, then move its files."""
         now = self.clock()
-        moves = [self._decide(item, now) for item in items]
+        month = self._month(now)
+        moves = [self._decide(item, now, month) for item in items]
         try:
             self.unmoved = self.store.commit()
         finally:
-            self._reserved.clear()
+            self._taken.clear()
         summary = PassSummary()
         for move in moves:
             self._move(move, now)
@@ -202,15 +203,15 @@ class Intake:
         self.store.maybe_snapshot()
         return summary
 
-    def _decide(self, item: Dropped, now: datetime) -> _Move:
+    def _decide(self, item: Dropped, now: datetime, month: Path) -> _Move:
         """Stage ITEM's form in the store or decide it is a duplicate or a rejection."""
         result = item.result
         if isinstance(result, Rejection):
             return self._rejected(item, result)
         seen = self.store.seen(result.id, result.digest)
         if seen:
-            return _Move(item, "duplicate", self._free(self._month(now) / DUPLICATES, item.path.name),
-                         self._photos(item, self._month(now) / DUPLICATES))
+            return _Move(item, "duplicate", self._free(month / DUPLICATES, item.path.name),
+                         self._photos(item, month / DUPLICATES))
         if seen is False:
             return self._rejected(item, conflict(result))
         outcome = self.apply(result, self.store, self.policy, now)
@@ -218,7 +219,6 @@ class Intake:
             return self._rejected(item, outcome.rejection)
         for message in outcome.messages:
             log.info("%s: %s", item.path.name, message)
-        month = self._month(now)
         move = _Move(item, "accepted", self._free(month, item.path.name), self._photos(item, month))
         self.store.stage(result, outcome, now, file_sha256=item.raw_sha, dest=self._rel(move.dest),
                          photos={k: self._rel(v) for k, v in move.photos.items()})
@@ -240,14 +240,20 @@ class Intake:
         return {name: self._free(folder, name) for name in photo_names(item.data) if (self.inbox / name).is_file()}
 
     def _free(self, folder: Path, name: str) -> Path:
-        """A path in FOLDER for NAME that clashes with no file and no other choice of this batch."""
+        """A path in FOLDER for NAME that clashes with no file there and no other choice of this batch.
+
+        The folder is listed once per batch (one stat per file cost more than the journal's fsync).
+        """
+        taken = self._taken.get(folder)
+        if taken is None:
+            taken = self._taken[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
         stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
-        candidate, n = folder / name, 0
-        while candidate in self._reserved or candidate.exists():
+        candidate, n = name, 0
+        while candidate in taken:
             n += 1
-            candidate = folder / (f"{stem}-{n}{dot}{ext}")
-        self._reserved.add(candidate)
-        return candidate
+            candidate = f"{stem}-{n}{dot}{ext}"
+        taken.add(candidate)
+        return folder / candidate
 
     # moving
 

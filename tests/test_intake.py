@@ -212,7 +212,7 @@ def test_a_crash_after_the_journal_write_is_finished_on_restart_not_counted_twic
     drop(root, "crash.json", repair(13, photos=["p.jpg"]))
     (root / "inbox" / "p.jpg").write_bytes(b"photo")
     items = [desk.intake._read(p) for p in desk.intake.pending()[0]]
-    desk.intake._decide(items[0], NOW)
+    desk.intake._decide(items[0], NOW, desk.intake._month(NOW))
     desk.store.commit()                  # journaled ... and then the power went out before the move
     desk.store.close(snapshot=False)
     assert files(root / "inbox") == ["crash.json", "p.jpg"]

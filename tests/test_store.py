@@ -327,3 +327,21 @@ def test_a_fresh_open_replays_everything_and_sets_old_month_files_aside(var):
 def _closed(ticket):
     ticket.state = "closed"
     return ticket
+
+
+def test_tickets_reach_tinydb_in_bulk_and_read_the_same_before_and_after(var, monkeypatch):
+    monkeypatch.setattr(store_module, "FLUSH_EVERY", 3)
+    s = opened(var)
+    for n in range(5):
+        put(s, repair(n))
+        s.commit()
+    assert len(s._unflushed) == 2 and len(s._table("tickets")) == 3
+    first = next(s.tickets())["number"]
+    close_ticket(s, first)
+    s.commit()
+    before = s.state()
+    assert s.get(first).state == "closed"
+    s.close()
+    again = Store(var, apply)
+    again.open()
+    assert again.state() == before and not again._unflushed
