@@ -211,15 +211,16 @@
   }
 
   /* Turn the query into groups of alternatives (synonyms), each alternative a folded term. */
+  /* Each alternative remembers the synonym it brought in (`need`): it only counts where that word is. */
   function parseQuery(q) {
     return q.split(/\s+/).map(fold).filter(Boolean).map(function (term) {
-      var alts = [term];
+      var alts = [{ text: term, need: "" }], seen = [term];
       idx.synonyms.forEach(function (group) {
         group.forEach(function (word) {
           if (term.indexOf(word) === -1) return;
           group.forEach(function (other) {
             var alt = term.split(word).join(other);
-            if (alts.indexOf(alt) === -1) alts.push(alt);
+            if (seen.indexOf(alt) === -1) { seen.push(alt); alts.push({ text: alt, need: other }); }
           });
         });
       });
@@ -248,20 +249,21 @@
     return b.title - a.title || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
   }
 
-  /* Sections of one page (the title is the same for all): heading matches, then phrase, then BM25. */
+  /* Sections of one page: title and heading together (a synonym may join them), heading alone, phrase, BM25. */
   function compareInPage(a, b) {
     var emptyA = a.sec.end === a.sec.body, emptyB = b.sec.end === b.sec.body;   // a bare parent heading
     if (emptyA !== emptyB) return emptyA ? 1 : -1;
-    return b.head - a.head || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
+    return b.title - a.title || b.head - a.head || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
   }
 
   /* Score every candidate section; return [{page, sections:[scored...]}], best first. */
   function rank(groups, opts) {
     var mode = opts.mode || "bigram";
     var plan = groups.map(function (alts) {
-      return alts.map(function (alt) {
-        var toks = tokenize(alt, mode), phrase = occurrences({ t: alt, word: isAlnum(alt.charCodeAt(0)) });
-        return { alt: alt, toks: toks, occ: toks.map(occurrences), phrase: phrase };
+      return alts.map(function (x) {
+        var alt = x.text, toks = tokenize(alt, mode), phrase = occurrences({ t: alt, word: isAlnum(alt.charCodeAt(0)) });
+        return { alt: alt, toks: toks, occ: toks.map(occurrences), phrase: phrase, need: x.need,
+                 needOcc: x.need ? occurrences({ t: x.need, word: isAlnum(x.need.charCodeAt(0)) }) : null };
       });
     });
     var cand = new Set();
@@ -284,6 +286,8 @@
         var best = { named: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
         alts.forEach(function (a, ai) {
           var trust = ai ? SYNONYM_WEIGHT : 1;     // what the user typed beats what a synonym stands for
+          // "钥匙不见了" must not stand in for "钥匙" where no 不见了 is written
+          if (a.need && !a.needOcc.has(n) && page.ftitle.indexOf(a.need) === -1) return;
           var bm = 0, matched = 0, named = 0, headed = 0, known = 0, missingWord = false;
           a.occ.forEach(function (m, t) {
             // a CJK token found nowhere ("了", "能不") cannot tell sections apart; a missing number or
@@ -488,7 +492,7 @@
 
   /* The closest vocabulary words to the query: Dice overlap of characters and bigrams. */
   function suggest(groups) {
-    var qf = groups.map(function (g) { return g[0]; }).join(""), qg = grams(qf);
+    var qf = groups.map(function (g) { return g[0].text; }).join(""), qg = grams(qf);
     var qn = Object.keys(qg).length;
     return vocabulary().map(function (v) {
       var common = 0, keys = Object.keys(v.grams);
