@@ -90,14 +90,14 @@ def _plain(value: Any) -> Any:
     kind = type(value)
     if kind in _ATOMS:
         return value
-    if kind is dict:
-        return {k: _plain(v) for k, v in value.items()}
+    if kind is dict:     # atoms inline: a call per value was most of the cost
+        return {k: v if type(v) in _ATOMS else _plain(v) for k, v in value.items()}
     if kind is list or kind is tuple:
-        return [_plain(v) for v in value]
+        return [v if type(v) in _ATOMS else _plain(v) for v in value]
     if kind is datetime or kind is date:
         return value.isoformat()
     if dataclasses.is_dataclass(value):
-        return {name: _plain(getattr(value, name)) for name in _field_names(kind)}
+        return {name: v if type(v := getattr(value, name)) in _ATOMS else _plain(v) for name in _field_names(kind)}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
