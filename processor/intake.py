@@ -264,7 +264,8 @@ class Intake:
             body = {**move.rejection.to_dict(), "rejected_at": now.isoformat(), "moved_to": move.dest.name}
             _write_atomic(error, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
         for name, dest in move.photos.items():
-            move_file(self.inbox / name, dest)
+            if (self.inbox / name).is_file():     # another form of the batch may have named it too
+                move_file(self.inbox / name, dest)
         move_file(move.item.path, move.dest)
 
     def _log(self, moves: list[_Move], now: datetime) -> None:

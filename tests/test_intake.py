@@ -232,3 +232,12 @@ def test_batches_share_one_fsync_and_all_forms_land(root):
     assert desk.run().accepted == 10
     assert len(journal_ids(root)) == 10 and len(list(desk.store.tickets())) == 10
     desk.close()
+
+
+def test_two_forms_naming_the_same_photo_both_land_and_the_photo_moves_once(desk, root):
+    drop(root, "a.json", repair(30, photos=["shared.jpg"]))
+    drop(root, "b.json", repair(31, minutes=1, photos=["shared.jpg"]))
+    (root / "inbox" / "shared.jpg").write_bytes(b"photo")
+    assert desk.run().accepted == 2
+    assert files(root / "inbox") == []
+    assert files(root / "var" / "archive") == ["2026-11/a.json", "2026-11/b.json", "2026-11/shared.jpg"]
