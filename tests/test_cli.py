@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_intake import NOW, drop, make_root, repair  # noqa: E402
+from tests.test_intake import NOW, drop, make_root, repair
 
 REPO = Path(__file__).parents[1]
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_intake import drop, journal_ids, make_root, repair  # noqa: E402
+from tests.test_intake import drop, journal_ids, make_root, repair
 
 REPO = Path(__file__).parents[1]
 PROCESSOR = [sys.executable, "-m", "processor"]

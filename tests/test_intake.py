@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -15,15 +14,10 @@ import pytest
 
 from estate.config import load_config
 from estate.policy import load_policy
+from processor.engine import apply_form
 from processor.forms import parse_form
 from processor.intake import Intake
 from processor.store import JOURNAL, Store
-
-sys.path.insert(0, str(Path(__file__).parent / "data" / "processor"))
-try:
-    from processor.engine import apply_form
-except ImportError:
-    from fake_engine import apply_form
 
 REPO = Path(__file__).parents[1]
 TZ = timezone(timedelta(hours=8))

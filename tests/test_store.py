@@ -5,21 +5,15 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from processor import store as store_module
+from processor.engine import apply_form
 from processor.models import Form, Outcome
 from processor.store import JOURNAL, SNAPSHOT, TORN, Store, StoreError, StoreLocked, replay_state
-
-sys.path.insert(0, str(Path(__file__).parent / "data" / "processor"))
-try:
-    from processor.engine import apply_form
-except ImportError:  # the engine lands separately; the store only needs something deterministic
-    from fake_engine import apply_form
 
 TZ = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=TZ)

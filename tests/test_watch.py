@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_intake import Desk, drop, journal_ids, make_root, repair  # noqa: E402
-
-from processor.watch import watch  # noqa: E402
+from processor.watch import watch
+from tests.test_intake import Desk, drop, journal_ids, make_root, repair
 
 REPO = Path(__file__).parents[1]
 
