@@ -3,10 +3,13 @@
 The only module that imports tinydb. The flow of one batch of forms:
 
   stage(form, outcome)   the outcome is held in an overlay that `get`/`recent`/`next_number` see
-  commit()               the batch's journal lines are written and fsync'd, then the overlay goes
-                         into TinyDB (one table update per batch, never one per insert)
-  snapshot()             every SNAPSHOT_EVERY records and on close: TinyDB's tables are written
-                         atomically with the journal offset they cover
+  commit()               the batch's journal lines are written and fsync'd; the overlay becomes
+                         committed state (indexed at once)
+  flush()                committed tickets go into TinyDB FLUSH_EVERY at a time (one table update,
+                         never one per insert)
+  snapshot()             every SNAPSHOT_EVERY records and on close: closed and merged tickets move
+                         to var/closed/YYYY-MM.jsonl, then TinyDB's tables are written atomically
+                         with the journal offset (and month-file sizes) they cover
 
 At open the snapshot is loaded in bulk and the journal tail after its offset is replayed through
 the engine, so a kill -9 at any moment loses nothing: a record is either in the journal (and
