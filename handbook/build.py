@@ -14,11 +14,12 @@ from pathlib import Path
 
 from estate.config import EstateConfig
 from handbook import cache as build_cache
-from handbook import parallel
+from handbook import parallel, search
 from handbook.discover import discover
 from handbook.index import Handbook, build_index
 from handbook.models import BuildProblem, Notice, Procedure, SourceFile
 from handbook.pages import PUBLIC, STAFF, PageSpec, Views
+from handbook.search_docs import search_docs
 from handbook.sources import Expander, parse_sources
 from render.jinja import static_files
 from render.writer import write_page
@@ -113,17 +114,13 @@ def _root_page(config: EstateConfig) -> dict[str, bytes]:
 
 def _search_files(config: EstateConfig, handbook: Handbook) -> dict[str, bytes]:
     """Search index files of each tree (the public one holds public pages only)."""
-    try:
-        from handbook import search
-    except ImportError:  # the search engine is optional while it is being written
-        log.warning("search module missing: the site is built without a search index")
-        return {}
-    from handbook.search_docs import search_docs
-
     files: dict[str, bytes] = {}
     for tree in (STAFF, PUBLIC):
-        docs = search_docs(config, handbook, tree)
-        for rel, content in search.build_index(docs, config).items():
+        try:
+            built = search.build_index(search_docs(config, handbook, tree), config)
+        except search.SearchConfigError as exc:  # e.g. a broken content/synonyms.toml
+            raise BuildFailed([BuildProblem(config.build.synonyms_file, 1, str(exc))]) from exc
+        for rel, content in built.items():
             files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
     return files
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import jinja2
 
-from render.i18n import DEFAULT, translator
+from render.i18n import DEFAULT, catalogue, translator
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,24 @@ def environment() -> jinja2.Environment:
 
 def render(template: str, context: dict[str, Any]) -> str:
     """Render TEMPLATE with CONTEXT; `t()` speaks the context's language (contexts stay plain data)."""
-    t = translator(context.get("language", DEFAULT))
-    return environment().get_template(template).render({**context, "t": t})
+    language = context.get("language", DEFAULT)
+    extra: dict[str, Any] = {"t": translator(language)}
+    if language != DEFAULT:  # search.js carries the default strings; other languages pass theirs
+        extra["search_ui"] = search_ui(language)
+    return environment().get_template(template).render({**context, **extra})
+
+
+def search_ui(language: str) -> dict[str, Any]:
+    """The `searchjs.*` strings of LANGUAGE as the nested table search.js expects."""
+    ui: dict[str, Any] = {}
+    for key, text in catalogue(language).items():
+        if key.startswith("searchjs."):
+            *parents, leaf = key.removeprefix("searchjs.").split(".")
+            node = ui
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = text
+    return ui
 
 
 def assets_digest() -> str:

@@ -143,3 +143,9 @@ def test_bad_config_is_reported(mini: Path, toml: str, expected: str) -> None:
         load_config(mini)
     assert expected in str(exc.value)
     assert "content/estate.toml" in str(exc.value)
+
+
+def test_broken_synonyms_file_fails_the_build_with_its_name(mini: Path) -> None:
+    (mini / "content/synonyms.toml").write_text("[[group\nwords = 1", encoding="utf-8")
+    found = problems_for(mini)
+    assert len(found) == 1 and "content/synonyms.toml" in found[0] and "TOML" in found[0], found

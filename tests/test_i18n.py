@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -34,3 +35,20 @@ def test_placeholders_are_filled_and_missing_keys_show_themselves() -> None:
     t = translator("zh-Hant")
     assert t("tag.lead", count=3) == "3 份規程帶有此標籤。"
     assert t("no.such.key") == "no.such.key"
+
+
+def test_search_ui_strings_follow_the_estate_language(mini: Path) -> None:
+    from estate.config import load_config
+    from handbook.build import build
+    from tests.conftest import TODAY
+
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('name = "测试花园"', 'name = "测试花园"\nlanguage = "zh-Hant"'),
+                    encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/staff/search.html").read_text(encoding="utf-8")
+    assert 'placeholder="搜尋規程、知識庫（按 / 鍵）"' in page and "輸入關鍵詞" in page
+    ui = json.loads(re.search(r"window\.EstateSearchUI = (\{.*?\});</script>", page).group(1))
+    assert ui["pages"] == "個頁面" and ui["kinds"]["faq"] == "知識庫"
+    default = (mini / "site/public/index.html").read_text(encoding="utf-8")
+    assert "搜尋公告、辦事指南" in default
