@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from estate.config import EstateConfig
-from handbook.search_fold import browser_map, fold
+from handbook.search_fold import browser_map, fold, folded_alphabet
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def index_payload(docs: list[SearchDoc], synonyms: list[list[str]], recent: int)
         heading = _squash(doc.section)
         sections += [page_of[page_url], anchor, heading]
         texts.append(heading + "\n" + _squash(doc.text))   # two lines a section: heading, body
-    alphabet = set(fold("".join(texts) + "".join(p[1] for p in pages) + "".join(map("".join, synonyms))))
+    alphabet = folded_alphabet(*texts, *(p[1] for p in pages), *map("".join, synonyms))
     return {"v": 1, "recent": recent, "fold": browser_map(alphabet), "synonyms": synonyms,
             "pages": pages, "sections": sections, "text": "\n".join(texts)}
 

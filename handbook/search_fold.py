@@ -41,8 +41,9 @@ def t2s_table() -> dict[str, str]:
     return table
 
 
+@cache
 def fold_char(ch: str) -> str:
-    """Fold one character; return "" if search ignores it."""
+    """Fold one character; return "" if search ignores it (memoised: texts reuse a few thousand characters)."""
     norm = unicodedata.normalize("NFKC", ch)
     if len(norm) != 1:
         norm = ch
@@ -57,7 +58,15 @@ def fold_char(ch: str) -> str:
 
 def fold(text: str) -> str:
     """Fold a string: the form that index and query are compared in."""
-    return "".join(fold_char(ch) for ch in text)
+    return "".join(map(fold_char, text))
+
+
+def folded_alphabet(*texts: str) -> set[str]:
+    """The folded characters that occur in TEXTS (folding each distinct character once)."""
+    chars: set[str] = set()
+    for text in texts:
+        chars.update(text)
+    return {f for f in map(fold_char, chars) if f}
 
 
 def browser_map(alphabet: set[str]) -> str:
