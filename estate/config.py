@@ -133,22 +133,30 @@ def _lookup(items: tuple[Any, ...], name: str) -> Any:
 def load_config(root: Path | str = ".") -> EstateConfig:
     """Read and validate ROOT/content/estate.toml."""
     root = Path(root)
-    path = root / CONFIG_FILE
+    config = load_toml_schema(EstateConfig, root / CONFIG_FILE, _check_semantics)
+    return _replace_root(config, root)
+
+
+def load_toml_schema(cls: type, path: Path, check: Any = None) -> Any:
+    """Read the TOML file PATH into dataclass CLS; CHECK(obj, problems) adds cross-field problems.
+
+    Every problem is collected (not just the first) and raised together as one ConfigError naming PATH.
+    """
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(path, ["file not found (配置文件不存在)"]) from exc
+        raise ConfigError(path, ["file not found (文件不存在)"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(path, [f"not valid UTF-8 at byte {exc.start} (不是 UTF-8 编码)"]) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [f"TOML syntax error: {exc}"]) from exc
+        raise ConfigError(path, [f"TOML syntax error (语法错误): {exc}"]) from exc
     problems: list[str] = []
-    config = _build(EstateConfig, raw, "", problems)
-    if not problems:
-        _check_semantics(config, problems)
+    obj = _build(cls, raw, "", problems)
+    if not problems and check is not None:
+        check(obj, problems)
     if problems:
         raise ConfigError(path, problems)
-    return _replace_root(config, root)
+    return obj
 
 
 def _replace_root(config: EstateConfig, root: Path) -> EstateConfig:

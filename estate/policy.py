@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-import tomllib
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from estate.config import ConfigError, doc
+from estate.config import doc, load_toml_schema
 
 log = logging.getLogger(__name__)
 
@@ -147,22 +146,7 @@ class Policy:
 
 def load_policy(path: Path | str) -> Policy:
     """Read and validate a policy TOML file."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(path, ["file not found (规则文件不存在)"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, [f"not valid UTF-8 at byte {exc.start} (不是 UTF-8 编码)"]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [f"TOML syntax error (语法错误): {exc}"]) from exc
-    problems: list[str] = []
-    policy = _build(Policy, raw, "", problems)
-    if not problems:
-        _check_semantics(policy, problems)
-    if problems:
-        raise ConfigError(path, problems)
-    return policy
+    return load_toml_schema(Policy, Path(path), _check_semantics)
 
 
 def check_departments(policy: Policy, department_ids: set[str]) -> list[str]:

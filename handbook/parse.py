@@ -214,17 +214,44 @@ def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> None
     item.sections = [Section(*s) for s in rendered.sections]
 
 
-def parse_procedure(
-    source: SourceFile, config: EstateConfig, expand: Callable[[str], str]
-) -> tuple[Procedure | None, list[BuildProblem]]:
-    """Parse and render one procedure file."""
+@dataclass
+class _Parsed:
+    """A file's front matter checked against its field table, and its body."""
+
+    problems: _Problems
+    data: dict[str, Any]
+    lines: dict[str, int]
+    clean: dict[str, Any]
+    body: str
+    body_line: int
+
+    def extra(self, rules: tuple[FieldRule, ...]) -> dict[str, Any]:
+        """Unknown front-matter keys, kept (not rejected) for later use."""
+        known = {r.name for r in rules}
+        return {k: v for k, v in self.data.items() if k not in known}
+
+
+def _read(source: SourceFile, rules: tuple[FieldRule, ...]) -> _Parsed | list[BuildProblem]:
+    """Decode, split and check the front matter of SOURCE; a list means it failed with those problems."""
     problems = _Problems(source)
     text = decode(source, problems)
     parts = split_front_matter(text, problems) if text is not None else None
     if parts is None:
-        return None, problems.items
+        return problems.items
     data, lines, body, body_line = parts
-    clean = check_fields(data, lines, PROCEDURE_FIELDS, problems)
+    clean = check_fields(data, lines, rules, problems)
+    body, body_line = strip_title(body, body_line)
+    return _Parsed(problems, data, lines, clean, body, body_line)
+
+
+def parse_procedure(
+    source: SourceFile, config: EstateConfig, expand: Callable[[str], str]
+) -> tuple[Procedure | None, list[BuildProblem]]:
+    """Parse and render one procedure file."""
+    parsed = _read(source, PROCEDURE_FIELDS)
+    if isinstance(parsed, list):
+        return None, parsed
+    clean, lines, problems = parsed.clean, parsed.lines, parsed.problems
     for key, lookup in (("department", config.department), ("category", config.category)):
         if key in clean:
             found = lookup(clean[key])
@@ -237,12 +264,9 @@ def parse_procedure(
         problems.add(lines["review_by"], "复审日期早于生效日期 (review_by is before effective)")
     if problems.items:
         return None, problems.items
-    known = {r.name for r in PROCEDURE_FIELDS}
-    extra = {k: v for k, v in data.items() if k not in known}
-    body, body_line = strip_title(body, body_line)
-    proc = Procedure(source=replace(source, raw=b""), body=body, body_line=body_line, extra=extra,
-                     field_lines=lines, **clean)
-    proc.links = find_links(body, body_line)
+    proc = Procedure(source=replace(source, raw=b""), body=parsed.body, body_line=parsed.body_line,
+                     extra=parsed.extra(PROCEDURE_FIELDS), field_lines=lines, **clean)
+    proc.links = find_links(proc.body, proc.body_line)
     _render_into(proc, expand)
     return proc, []
 
@@ -251,18 +275,12 @@ def parse_notice(
     source: SourceFile, config: EstateConfig, expand: Callable[[str], str]
 ) -> tuple[Notice | None, list[BuildProblem]]:
     """Parse and render one notice file."""
-    problems = _Problems(source)
-    text = decode(source, problems)
-    parts = split_front_matter(text, problems) if text is not None else None
-    if parts is None:
-        return None, problems.items
-    data, lines, body, body_line = parts
-    clean = check_fields(data, lines, NOTICE_FIELDS, problems)
-    if problems.items:
-        return None, problems.items
-    known = {r.name for r in NOTICE_FIELDS}
-    body, body_line = strip_title(body, body_line)
-    notice = Notice(source=replace(source, raw=b""), body=body, body_line=body_line,
-                    extra={k: v for k, v in data.items() if k not in known}, **clean)
+    parsed = _read(source, NOTICE_FIELDS)
+    if isinstance(parsed, list):
+        return None, parsed
+    if parsed.problems.items:
+        return None, parsed.problems.items
+    notice = Notice(source=replace(source, raw=b""), body=parsed.body, body_line=parsed.body_line,
+                    extra=parsed.extra(NOTICE_FIELDS), **parsed.clean)
     _render_into(notice, expand)
     return notice, []
