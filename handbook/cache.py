@@ -12,6 +12,7 @@ import pickle
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from estate.config import CONFIG_FILE, EstateConfig
@@ -39,7 +40,7 @@ class BuildCache:
 def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
     """Load the cache for OUT, dropping whatever the current config, policy or templates invalidate."""
     config_bytes = config.path(CONFIG_FILE).read_bytes()
-    parse_stamp = hashlib.sha256(config_bytes + policy_digest.encode() + CACHE_VERSION.encode()).hexdigest()
+    parse_stamp = hashlib.sha256(config_bytes + policy_digest.encode() + _code_digest().encode()).hexdigest()
     page_stamp = hashlib.sha256((parse_stamp + assets_digest()).encode()).hexdigest()
     cache = _MEMO.get(out.resolve()) or _read(cache_path(config, out))
     if cache.parse_stamp != parse_stamp:
@@ -48,6 +49,16 @@ def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
         cache.pages.clear()
     cache.parse_stamp, cache.page_stamp = parse_stamp, page_stamp
     return cache
+
+
+@cache
+def _code_digest() -> str:
+    """The builder's own code: upgrading Estate Desk must not reuse pages parsed by the old version."""
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    for package in (Path(__file__).parent, Path(__file__).parent.parent / "render"):
+        for path in sorted(package.glob("*.py")):
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def cache_path(config: EstateConfig, out: Path) -> Path:
