@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain
 from pathlib import Path
 
 from estate.config import EstateConfig
@@ -45,6 +46,7 @@ class BuildResult:
     parsed: int = 0
     seconds: float = 0.0
     rendered: list[str] = field(default_factory=list)   # tree/path of pages rendered this time
+    outputs: set[str] = field(default_factory=set)      # tree/path of every page this build produces
 
     def summary(self) -> str:
         return (f"完成：写入 {self.written} 页，跳过 {self.skipped} 页（未变），删除 {self.removed} 页，"
@@ -68,23 +70,26 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     _progress(len(sources), "解析 {n} 个源文件…")
     procs, notices, intro, problems, unparsed, parsed = parse_sources(               # parse
         sources, config, expander, cache, workers)
+    source_keys = {s.digest + s.kind for s in sources}
+    del sources  # the raw bytes are parsed; at 5,000 procedures they are worth freeing
     handbook, index_problems = build_index(config, procs, notices, unparsed)      # index
     problems += index_problems
     if problems:
         raise BuildFailed(problems)
     if intro:
         handbook.intro_title, handbook.intro_html = intro
-    specs = [*Views(config, handbook, STAFF, today).pages(), *Views(config, handbook, PUBLIC, today).pages()]
     extras = _assets() | _search_files(config, handbook) | _root_page(config)     # render
+    # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
+    specs = chain(Views(config, handbook, STAFF, today).pages(), Views(config, handbook, PUBLIC, today).pages())
 
-    _progress(len(specs), "渲染 {n} 页（内容未变的页面将跳过）…")
+    _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
         build_cache.clean(out)
     result = parallel.render_and_write(out, specs, cache, workers)                # write
     result.written += sum(write_page(out / rel, data) for rel, data in extras.items())
-    outputs = {f"{s.tree}/{s.path}" for s in specs} | set(extras)
+    outputs = result.outputs | set(extras)
     result.removed = build_cache.remove_stale(out, cache, outputs)
-    build_cache.save(config, out, cache, sources, outputs, background=watching)
+    build_cache.save(config, out, cache, source_keys, outputs, background=watching)
     result.parsed = parsed
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import pickle
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,7 +19,6 @@ from pathlib import Path
 
 from estate.config import CONFIG_FILE, EstateConfig
 from render.jinja import assets_digest
-from render.writer import write_page
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +80,34 @@ def _read(path: Path) -> BuildCache:
         return BuildCache()
 
 
-def save(config: EstateConfig, out: Path, cache: BuildCache, sources: list, outputs: set[str],
+def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], outputs: set[str],
          background: bool = False) -> None:
     """Keep only what this build used, and persist it (in BACKGROUND, watch mode does not wait for it).
 
     A cache file that lags behind only costs the next CLI build some re-rendering, never a wrong page.
     """
-    live = {s.digest + s.kind for s in sources}
     cache.parsed = {k: v for k, v in cache.parsed.items() if k in live}
     cache.pages = {k: v for k, v in cache.pages.items() if k in outputs}
     cache.outputs = outputs
     _MEMO[out.resolve()] = cache
     path = cache_path(config, out)
     if background:
-        _WRITER.submit(lambda: write_page(path, pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL)))
+        _WRITER.submit(_dump, cache, path)
     else:
-        write_page(path, pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL))
+        _dump(cache, path)
+
+
+def _dump(cache: BuildCache, path: Path) -> None:
+    """Pickle straight into a temp file, then rename: no second in-memory copy of a large cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(cache, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -119,15 +120,15 @@ class Views:
         return _MARKER.sub(swap, html)
 
     # -- pages ---------------------------------------------------------------------------------
-    def pages(self) -> list[PageSpec]:
-        specs = [self.home(), self.changes(), self.notices_index(), self.search()]
-        specs += [self.procedure(p) for p in self.procedures]
-        specs += [self.notice(n) for n in self.notices]
+    def pages(self) -> Iterator[PageSpec]:
+        """Every page of this tree, one at a time."""
+        yield from (self.home(), self.changes(), self.notices_index(), self.search())
+        yield from map(self.procedure, self.procedures)
+        yield from map(self.notice, self.notices)
         if self.tree == STAFF:
-            specs += [self.procedure(p) for p in self.hb.superseded]
-            specs += [self.records(), self.tags_index(), self.config_page()]
-            specs += [self.tag(t) for t in self.hb.tags]
-        return specs
+            yield from map(self.procedure, self.hb.superseded)
+            yield from (self.records(), self.tags_index(), self.config_page())
+            yield from map(self.tag, self.hb.tags)
 
     def home(self) -> PageSpec:
         path = url(self.tree, "home")

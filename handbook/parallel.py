@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +75,18 @@ def _render_chunk(indices: range) -> int:
     return written
 
 
-def render_and_write(out: Path, specs: list, cache: BuildCache, workers: int):  # noqa: ANN201
-    """Render and write the pages whose fingerprint changed (or whose file is gone)."""
+BATCH = 1000  # pages whose contexts are held at once: bounds memory at 5,000+ procedures
+
+
+def render_and_write(out: Path, specs: Iterable, cache: BuildCache, workers: int):  # noqa: ANN201
+    """Render and write the pages whose fingerprint changed (or whose file is gone), a batch at a time."""
     from handbook.build import BuildResult
 
     result = BuildResult()
-    pending = []
+    pending: list = []
     for spec in specs:
         key = f"{spec.tree}/{spec.path}"
+        result.outputs.add(key)
         fp = fingerprint(spec.template, spec.context)
         if cache.pages.get(key) == fp and (out / key).is_file():
             result.skipped += 1
@@ -89,15 +94,21 @@ def render_and_write(out: Path, specs: list, cache: BuildCache, workers: int):  
         cache.pages[key] = fp
         pending.append(spec)
         result.rendered.append(key)
+        if len(pending) >= BATCH:
+            result.written += _render_batch(out, pending, workers)
+            pending = []
+    result.written += _render_batch(out, pending, workers)
+    result.skipped += len(result.rendered) - result.written
+    return result
+
+
+def _render_batch(out: Path, pending: list, workers: int) -> int:
     _JOB.update(out=out, specs=pending)
     pool = _pool(workers, len(pending))
     try:
         if pool is None:
-            result.written = _render_chunk(range(len(pending)))
-        else:
-            with pool:
-                result.written = sum(pool.map(_render_chunk, _chunks(len(pending), workers)))
+            return _render_chunk(range(len(pending)))
+        with pool:
+            return sum(pool.map(_render_chunk, _chunks(len(pending), workers)))
     finally:
         _JOB.clear()
-    result.skipped += len(pending) - result.written
-    return result

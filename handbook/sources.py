@@ -68,6 +68,7 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
     item, problems = parser(source, config, expander.expand)
     if item is not None:
         problems = check_placeholders(item, expander.names)
+        item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
     return (item if not problems else None), problems
 
 
