@@ -110,7 +110,8 @@ class Intake:
         self.inbox = config.path(config.processor.inbox_dir)
         self.var = config.path(config.processor.var_dir)
         self._seen: dict[str, tuple[int, int]] = {}      # waiting file -> (size, mtime_ns) at the last pass
-        self._taken: dict[Path, set[str]] = {}          # folder -> names used or chosen, during one batch
+        # folder -> names in it or chosen for it: listed once, then kept (we hold the lock: no other writer)
+        self._taken: dict[Path, set[str]] = {}
         # Journaled records whose files have not all moved yet: no snapshot may cover them until they
         # have, or a restart would take the files left in the inbox for duplicates.
         self.unmoved: list[dict[str, Any]] = []
@@ -190,13 +191,14 @@ class Intake:
         moves = [self._decide(item, now, month) for item in items]
         try:
             self.unmoved = self.store.commit()
-        finally:
-            self._taken.clear()
-        summary = PassSummary()
-        for move in moves:
-            self._move(move, now)
-            counter = COUNTERS[move.kind]
-            setattr(summary, counter, getattr(summary, counter) + 1)
+            summary = PassSummary()
+            for move in moves:
+                self._move(move, now)
+                counter = COUNTERS[move.kind]
+                setattr(summary, counter, getattr(summary, counter) + 1)
+        except BaseException:
+            self._taken.clear()          # names chosen but not used, or a folder changed behind our back
+            raise
         self._log(moves, now)
         self._touched.update({m.dest.parent for m in moves} | {self.inbox} if moves else set())
         self.unmoved = []
@@ -242,7 +244,7 @@ class Intake:
     def _free(self, folder: Path, name: str) -> Path:
         """A path in FOLDER for NAME that clashes with no file there and no other choice of this batch.
 
-        The folder is listed once per batch (one stat per file cost more than the journal's fsync).
+        The folder is listed once, not stat'ed per file (that cost more than the journal's fsync).
         """
         taken = self._taken.get(folder)
         if taken is None:
