@@ -95,7 +95,7 @@ class Views:
         base = self._summaries.get(p.id)
         if base is None:
             base = self._summaries[p.id] = {
-                "id": p.id, "title": p.title, "path": url(self.tree, "procedure", p.slug),
+                "id": p.id, "title": p.title, "path": url(self.tree, "procedure", p.slug), "dept_id": p.department,
                 "version": p.version, "effective": p.effective.isoformat(), "review_by": p.review_by.isoformat(),
                 "owner": p.owner, "department": self.dept.get(p.department, p.department),
                 "category": self.cat.get(p.category, p.category), "audience": p.audience,
@@ -141,7 +141,7 @@ class Views:
         for d in self.config.departments:
             count = sum(1 for p in self.procedures if p.department == d.id)
             if count:
-                depts.append({"name": d.name, "count": count, "description": d.description})
+                depts.append({"id": d.id, "name": d.name, "count": count, "description": d.description})
         ctx = self.base(path, self.config.estate.name)
         ctx.update(groups=groups, departments=depts, total=len(self.procedures),
                    intro=self.hb.intro_html if self.tree == STAFF else "",

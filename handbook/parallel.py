@@ -10,7 +10,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import pickle
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -62,8 +61,12 @@ def map_parse(sources: list, config: Any, expander: Any, workers: int) -> list:
 
 
 def fingerprint(template: str, context: dict[str, Any]) -> str:
-    """Everything a page shows comes from its template and its plain-data context."""
-    return hashlib.blake2b(template.encode() + pickle.dumps(context, protocol=5), digest_size=16).hexdigest()
+    """Everything a page shows comes from its template and its plain-data context.
+
+    repr(), not pickle: pickle's output depends on which equal strings happen to be the same object
+    (memoisation), so a context loaded from the cache would not fingerprint like a freshly built one.
+    """
+    return hashlib.blake2b((template + repr(context)).encode(), digest_size=16).hexdigest()
 
 
 def _render_chunk(indices: range) -> int:

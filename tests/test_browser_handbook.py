@@ -96,9 +96,11 @@ def test_keyboard_skip_link_and_landmarks(page, base: str) -> None:  # noqa: ANN
         assert page.query_selector(landmark), landmark
 
 
-def test_department_chip_opens_its_section(page, base: str) -> None:  # noqa: ANN001
+def test_department_chips_filter_the_home_lists(page, base: str) -> None:  # noqa: ANN001
     page.goto(f"{base}/staff/index.html")
-    assert not page.is_visible(".dept-group >> text=T-002 如何报修")
-    page.click(".chip-list >> text=工程部")
-    page.wait_for_function("document.querySelector('#dept-2').open")
-    assert page.is_visible("#dept-2 >> text=如何报修")
+    assert page.is_visible("text=值班规程") and page.is_visible("text=如何报修")
+    page.click("[data-dept-filter] >> text=工程部")
+    assert page.is_visible("text=如何报修") and not page.is_visible("text=值班规程")
+    assert not page.is_visible("#cat-duty")  # a category with nothing left is hidden too
+    page.click("[data-dept-filter] >> text=全部部门")
+    assert page.is_visible("text=值班规程")
