@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import logging
 import operator
 import struct
 import tomllib
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from estate.config import EstateConfig
-from handbook.search_fold import browser_map, fold, folded_alphabet
+from handbook.search_fold import browser_map, code_points, fold, fold_points, folded_alphabet
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,8 @@ def build_index(docs: list[SearchDoc], config: EstateConfig) -> dict[str, str]:
     """
     synonyms = load_synonyms(config.path(config.build.synonyms_file))
     chunks = _chunks(docs)
-    files = {INDEX_FILE: _script(_gzip(_pieces(chunks, synonyms, config.build.recent_changes)))}
+    raws = _raws(chunks, synonyms, config.build.recent_changes)
+    files = {INDEX_FILE: _script(_gzip(raws, _CACHE.deflate(raws)))}
     _CACHE.keep(chunks)
     log.info("search index: %d sections, %d KB", len(docs), len(files[INDEX_FILE]) // 1024)
     return files
@@ -65,43 +68,47 @@ def build_index(docs: list[SearchDoc], config: EstateConfig) -> dict[str, str]:
 # ---- incremental packing --------------------------------------------------------------------
 #
 # `build --watch` calls build_index again after every edit. Packing the whole text anew (squash,
-# JSON, deflate ~5 MB) took ~0.5 s at 1,000 procedures, so the text is cut into chunks of whole
-# pages, at content-defined points (a page whose URL hashes to 0 mod CUT_EVERY, once a chunk has
-# CHUNK_MIN characters) so that an edit moves no other chunk's edges. Each chunk is laid out and
-# raw-deflated on its own, ended with Z_FULL_FLUSH so the pieces concatenate into one valid
-# deflate stream, and cached by its docs. The gzip around them gets a CRC32 over the raw bytes.
-# The output depends only on the docs, never on what the cache held: warm and cold builds are
-# byte-identical (a test checks it).
+# JSON, deflate ~5 MB) took ~0.5 s at 1,000 procedures. So the docs are cut into chunks of whole
+# pages, at content-defined points (a page whose URL hashes to 0 mod CUT_EVERY, once the chunk has
+# CHUNK_MIN characters), so that an edit moves no other chunk's edges; each chunk is laid out once
+# and cached by its docs. The payload is then a row of raw pieces (JSON head, each chunk's pages,
+# sections and text), each raw-deflated on its own and ended with Z_FULL_FLUSH, so the pieces
+# concatenate into one valid deflate stream; each is deflated with the 32 KB before it as preset
+# dictionary (as pigz does), so cutting costs almost no compression. A piece is cached by itself
+# and the piece before it. The gzip around them gets a CRC32 over the raw bytes. The output depends
+# only on the docs, never on what the cache held: warm and cold builds are byte-identical (tested).
 
-LEVEL = 6                 # deflate level: see the note in bench/search_bench.py's --pack figures
-CHUNK_MIN = 60_000        # characters (most take 3 bytes) before a chunk may end: deflate loses its
-CHUNK_MAX = 1_000_000     # history at each chunk start, which costs ~20 % at 64 KB, ~3 % at 512 KB
-CUT_EVERY = 32            # pages: with CHUNK_MIN, chunks come out ~250-350 KB of UTF-8
+LEVEL = 6                 # deflate level (5: -10 % cold time, +1.5 % size; measured in the bench's --pack)
+CHUNK_MIN = 10_000        # characters (mostly 3 bytes in UTF-8) before a chunk may end
+CHUNK_MAX = 200_000
+CUT_EVERY = 8             # pages: with CHUNK_MIN, chunks come out ~20-40 K characters
+WINDOW = 32 * 1024        # deflate's window: the preset dictionary a piece gets
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"    # deflate, no name, mtime 0, unknown OS
+PARTS = ("pages", "sections", "text")
 
 
 @dataclass(eq=False)
 class _Chunk:
-    """A run of whole pages, laid out once; its deflated pieces are kept for each position it takes."""
+    """A run of whole pages, laid out once; its raw pieces are kept for the position it takes."""
 
     pages: list[list]         # page rows, as in the payload
     sections: list            # flat: page index within the chunk, anchor, heading
     text: bytes               # "heading\nbody" lines of its sections, joined by "\n", UTF-8
-    alphabet: frozenset[str]  # folded characters of its text and titles
-    packed: dict[tuple[str, int], tuple[bytes, bytes]] = field(default_factory=dict)
+    points: frozenset[int]    # code points of its text and titles (folded once for all chunks)
+    raws: dict[tuple[str, int], bytes] = field(default_factory=dict)
 
-    def piece(self, part: str, first_page: int) -> tuple[bytes, bytes]:
-        """Return (raw, deflated) of PART (pages, sections or text) for the chunk starting at FIRST_PAGE."""
+    def raw(self, part: str, first_page: int) -> bytes:
+        """PART as it reads in the payload when the chunk starts at page FIRST_PAGE (the same object each time)."""
         key = (part, first_page if part != "text" else min(first_page, 1))
-        if key not in self.packed:
+        if key not in self.raws:
             if part == "text":
                 raw = self.text if first_page == 0 else b"\n" + self.text
             else:
                 rows = self.pages if part == "pages" else _shift(self.sections, first_page)
                 raw = (b"," if first_page else b"") + _json(rows)[1:-1]
-            self.packed = {k: v for k, v in self.packed.items() if k[0] != part}   # one position kept
-            self.packed[key] = (raw, _deflate(raw))
-        return self.packed[key]
+            self.raws = {k: v for k, v in self.raws.items() if k[0] != part}   # a moved chunk stays moved
+            self.raws[key] = raw
+        return self.raws[key]
 
 
 class _Docs:
@@ -123,58 +130,80 @@ class _Docs:
         return isinstance(other, _Docs) and self.hash == other.hash and self.rows == other.rows
 
 
-class _ChunkCache:
-    """Chunks by their docs, kept while one of the last two builds used them (each build indexes two trees)."""
+class _PackCache:
+    """Chunks by docs and deflated pieces by (previous raw, raw), kept while one of the last two builds used them.
+
+    Two, because each build indexes two trees (staff, public) one after the other.
+    """
 
     def __init__(self) -> None:
         self.chunks: dict[_Docs, _Chunk] = {}
-        self.recent: list[set[_Docs]] = [set(), set()]
+        self.pieces: dict[tuple[bytes, bytes], bytes] = {}
+        self.used: list[tuple[set, set]] = [(set(), set()), (set(), set())]
 
-    def get(self, docs: _Docs) -> _Chunk:
-        chunk = self.chunks.get(docs)
-        if chunk is None:
-            chunk = self.chunks[docs] = _layout(docs.docs)
-        return chunk
+    def chunk(self, docs: _Docs) -> _Chunk:
+        found = self.chunks.get(docs)
+        if found is None:
+            found = self.chunks[docs] = _layout(docs.docs)
+        return found
+
+    def deflate(self, raws: list[bytes]) -> list[bytes]:
+        """Deflated RAWS, each with the one before as dictionary; several new ones go to two threads."""
+        keys = list(zip([b"", *raws[:-1]], raws, strict=True))
+        missing = [k for k in dict.fromkeys(keys) if k not in self.pieces]
+        if len(missing) > 1:   # zlib drops the GIL while it deflates
+            with ThreadPoolExecutor(2, thread_name_prefix="search-deflate") as pool:
+                self.pieces.update(zip(missing, pool.map(_deflate, missing), strict=True))
+        else:
+            self.pieces.update((k, _deflate(k)) for k in missing)
+        self.used[-1][1].update(keys)
+        return [self.pieces[k] for k in keys]
 
     def keep(self, chunks: list[tuple[_Docs, _Chunk]]) -> None:
-        """Forget the chunks neither this build nor the one before used."""
-        self.recent = [self.recent[1], {key for key, _ in chunks}]
-        live = self.recent[0] | self.recent[1]
-        self.chunks = {k: v for k, v in self.chunks.items() if k in live}
+        """Forget what neither this build nor the one before used; start the next build's record."""
+        self.used[-1][0].update(key for key, _ in chunks)
+        live_chunks = self.used[0][0] | self.used[1][0]
+        live_pieces = self.used[0][1] | self.used[1][1]
+        self.chunks = {k: v for k, v in self.chunks.items() if k in live_chunks}
+        self.pieces = {k: v for k, v in self.pieces.items() if k in live_pieces}
+        self.used = [self.used[1], (set(), set())]
 
     def clear(self) -> None:
         self.__init__()
 
 
-_CACHE = _ChunkCache()
-_FIELDS = operator.attrgetter(*(f.name for f in fields(SearchDoc)))
+_CACHE = _PackCache()
+_NAMES = [f.name for f in fields(SearchDoc)]
+_FIELDS = operator.attrgetter(*_NAMES)
+_URL, _SECTION, _TEXT, _KIND = (operator.itemgetter(_NAMES.index(n)) for n in ("url", "section", "text", "kind"))
+_FIRST = operator.itemgetter(0)
 
 
 def _chunks(docs: list[SearchDoc]) -> list[tuple[_Docs, _Chunk]]:
     """Cut DOCS, grouped by page, into cached chunks of whole pages."""
-    bad = [d for d in docs if d.kind not in INDEXED_KINDS]
-    if bad:
-        raise ValueError(f"{bad[0].url}: 不能索引类型为 {bad[0].kind!r} 的内容（只索引规程、知识库和公告）")
-    pages = [d.url.partition("#")[0] for d in docs]
-    ends = [i + 1 for i in range(len(docs)) if i + 1 == len(docs) or pages[i + 1] != pages[i]]
+    # Every doc is looked at on every rebuild, so this runs in C (map, itemgetter, accumulate):
+    # the same steps as Python loops took ~20 ms at 10,000 sections.
+    rows = list(map(_FIELDS, docs))
+    if not set(map(_KIND, rows)) <= set(INDEXED_KINDS):
+        bad = next(d for d in docs if d.kind not in INDEXED_KINDS)
+        raise ValueError(f"{bad.url}: 不能索引类型为 {bad.kind!r} 的内容（只索引规程、知识库和公告）")
+    pages = list(map(_FIRST, map(str.partition, map(_URL, rows), itertools.repeat("#"))))
+    ends = [*itertools.compress(range(1, len(pages)), map(operator.ne, pages[1:], pages)), len(pages)]
     if len(ends) != len(set(pages)):    # a page's sections are apart: bring them together
         order = {p: n for n, p in enumerate(dict.fromkeys(pages))}
-        docs = sorted(docs, key=lambda d: order[d.url.partition("#")[0]])
-        return _chunks(docs)
-    rows = list(map(_FIELDS, docs))
-    sizes = [len(d.text) + len(d.section) for d in docs]
-    out, start, size, page_start = [], 0, 0, 0
-    for end in ends:
-        size += sum(sizes[page_start:end])
-        page_start = end
+        return _chunks(sorted(docs, key=lambda d: order[d.url.partition("#")[0]]))
+    sizes = [0, *itertools.accumulate(map(operator.add, map(len, map(_TEXT, rows)), map(len, map(_SECTION, rows))))]
+    out, start = [], 0
+    for end in ends if docs else ():
+        size = sizes[end] - sizes[start]
         cut = size >= CHUNK_MIN and zlib.crc32(pages[end - 1].encode("utf-8")) % CUT_EVERY == 0
         if cut or size >= CHUNK_MAX or end == len(docs):
             out.append(_Docs(docs[start:end], rows[start:end]))
-            start, size = end, 0
-    return [(key, _CACHE.get(key)) for key in out]
+            start = end
+    return [(key, _CACHE.chunk(key)) for key in out]
 
 
-def _layout(docs: tuple[SearchDoc, ...]) -> _Chunk:
+def _layout(docs: list[SearchDoc]) -> _Chunk:
     """Lay out one chunk's pages, sections and text (its docs are whole pages)."""
     pages: list[list] = []
     page_of: dict[str, int] = {}
@@ -190,8 +219,8 @@ def _layout(docs: tuple[SearchDoc, ...]) -> _Chunk:
         sections += [page_of[page_url], anchor, heading]
         lines.append(heading + "\n" + _squash(doc.text))   # two lines a section: heading, body
     text = "\n".join(lines)
-    alphabet = frozenset(folded_alphabet(text, *(p[1] for p in pages)))
-    return _Chunk(pages, sections, text.encode("utf-8"), alphabet)
+    points = frozenset(code_points(text, *(p[1] for p in pages)))
+    return _Chunk(pages, sections, text.encode("utf-8"), points)
 
 
 def _shift(sections: list, by: int) -> list:
@@ -205,40 +234,35 @@ def _json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _deflate(raw: bytes) -> bytes:
-    """Raw-deflate RAW as a piece that ends on a byte boundary and can be followed by another."""
-    packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+def _raws(chunks: list[tuple[_Docs, _Chunk]], synonyms: list[list[str]], recent: int) -> list[bytes]:
+    """The payload as raw pieces: the JSON of everything but the text, a NUL, the text."""
+    alphabet = fold_points(code_points(*map("".join, synonyms)).union(*(c.points for _, c in chunks)))
+    head = _json({"v": 1, "recent": recent, "fold": browser_map(alphabet), "synonyms": synonyms})
+    placed, n = [], 0
+    for _, chunk in chunks:
+        placed.append((chunk, n))
+        n += len(chunk.pages)
+    parts = {part: [c.raw(part, at) for c, at in placed] for part in PARTS}
+    return [head[:-1] + b',"pages":[', *parts["pages"], b'],"sections":[', *parts["sections"], b"]}\0",
+            *parts["text"]]
+
+
+def _deflate(key: tuple[bytes, bytes]) -> bytes:
+    """Raw-deflate the second of KEY after the first: a piece that ends on a byte boundary and can be followed."""
+    before, raw = key
+    packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=before[-WINDOW:]) if before else \
+        zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
     return packer.compress(raw) + packer.flush(zlib.Z_FULL_FLUSH)
 
 
-def _pieces(chunks: list[tuple[_Docs, _Chunk]], synonyms: list[list[str]],
-            recent: int) -> list[tuple[bytes, bytes]]:
-    """The payload as (raw, deflated) pieces: the JSON of everything but the text, a NUL, the text."""
-    alphabet = folded_alphabet(*map("".join, synonyms)).union(*(c.alphabet for _, c in chunks))
-    head = {"v": 1, "recent": recent, "fold": browser_map(alphabet), "synonyms": synonyms}
-    starts, n = [], 0
-    for _, chunk in chunks:
-        starts.append(n)
-        n += len(chunk.pages)
-    placed = list(zip(starts, (c for _, c in chunks), strict=True))
-    raws = [_json(head)[:-1] + b',"pages":[', *(c.piece("pages", at)[0] for at, c in placed)]
-    pieces = [(raws[0], _deflate(raws[0]))]
-    pieces += [c.piece("pages", at) for at, c in placed]
-    pieces.append((b'],"sections":[', _deflate(b'],"sections":[')))
-    pieces += [c.piece("sections", at) for at, c in placed]
-    pieces.append((b"]}\0", _deflate(b"]}\0")))
-    pieces += [c.piece("text", at) for at, c in placed]
-    return pieces
-
-
-def _gzip(pieces: list[tuple[bytes, bytes]]) -> bytes:
-    """Wrap deflated PIECES in one gzip member: header, the pieces, a final empty block, CRC32 and size."""
+def _gzip(raws: list[bytes], deflated: list[bytes]) -> bytes:
+    """Wrap the DEFLATED pieces in one gzip member: header, pieces, a final empty block, CRC32 and size of RAWS."""
     crc, size = 0, 0
-    for raw, _ in pieces:
+    for raw in raws:
         crc = zlib.crc32(raw, crc)
         size += len(raw)
     final = zlib.compressobj(LEVEL, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
-    return b"".join([GZIP_HEADER, *(d for _, d in pieces), final, struct.pack("<II", crc, size & 0xFFFFFFFF)])
+    return b"".join([GZIP_HEADER, *deflated, final, struct.pack("<II", crc, size & 0xFFFFFFFF)])
 
 
 def _script(packed: bytes) -> str:

@@ -63,10 +63,21 @@ def fold(text: str) -> str:
 
 def folded_alphabet(*texts: str) -> set[str]:
     """The folded characters that occur in TEXTS (folding each distinct character once)."""
-    chars: set[str] = set()
+    return fold_points(code_points(*texts))
+
+
+def code_points(*texts: str) -> set[int]:
+    """The distinct code points of TEXTS."""
+    points: set[int] = set()
     for text in texts:
-        chars.update(text)
-    return {f for f in map(fold_char, chars) if f}
+        # ints from a UTF-32 buffer: twice as fast as a set of 1-character strings
+        points.update(memoryview(text.encode("utf-32-le", "surrogatepass")).cast("I"))
+    return points
+
+
+def fold_points(points: set[int]) -> set[str]:
+    """The folded characters of code POINTS, without those search ignores."""
+    return {f for f in map(fold_char, map(chr, points)) if f}
 
 
 def browser_map(alphabet: set[str]) -> str:

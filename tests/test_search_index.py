@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from estate.config import BuildConfig, EstateConfig, EstateInfo
+from handbook import search
 from handbook.search import (
     INDEX_FILE,
     SearchConfigError,
     SearchDoc,
     build_index,
+    index_payload,
     load_synonyms,
     read_index_script,
 )
@@ -120,6 +122,104 @@ def test_index_size_stays_close_to_the_text(tmp_path):
     docs = [doc(f"procedures/p{i}.html#s", "4.4 交接班", text) for i in range(50)]
     size = len(build_index(docs, config_at(tmp_path))[INDEX_FILE].encode("utf-8"))
     assert size < 0.5 * 50 * len(text.encode("utf-8"))     # compressed: smaller than the text itself
+
+
+# ---- incremental packing ----------------------------------------------------------------------
+
+def corpus(pages: int, edit: dict[int, str] | None = None) -> list[SearchDoc]:
+    """PAGES procedures of three sections each, in both scripts; EDIT appends text to some docs."""
+    docs = []
+    for i in range(pages):
+        for k, heading in enumerate(("一、目的", "二、交接班", "三、回訪記錄")):
+            text = f"第{i}号规程第{k}节：接班人员提前 5 分钟到岗，處理完畢 3 日內回訪。A座{1500 + i}室。" * (1 + i % 4)
+            docs.append(doc(f"procedures/p{i}.html#s{k}", heading, text + (edit or {}).get(3 * i + k, ""),
+                            title=f"规程{i}", id=f"P-{i}", tags=("回訪",), date=f"2026-01-{1 + i % 28:02d}"))
+    return docs
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of a few pages, so a test corpus is cut into many of them."""
+    monkeypatch.setattr(search, "CHUNK_MIN", 300)
+    monkeypatch.setattr(search, "CUT_EVERY", 2)
+    search._CACHE.clear()
+    yield
+    search._CACHE.clear()
+
+
+def cold(docs: list[SearchDoc], config: EstateConfig) -> str:
+    search._CACHE.clear()
+    return build_index(docs, config)[INDEX_FILE]
+
+
+def test_chunked_index_decodes_to_the_one_piece_layout(tmp_path, small_chunks):
+    docs, config = corpus(60), config_at(tmp_path)
+    script = build_index(docs, config)[INDEX_FILE]
+    assert len(search._CACHE.chunks) > 10                      # really cut into chunks
+    assert read_index_script(script) == index_payload(docs, [], config.build.recent_changes)
+    # the same bytes a one-piece gzip would inflate to; only the compression differs
+    one_piece = search.index_script(index_payload(docs, [], config.build.recent_changes))
+    assert read_index_script(one_piece) == read_index_script(script)
+
+
+@pytest.mark.parametrize("change", ["edit one body", "add a page", "remove a page", "rename a heading",
+                                    "add a synonym"])
+def test_warm_build_is_byte_identical_to_cold(tmp_path, small_chunks, change):
+    config = config_at(tmp_path)
+    (tmp_path / "content").mkdir()
+    before = corpus(60)
+    first = build_index(before, config)[INDEX_FILE]            # warms the cache
+    after = {"edit one body": lambda: corpus(60, {31: "新增一句：水管爆裂时先关总阀。"}),
+             "add a page": lambda: corpus(61),
+             "remove a page": lambda: corpus(59),
+             "rename a heading": lambda: [d if i != 40 else SearchDoc(**{**d.__dict__, "section": "四、鑰匙"})
+                                          for i, d in enumerate(before)],
+             "add a synonym": lambda: before}[change]()
+    if change == "add a synonym":
+        (tmp_path / "content" / "synonyms.toml").write_text('groups = [["爆管", "水管爆裂"]]', encoding="utf-8")
+    warm = build_index(after, config)[INDEX_FILE]
+    assert warm != first
+    assert warm == cold(after, config)
+
+
+def test_edit_repacks_only_its_chunk(tmp_path, small_chunks, monkeypatch):
+    config = config_at(tmp_path)
+    build_index(corpus(60), config)
+    packed = []
+    monkeypatch.setattr(search, "_deflate", lambda key: packed.append(key[1]) or search.zlib.compress(key[1]))
+    search._CACHE.pieces.clear()                               # count what repacking it all deflates...
+    build_index(corpus(60), config)
+    everything = len(packed)
+    packed.clear()
+    build_index(corpus(60, {31: "新增一句。"}), config)        # ...against what one edit deflates
+    assert 0 < len(packed) <= 6 < everything
+    assert any("新增一句".encode() in raw for raw in packed)
+
+
+def test_cache_keeps_only_the_last_two_builds(tmp_path, small_chunks):
+    config = config_at(tmp_path)
+    for n in (40, 41, 42, 43):                                 # each build changes the last chunk
+        build_index(corpus(n), config)
+    live = {id(c) for c in search._CACHE.chunks.values()}
+    build_index(corpus(43), config)
+    assert {id(c) for c in search._CACHE.chunks.values()} <= live
+    chunks_now = len(search._CACHE.chunks)
+    build_index(corpus(43), config)
+    assert len(search._CACHE.chunks) == chunks_now             # bounded: nothing grows build after build
+
+
+def test_sections_of_one_page_apart_are_brought_together(tmp_path):
+    docs = [doc("procedures/a.html#1", "一", "甲"), doc("procedures/b.html#1", "一", "乙"),
+            doc("procedures/a.html#2", "二", "丙")]
+    data = payload(build_index(docs, config_at(tmp_path)))
+    assert [p[0] for p in data["pages"]] == ["procedures/a.html", "procedures/b.html"]
+    assert data["sections"] == [0, "1", "一", 0, "2", "二", 1, "1", "一"]
+    assert data["text"].split("\n") == ["一", "甲", "二", "丙", "一", "乙"]
+
+
+def test_squash_matches_the_regex_it_replaced():
+    for text in ["  a\t\nb  ", "甲\u3000乙\xa0丙\x1c丁", "", "\n\n", "處理  完畢\r\n3 日"]:
+        assert search._squash(text) == re.sub(r"\s+", " ", text).strip()
 
 
 # ---- synonyms ---------------------------------------------------------------------------------
