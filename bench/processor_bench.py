@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 from estate.config import load_config  # noqa: E402
 from estate.policy import load_policy  # noqa: E402
 from processor import intake as intake_module  # noqa: E402
+from processor.cli import tune_gc  # noqa: E402
 from processor.engine import apply_form  # noqa: E402
 from processor.forms import parse_form  # noqa: E402
 from processor.intake import Intake  # noqa: E402
@@ -189,6 +190,7 @@ def bench_batch(base: Path, count: int) -> dict[str, Any]:
         timer.spent["parse (JSON)"] += time.perf_counter() - t
         return parse_form(raw, source, cfg, pol)
 
+    tune_gc()                                  # as `python -m processor` does
     store = Store(config.path(config.processor.var_dir), lambda f, t, now: apply_form(f, t, policy, now))
     store.open()
     store.journal.append = timer.wrap("journal (write+fsync)", store.journal.append)
