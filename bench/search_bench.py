@@ -1,6 +1,6 @@
 """Search benchmark: our offline search against MkDocs-Material's and Pagefind's on one synthetic corpus.
 
-usage: .venv/bin/python bench/search_bench.py [-n 1000] [--out DIR] [--no-mkdocs] [--no-pagefind]
+usage: .venv/bin/python bench/search_bench.py [-n 1000] [--out DIR] [--no-mkdocs] [--no-pagefind] [--pack]
 
 Generates N procedures with ../shared/bench/make_corpus.py (half Traditional, half Simplified, with
 its query file of same-script, cross-script and topic queries), builds them with our builder, then in
@@ -9,6 +9,10 @@ README scores it), index size, page load to first usable query, and query time (
 from file://, the others over HTTP (neither searches from file:// out of the box; that is checked
 too). MkDocs-Material and Pagefind come from PyPI (`pip install mkdocs-material 'pagefind[bin]'`).
 Machines are shared: compare the systems within one run, not against figures from another run.
+
+--pack measures only the index packing in-process, as `build --watch` exercises it: build_index
+cold, unchanged and after one section's body changed (issue 2's rebuild budget), per deflate level,
+and checks that a warm build's bytes equal a cold build's.
 """
 
 from __future__ import annotations
@@ -293,6 +297,65 @@ def _material_query(page, query: str) -> tuple[float | None, list[str]]:
     return changed, now[1]
 
 
+# ---- packing the index (rebuild cost) ------------------------------------------------------------
+
+PACK_ROUNDS = 5
+
+
+def measure_pack(root: Path, site: Path) -> None:
+    """Time search.build_index on the corpus's docs: cold, warm unchanged, warm after one edit, per level."""
+    import dataclasses
+
+    from estate.config import load_config
+    from handbook import search
+
+    captured: list[list] = []
+    original = search.build_index
+
+    def spy(docs, config):    # the docs exactly as the builder hands them over
+        captured.append(list(docs))
+        return original(docs, config)
+
+    search.build_index = spy
+    try:
+        build_ours(root, site)
+    finally:
+        search.build_index = original
+    docs, config = max(captured, key=len), load_config(root)
+    print(f"index packing: {len(docs)} sections; min / median of {PACK_ROUNDS} rounds, ms")
+    print("| level | size | cold | unchanged | one body edited | warm == cold |")
+    print("|---|---|---|---|---|---|")
+    level = search.LEVEL
+    for search.LEVEL in sorted({4, 5, level}):
+        colds, sames, edits, identical = [], [], [], True
+        for r in range(PACK_ROUNDS):
+            search._CACHE.clear()
+            ms, out = _timed(lambda: search.build_index(docs, config))
+            colds.append(ms)
+            sames.append(_timed(lambda: search.build_index(docs, config))[0])
+            edited = list(docs)
+            k = (len(docs) // PACK_ROUNDS) * r + 7
+            edited[k] = dataclasses.replace(edited[k], text=edited[k].text + f"补充说明第{r}条。")
+            ms, warm = _timed(functools.partial(search.build_index, edited, config))
+            edits.append(ms)
+            search._CACHE.clear()
+            identical &= warm == search.build_index(edited, config)
+        size = len(out[search.INDEX_FILE].encode("utf-8"))
+        print(f"| {search.LEVEL} | {size / 1e6:.2f} MB | {_mm(colds)} | {_mm(sames)} | {_mm(edits)} | "
+              f"{'yes' if identical else 'NO'} |")
+    search.LEVEL = level
+
+
+def _timed(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - started) * 1000, out
+
+
+def _mm(values: list[float]) -> str:
+    return f"{min(values):.0f} / {statistics.median(values):.0f}"
+
+
 # ---- report ------------------------------------------------------------------------------------
 
 def table(rows: dict[str, dict]) -> str:
@@ -317,6 +380,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="keep the work folder here (default: a temp folder, removed)")
     ap.add_argument("--no-mkdocs", action="store_true", help="skip MkDocs-Material (slow: about 2 minutes)")
     ap.add_argument("--no-pagefind", action="store_true", help="skip Pagefind")
+    ap.add_argument("--pack", action="store_true", help="only time packing the index (cold, warm, one edit)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     work = args.out or Path(tempfile.mkdtemp(prefix="search-bench-"))
@@ -333,6 +397,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
     root, site = work / "estate", work / "site"
     queries = make_estate(root, args.n)
+    if args.pack:
+        measure_pack(root, site)
+        return
     print(f"corpus: {args.n} procedures, {len(queries)} queries; our build {build_ours(root, site):.1f} s")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

@@ -187,6 +187,8 @@ def _chunks(docs: list[SearchDoc]) -> list[tuple[_Docs, _Chunk]]:
     if not set(map(_KIND, rows)) <= set(INDEXED_KINDS):
         bad = next(d for d in docs if d.kind not in INDEXED_KINDS)
         raise ValueError(f"{bad.url}: 不能索引类型为 {bad.kind!r} 的内容（只索引规程、知识库和公告）")
+    if not docs:                        # e.g. a public tree with no public page yet
+        return []
     pages = list(map(_FIRST, map(str.partition, map(_URL, rows), itertools.repeat("#"))))
     ends = [*itertools.compress(range(1, len(pages)), map(operator.ne, pages[1:], pages)), len(pages)]
     if len(ends) != len(set(pages)):    # a page's sections are apart: bring them together
@@ -194,7 +196,7 @@ def _chunks(docs: list[SearchDoc]) -> list[tuple[_Docs, _Chunk]]:
         return _chunks(sorted(docs, key=lambda d: order[d.url.partition("#")[0]]))
     sizes = [0, *itertools.accumulate(map(operator.add, map(len, map(_TEXT, rows)), map(len, map(_SECTION, rows))))]
     out, start = [], 0
-    for end in ends if docs else ():
+    for end in ends:
         size = sizes[end] - sizes[start]
         cut = size >= CHUNK_MIN and zlib.crc32(pages[end - 1].encode("utf-8")) % CUT_EVERY == 0
         if cut or size >= CHUNK_MAX or end == len(docs):

@@ -217,6 +217,11 @@ def test_sections_of_one_page_apart_are_brought_together(tmp_path):
     assert data["text"].split("\n") == ["一", "甲", "二", "丙", "一", "乙"]
 
 
+def test_a_tree_with_nothing_to_index_gets_an_empty_index(tmp_path):
+    data = payload(build_index([], config_at(tmp_path)))
+    assert (data["pages"], data["sections"], data["text"]) == ([], [], "")
+
+
 def test_squash_matches_the_regex_it_replaced():
     for text in ["  a\t\nb  ", "甲\u3000乙\xa0丙\x1c丁", "", "\n\n", "處理  完畢\r\n3 日"]:
         assert search._squash(text) == re.sub(r"\s+", " ", text).strip()
