@@ -66,7 +66,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     expander = Expander.load(config)
     cache = build_cache.load(out, config, expander.digest)
 
-    sources = discover(config)                                                    # discover
+    sources = discover(config, remember=watching)                                # discover
     _progress(len(sources), "解析 {n} 个源文件…")
     procs, notices, intro, problems, unparsed, parsed = parse_sources(               # parse
         sources, config, expander, cache, workers)

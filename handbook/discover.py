@@ -15,8 +15,12 @@ log = logging.getLogger(__name__)
 INTRO_NAMES = ("index.md", "README.md")
 
 
-def discover(config: EstateConfig) -> list[SourceFile]:
-    """Read every procedure and notice file, in a stable order."""
+def discover(config: EstateConfig, remember: bool = False) -> list[SourceFile]:
+    """Read every procedure and notice file, in a stable order.
+
+    REMEMBER (watch mode) keeps what was read, so the next call re-reads only files whose size or
+    mtime changed; a one-off build does not hold on to the bytes.
+    """
     found: list[SourceFile] = []
     for folder, kind in ((config.build.procedures_dir, "procedure"), (config.build.notices_dir, "notice")):
         base = config.path(folder)
@@ -24,12 +28,26 @@ def discover(config: EstateConfig) -> list[SourceFile]:
             log.debug("no %s folder at %s", kind, base)
             continue
         for rel in _markdown_files(str(base)):
-            path = base / rel
-            with open(path, "rb") as fh:  # plain open(): pathlib's per-call overhead shows at 1,000s of files
-                raw = fh.read()
             this_kind = "page" if kind == "procedure" and rel in INTRO_NAMES else kind
-            found.append(SourceFile(path, rel, this_kind, raw, hashlib.sha256(raw).hexdigest()))
+            found.append(_read(base / rel, rel, this_kind, remember))
     return found
+
+
+_SEEN: dict[Path, tuple[tuple[int, int], SourceFile]] = {}
+
+
+def _read(path: Path, rel: str, kind: str, remember: bool) -> SourceFile:
+    st = os.stat(path)
+    stamp = (st.st_mtime_ns, st.st_size)
+    seen = _SEEN.get(path)
+    if seen and seen[0] == stamp and seen[1].rel == rel and seen[1].kind == kind:
+        return seen[1]
+    with open(path, "rb") as fh:  # plain open(): pathlib's per-call overhead shows at 1,000s of files
+        raw = fh.read()
+    source = SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest())
+    if remember:
+        _SEEN[path] = (stamp, source)
+    return source
 
 
 def _markdown_files(base: str) -> list[str]:

@@ -6,10 +6,17 @@ Only procedures, the knowledge base and notices: nothing carrying a resident's p
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from estate.config import EstateConfig
 from handbook.index import Handbook
+from handbook.models import Notice, Procedure
 from handbook.pages import PUBLIC, url
 from handbook.search import SearchDoc
+
+# Parsed procedures and notices are reused across --watch rebuilds (the cache hands back the same
+# objects), so their documents are made once per object and tree. Weak keys: forgotten with the object.
+_MEMO: WeakKeyDictionary[Procedure | Notice, dict[str, list[SearchDoc]]] = WeakKeyDictionary()
 
 
 def search_docs(config: EstateConfig, hb: Handbook, tree: str) -> list[SearchDoc]:
@@ -20,20 +27,34 @@ def search_docs(config: EstateConfig, hb: Handbook, tree: str) -> list[SearchDoc
     for p in hb.procedures:
         if tree == PUBLIC and not p.public:
             continue
-        page = url(tree, "procedure", p.slug)
-        kind = "faq" if p.category == "knowledge" else "procedure"
-        for s in p.sections:
-            docs.append(SearchDoc(
-                url=f"{page}#{s.anchor}" if s.anchor else page, title=p.title, section=s.title, text=s.text,
-                kind=kind, id=p.id, department=dept.get(p.department, p.department),
-                category=cat.get(p.category, p.category), audience=p.audience, tags=p.tags,
-                date=p.effective.isoformat()))
+        docs += _memo(p, tree, lambda p=p: _procedure_docs(p, tree, dept, cat))
     for n in hb.notices:
         if tree == PUBLIC and n.audience not in ("resident", "both"):
             continue
-        page = url(tree, "notice", n.slug)
-        for s in n.sections or []:
-            docs.append(SearchDoc(url=f"{page}#{s.anchor}" if s.anchor else page, title=n.title, section=s.title,
-                                  text=s.text, kind="notice", id=n.id, category="公告", audience=n.audience,
-                                  date=n.date.isoformat()))
+        docs += _memo(n, tree, lambda n=n: _notice_docs(n, tree))
     return docs
+
+
+def _memo(item: Procedure | Notice, tree: str, make) -> list[SearchDoc]:  # noqa: ANN001
+    per_tree = _MEMO.setdefault(item, {})
+    if tree not in per_tree:
+        per_tree[tree] = make()
+    return per_tree[tree]
+
+
+def _procedure_docs(p: Procedure, tree: str, dept: dict[str, str], cat: dict[str, str]) -> list[SearchDoc]:
+    page = url(tree, "procedure", p.slug)
+    kind = "faq" if p.category == "knowledge" else "procedure"
+    return [SearchDoc(url=f"{page}#{s.anchor}" if s.anchor else page, title=p.title, section=s.title, text=s.text,
+                      kind=kind, id=p.id, department=dept.get(p.department, p.department),
+                      category=cat.get(p.category, p.category), audience=p.audience, tags=p.tags,
+                      date=p.effective.isoformat())
+            for s in p.sections]
+
+
+def _notice_docs(n: Notice, tree: str) -> list[SearchDoc]:
+    page = url(tree, "notice", n.slug)
+    return [SearchDoc(url=f"{page}#{s.anchor}" if s.anchor else page, title=n.title, section=s.title,
+                      text=s.text, kind="notice", id=n.id, category="公告", audience=n.audience,
+                      date=n.date.isoformat())
+            for s in n.sections]
