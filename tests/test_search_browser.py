@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import threading
@@ -227,6 +228,19 @@ def test_missing_index_says_so(page, tmp_path):
     (site / "assets" / "search-index.js").unlink()
     page.goto(site.as_uri() + "/search.html?q=" + quote("投诉"))
     page.wait_for_function("document.querySelector('.es-status').textContent.includes('载入失败')")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
+def test_damaged_index_says_so(page, tmp_path, damage):
+    """A half-copied or corrupted index (a USB copy cut short) reports the failure instead of loading forever."""
+    site = write_site(tmp_path)
+    path = site / "assets" / "search-index.js"
+    head, data, tail = path.read_text(encoding="utf-8").rsplit('"', 2)
+    data = data[: len(data) // 2 // 4 * 4] if damage == "truncated" else base64.b64encode(b"x" * 300).decode()
+    path.write_text(head + '"' + data + '"' + tail, encoding="utf-8")
+    page.goto(site.as_uri() + "/search.html?q=" + quote("投诉"))
+    page.wait_for_function("document.querySelector('.es-status').textContent.includes('载入失败')")
+    assert page.evaluate("EstateSearch.loadError") is True
 
 
 def test_ui_strings_can_come_from_the_catalogue(page, tmp_path):

@@ -104,19 +104,29 @@
   S.ready = function (format, packed) {
     var t0 = performance.now();
     S.timings = { script: t0 };
-    if (format !== "gzip-v1") { S.loadError = true; return; }
+    if (format !== "gzip-v1") { loadFailed(); return; }
     var bytes = Uint8Array.fromBase64 ? Uint8Array.fromBase64(packed) : decodeBase64(packed);
     gunzip(bytes).then(function (all) {
       var cut = all.indexOf(0), utf8 = new TextDecoder();
       start(JSON.parse(utf8.decode(all.subarray(0, cut))), all.subarray(cut + 1), t0);
-    }, function () { S.loadError = true; });
+    }, loadFailed);
   };
+
+  /* The index could not be read (cut short, corrupted): say so where the page says "loading". */
+  function loadFailed() {
+    S.loadError = true;
+    Promise.resolve().then(function () {   // after this script has run: UI is defined by then
+      document.querySelectorAll(".es-status").forEach(function (el) { el.textContent = UI.loadError; });
+    });
+  }
 
   /* Inflate gzip BYTES natively into one buffer of the size its trailer states. Reading the stream
      ourselves takes half the time of Blob.stream() + Response.arrayBuffer(), which copies each
      chunk twice (5.5 MB at 1,000 procedures: 34 ms against 78 ms). */
   function gunzip(bytes) {
     var n = bytes.length, size = (bytes[n - 4] | (bytes[n - 3] << 8) | (bytes[n - 2] << 16) | (bytes[n - 1] << 24)) >>> 0;
+    // deflate expands at most 1032-fold: a larger stated size means the file was cut short or damaged
+    if (n < 18 || size > 1032 * n) return Promise.reject(new Error("gzip size"));
     var ds = new DecompressionStream("gzip"), writer = ds.writable.getWriter(), reader = ds.readable.getReader();
     var out = new Uint8Array(size), at = 0;
     writer.write(bytes).catch(function () { /* the reader reports it */ });
