@@ -97,6 +97,7 @@ class ProcessorConfig:
     settle_seconds: float = doc("A file whose size or mtime changed within this time is left for the next pass.",
                                 default=0.2)
     batch_size: int = doc("Forms whose journal records share one fsync.", default=64)
+    snapshot_every: int = doc("Journal records between store snapshots; bounds the replay at start.", default=5000)
 
 
 @dataclass(frozen=True)

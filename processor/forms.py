@@ -133,12 +133,16 @@ def read_form(path: Path, config: ProcessorConfig, policy: Policy) -> Form | Rej
     return parse_form(raw, path.name, config, policy)
 
 
-def parse_form(raw: bytes, source: str, config: ProcessorConfig, policy: Policy) -> Form | Rejection:
-    """Turn RAW bytes of a dropped file named SOURCE into a Form, or a Rejection that says why."""
+def parse_form(raw: bytes, source: str, config: ProcessorConfig, policy: Policy,
+               size: int | None = None) -> Form | Rejection:
+    """Turn RAW bytes of a dropped file named SOURCE into a Form, or a Rejection that says why.
+
+    SIZE is the file's real size when the caller read only the first max_form_bytes + 1 bytes.
+    """
     if not raw.strip():
         return _reject(source, Problem("", "文件为空", "the file is empty"))
     if len(raw) > config.max_form_bytes:
-        return _reject(source, _too_big(len(raw), config.max_form_bytes))
+        return _reject(source, _too_big(size or len(raw), config.max_form_bytes))
     text, notes, problem = _decode(raw)
     if problem:
         return _reject(source, problem)

@@ -26,13 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from estate.config import EstateConfig, ProcessorConfig
+from estate.config import EstateConfig
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
 from processor.store import Store, dumps, file_digest, fsync_dir
 
 log = logging.getLogger(__name__)
 
-Parse = Callable[[bytes, str, ProcessorConfig, Any], "Form | Rejection"]
+Parse = Callable[..., "Form | Rejection"]  # parse_form(raw, source, config, policy, size=...)
 ApplyForm = Callable[[Form, Tickets, Any, datetime], Outcome]
 
 ARCHIVE = "archive"
@@ -173,13 +173,14 @@ class Intake:
         try:
             with path.open("rb") as fh:
                 raw = fh.read(limit + 1)     # enough to tell an oversized file, never the whole of a huge one
-                mtime = os.fstat(fh.fileno()).st_mtime_ns
+                st = os.fstat(fh.fileno())
+                mtime = st.st_mtime_ns
         except FileNotFoundError:
             return None                      # taken away by its writer between listing and reading
         except OSError as exc:
             log.error("%s: 无法读取，下次再试: %s", path, exc)
             return None
-        result = self.parse(raw, path.name, self.config.processor, self.policy)
+        result = self.parse(raw, path.name, self.config.processor, self.policy, size=st.st_size)
         # A Form carries its data; only a rejected file is decoded again, to find the photos it names.
         data = result.data if isinstance(result, Form) else _loose_json(raw)
         return Dropped(path, mtime, file_digest(raw), result, data)

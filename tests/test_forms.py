@@ -387,3 +387,12 @@ def test_the_fast_validator_agrees_with_jsonschema(kind, draw):
     branch = compiled.by_action.get(data.get("action")) if isinstance(data.get("action"), str) else None
     reference_ok = compiled.base.is_valid(data) and (branch is None or branch.is_valid(data))
     assert fast_ok == reference_ok, data
+
+
+def test_oversized_file_reports_its_real_size(tmp_path):
+    from estate.config import ProcessorConfig
+
+    config = ProcessorConfig(max_form_bytes=100)
+    result = parse_form(b"{" + b" " * 150, "big.json", config, POLICY, size=123456)
+    assert isinstance(result, Rejection)
+    assert "123456 字节" in result.problems[0].zh and "limit 100" in result.problems[0].en
