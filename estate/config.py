@@ -109,7 +109,8 @@ class EstateConfig:
     categories: tuple[Category, ...] = doc("The [[categories]] array.", factory=tuple)
     build: BuildConfig = doc("The [build] table.", factory=BuildConfig)
     processor: ProcessorConfig = doc("The [processor] table.", factory=ProcessorConfig)
-    root: Path = field(default=Path("."), metadata={"doc": "The estate root folder (not read from the file)."})
+    root: Path = field(default=Path("."), metadata={"doc": "The estate root folder (not read from the file).",
+                                                    "internal": True})
 
     def department(self, name: str) -> Department | None:
         """Find a department by id, name or alias."""
@@ -181,29 +182,24 @@ def _check_semantics(config: EstateConfig, problems: list[str]) -> None:
 def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
     """Turn a TOML table into dataclass CLS, collecting every problem instead of stopping at the first."""
     if not isinstance(raw, dict):
-        problems.append(f"{where or 'file'}: expected a table")
+        problems.append(f"{where.rstrip('.') or 'file'}: expected a table")
         return None
     hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls) if f.name != "root"}
-    for unknown in sorted(set(raw) - names):
-        problems.append(f"{where}{unknown}: unknown setting")
+    settable = [f for f in fields(cls) if not f.metadata.get("internal")]
+    problems.extend(f"{where}{unknown}: unknown setting"
+                    for unknown in sorted(set(raw) - {f.name for f in settable}))
+    before = len(problems)
     values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name == "root":
-            continue
+    for f in settable:
         key = f"{where}{f.name}"
         if f.name not in raw:
             if f.default is MISSING and f.default_factory is MISSING:
                 problems.append(f"{key}: required setting is missing")
             continue
         values[f.name] = _coerce(hints[f.name], raw[f.name], key, problems)
-    if any(p.startswith(where) for p in problems) and where:
+    if len(problems) > before:
         return None
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        problems.append(f"{where or 'file'}: {exc}")
-        return None
+    return cls(**values)
 
 
 def _coerce(hint: Any, value: Any, key: str, problems: list[str]) -> Any:
@@ -214,8 +210,12 @@ def _coerce(hint: Any, value: Any, key: str, problems: list[str]) -> Any:
         if not isinstance(value, list):
             problems.append(f"{key}: expected a list")
             return ()
-        inner = hint.__args__[0]
-        return tuple(_coerce(inner, v, f"{key}[{i}]", problems) for i, v in enumerate(value))
+        return tuple(_coerce(hint.__args__[0], v, f"{key}[{i}]", problems) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{key}: expected a table")
+            return {}
+        return {k: _coerce(hint.__args__[1], v, f"{key}.{k}", problems) for k, v in value.items()}
     expected = {str: str, int: int, float: (int, float), bool: bool}.get(hint)
     if expected and (not isinstance(value, expected) or (hint is not bool and isinstance(value, bool))):
         problems.append(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
@@ -224,11 +224,11 @@ def _coerce(hint: Any, value: Any, key: str, problems: list[str]) -> Any:
 
 
 def docs(cls: type = EstateConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """List (setting, default, documentation) for every field of the schema, depth first."""
+    """List (setting, default, documentation) for every field of a schema (estate.toml's by default)."""
     rows: list[tuple[str, str, str]] = []
     hints = get_type_hints(cls)
     for f in fields(cls):
-        if f.name == "root":
+        if f.metadata.get("internal"):
             continue
         hint = hints[f.name]
         inner = hint.__args__[0] if getattr(hint, "__origin__", None) is tuple else hint

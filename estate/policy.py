@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import MISSING, dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, get_type_hints
 
 from estate.config import doc, load_toml_schema
 
@@ -218,60 +217,3 @@ def _check_deadline(rule: DeadlineRule, where: str, problems: list[str]) -> None
         problems.append(f"{where}.met_by: name at least one action that meets the deadline")
     problems.extend(f"{where}.kinds: unknown ticket kind {k!r}" for k in rule.kinds if k not in TICKET_KINDS)
     problems.extend(f"{where}.urgency: {u} is not 1-4" for u in rule.urgency if not 1 <= u <= 4)
-
-
-def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
-    """Turn a TOML table into dataclass CLS, collecting every problem instead of stopping at the first."""
-    if not isinstance(raw, dict):
-        problems.append(f"{where.rstrip('.') or 'file'}: expected a table")
-        return None
-    hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    problems.extend(f"{where}{unknown}: unknown setting" for unknown in sorted(set(raw) - names))
-    before = len(problems)
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        key = f"{where}{f.name}"
-        if f.name not in raw:
-            if f.default is MISSING and f.default_factory is MISSING:
-                problems.append(f"{key}: required setting is missing")
-            continue
-        values[f.name] = _coerce(hints[f.name], raw[f.name], key, problems)
-    if len(problems) > before:
-        return None
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, key: str, problems: list[str]) -> Any:
-    origin = getattr(hint, "__origin__", None)
-    if is_dataclass(hint):
-        return _build(hint, value, key + ".", problems)
-    if origin is tuple:
-        if not isinstance(value, list):
-            problems.append(f"{key}: expected a list")
-            return ()
-        return tuple(_coerce(hint.__args__[0], v, f"{key}[{i}]", problems) for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            problems.append(f"{key}: expected a table")
-            return {}
-        return {k: _coerce(hint.__args__[1], v, f"{key}.{k}", problems) for k, v in value.items()}
-    expected = {str: str, int: int, float: (int, float), bool: bool}.get(hint)
-    if expected and (not isinstance(value, expected) or (hint is not bool and isinstance(value, bool))):
-        problems.append(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
-        return None
-    return float(value) if hint is float else value
-
-
-def docs(cls: type = Policy, prefix: str = "") -> list[tuple[str, str, str]]:
-    """List (setting, default, documentation) for every field of the policy schema, depth first."""
-    rows: list[tuple[str, str, str]] = []
-    hints = get_type_hints(cls)
-    for f in fields(cls):
-        hint = hints[f.name]
-        inner = hint.__args__[0] if getattr(hint, "__origin__", None) is tuple else hint
-        default = "" if f.default is MISSING else repr(f.default)
-        rows.append((prefix + f.name, default, f.metadata.get("doc", "")))
-        if is_dataclass(inner):
-            rows.extend(docs(inner, f"{prefix}{f.name}."))
-    return rows
