@@ -142,13 +142,13 @@ def small_chunks(monkeypatch):
     """Chunks of a few pages, so a test corpus is cut into many of them."""
     monkeypatch.setattr(search, "CHUNK_MIN", 300)
     monkeypatch.setattr(search, "CUT_EVERY", 2)
-    search._CACHE.clear()
+    search.clear_cache()
     yield
-    search._CACHE.clear()
+    search.clear_cache()
 
 
 def cold(docs: list[SearchDoc], config: EstateConfig) -> str:
-    search._CACHE.clear()
+    search.clear_cache()
     return build_index(docs, config)[INDEX_FILE]
 
 
