@@ -79,6 +79,8 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     if intro:
         handbook.intro_title, handbook.intro_html = intro
     extras = _assets() | _search_files(config, handbook) | _root_page(config)     # render
+    if not watching:
+        search.clear_cache()  # its chunks only pay off in the next --watch rebuild
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
     specs = chain(Views(config, handbook, STAFF, today).pages(), Views(config, handbook, PUBLIC, today).pages())
 
