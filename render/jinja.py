@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,12 @@ def render(template: str, context: dict[str, Any]) -> str:
     extra: dict[str, Any] = {"t": translator(language)}
     if language != DEFAULT:  # search.js carries the default strings; other languages pass theirs
         extra["search_ui"] = search_ui(language)
-    return environment().get_template(template).render({**context, **extra})
+    html = environment().get_template(template).render({**context, **extra})
+    return html if "<pre" in html or "<textarea" in html else _INDENT.sub("\n", html)
+
+
+# Template indentation is for people reading templates; in 1,000s of pages it is ~5% of the bytes.
+_INDENT = re.compile(r"\n[ \t]+")
 
 
 def search_ui(language: str) -> dict[str, Any]:

@@ -539,6 +539,7 @@
     pages: "个页面", none: "没有找到与“{q}”相关的内容。",
     didYouMean: "您是不是要找：", recent: "最近更新", all: "查看全部结果", more: "显示全部 {n} 个页面",
     loading: "正在载入索引…", loadError: "搜索索引载入失败：请确认 assets/search-index.js 存在。",
+    label: "搜索手册", results: "搜索结果",
     any: "全部", department: "部门", category: "类别", audience: "适用对象", tag: "标签",
     kinds: { procedure: "规程", faq: "知识库", notice: "公告" },
     audiences: { staff: "员工", resident: "住户", both: "员工和住户" },
@@ -725,9 +726,29 @@
     S.highlighted = count;
   }
 
+  /* The header box is made here, not shipped in every page: search needs this script anyway, and the
+     form's markup was ~5% of a thousand-page handbook. Its placeholder comes with the page (per tree). */
+  function makeBox(slot) {
+    var root = rootOf(slot);
+    slot.innerHTML =
+      '<form class="es-searchbox" role="search" method="get" action="' + escapeHtml(root + "search.html") + '">' +
+      '<label class="es-visually-hidden" for="es-q">' + escapeHtml(UI.label) + "</label>" +
+      '<input id="es-q" type="search" name="q" autocomplete="off" role="combobox" aria-autocomplete="list"' +
+      ' aria-controls="es-dropdown" aria-expanded="false" placeholder="' +
+      escapeHtml(slot.getAttribute("data-placeholder") || "") + '">' +
+      '<div id="es-dropdown" class="es-dropdown" role="listbox" aria-label="' + escapeHtml(UI.results) +
+      '" hidden></div></form>';
+    var form = slot.firstChild;
+    form.setAttribute("data-root", root);
+    return form;
+  }
+
   function init() {
     var page = document.getElementById("es-page");
-    document.querySelectorAll("form.es-searchbox").forEach(initBox);
+    document.querySelectorAll("[data-search-slot]").forEach(function (slot) { initBox(makeBox(slot)); });
+    document.querySelectorAll("form.es-searchbox").forEach(function (form) {
+      if (!form.parentNode.hasAttribute("data-search-slot")) initBox(form);
+    });
     if (page) initPage(page);
     highlightPage();
     document.addEventListener("keydown", function (e) {
