@@ -82,7 +82,12 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     if not watching:
         search.clear_cache()  # its chunks only pay off in the next --watch rebuild
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
-    specs = chain(Views(config, handbook, STAFF, today).pages(), Views(config, handbook, PUBLIC, today).pages())
+    memo = _PAGE_MEMO.setdefault(out.resolve(), {}) if watching else None
+    if memo is not None:  # keep only pages of procedures that still exist
+        live = set(handbook.procedures) | set(handbook.superseded)
+        for key in [k for k in memo if k[1] not in live]:
+            del memo[key]
+    specs = chain(*(Views(config, handbook, tree, today, memo).pages() for tree in (STAFF, PUBLIC)))
 
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
@@ -97,6 +102,8 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     log.debug(result.summary())
     return result
 
+
+_PAGE_MEMO: dict[Path, dict] = {}  # --watch: procedure page specs by (tree, procedure), see Views.procedure
 
 PROGRESS_MIN = 200  # a build this size takes more than a moment: say what it is doing
 

@@ -16,6 +16,7 @@ from typing import Any
 from estate.config import EstateConfig
 from handbook.index import Handbook, resolve_link, status
 from handbook.models import Notice, Procedure
+from handbook.parallel import fingerprint
 from render.i18n import translator
 from render.markdown import LINK_MARKER, slugify
 
@@ -34,6 +35,7 @@ class PageSpec:
     path: str                   # relative to the tree root, forward slashes
     template: str
     context: dict[str, Any]
+    fingerprint: str = ""       # set when already known (a memoised page), else computed when writing
 
 
 _LAYOUT = {  # the one place the site's URL layout is decided ({slug} filled in per page)
@@ -64,8 +66,10 @@ def href(from_path: str, to_path: str) -> str:
 class Views:
     """Builds the page specs of one tree."""
 
-    def __init__(self, config: EstateConfig, hb: Handbook, tree: str, today: date):
+    def __init__(self, config: EstateConfig, hb: Handbook, tree: str, today: date,
+                 memo: dict[Any, tuple[tuple[Any, ...], PageSpec]] | None = None):
         self.config, self.hb, self.tree, self.today = config, hb, tree, today
+        self.memo = memo  # --watch: procedure pages whose inputs are the same objects are not rebuilt
         self.t = translator(config.estate.language)
         self._summaries: dict[str, dict[str, Any]] = {}
         self.dept = {d.id: d.name for d in config.departments}
@@ -149,6 +153,26 @@ class Views:
         return PageSpec(self.tree, path, f"{self.tree}/home.html", ctx)
 
     def procedure(self, p: Procedure) -> PageSpec:
+        """A procedure's page; in watch mode reused while every object it shows is the same one.
+
+        Parsed objects are replaced whenever their file, the config or the policy changes, so object
+        identity of the page's inputs (itself, neighbours, versions, link targets) stands for their content.
+        """
+        if self.memo is None:
+            return self._procedure(p)
+        prev, nxt = self.hb.neighbours(p, self.procedures)
+        targets = tuple(self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links)
+        older = tuple(o for o in self.hb.superseded if o.superseded_by == p.id)
+        inputs = (self.today, prev, nxt, self.hb.by_id.get(p.superseded_by or ""), older, targets)
+        hit = self.memo.get((self.tree, p))
+        if hit and hit[0] == inputs:
+            return hit[1]
+        spec = self._procedure(p)
+        spec.fingerprint = fingerprint(spec.template, spec.context)
+        self.memo[(self.tree, p)] = (inputs, spec)
+        return spec
+
+    def _procedure(self, p: Procedure) -> PageSpec:
         path = url(self.tree, "procedure", p.slug)
         cat_name = self.cat.get(p.category, p.category)
         ctx = self.base(path, p.title, [(cat_name, url(self.tree, "home") + f"#cat-{p.category}")])

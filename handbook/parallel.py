@@ -90,7 +90,7 @@ def render_and_write(out: Path, specs: Iterable, cache: BuildCache, workers: int
     for spec in specs:
         key = f"{spec.tree}/{spec.path}"
         result.outputs.add(key)
-        fp = fingerprint(spec.template, spec.context)
+        fp = spec.fingerprint or fingerprint(spec.template, spec.context)
         if cache.pages.get(key) == fp and (out / key).is_file():
             result.skipped += 1
             continue

@@ -209,3 +209,20 @@ def test_home_pages_show_only_notices_still_in_force(mini_site: Path) -> None:
     for tree in ("staff", "public"):
         assert "3栋停水通知" not in (mini_site / f"{tree}/index.html").read_text(encoding="utf-8")  # expired 11-20
         assert "3栋停水通知" in (mini_site / f"{tree}/notices/index.html").read_text(encoding="utf-8")
+
+
+def test_watch_mode_reuses_pages_only_while_what_they_show_is_unchanged(mini: Path) -> None:
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=1, watching=True)
+    duty = mini / "procedures/duty.md"
+    duty.write_text(duty.read_text(encoding="utf-8").replace("id: T-001", "id: T-005").replace(
+        "title: 值班规程", "title: 值班与交接规程"), encoding="utf-8")
+    rendered = set(build(config, mini / "site", today=TODAY, workers=1, watching=True).rendered)
+    repair = (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
+    assert "staff/procedures/t-002.html" in rendered
+    assert 'href="t-005.html#交接班"' in repair  # its link follows the renamed target
+    assert "值班与交接规程" in repair              # and its previous/next shows the new title
+    fresh = mini.parent / "fresh"
+    build(load_config(mini), fresh, today=TODAY, workers=1)
+    for page in ("staff/procedures/t-002.html", "staff/procedures/t-005.html", "staff/index.html"):
+        assert (mini / "site" / page).read_bytes() == (fresh / page).read_bytes(), page
