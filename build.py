@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     out = args.out or config.path(config.build.site_dir)
-    ok = run_build(config, out, clean=args.clean, today=args.today, workers=args.workers)
+    watching = args.watch or args.serve  # keep caches warm for the rebuilds that follow
+    ok = run_build(config, out, clean=args.clean, today=args.today, workers=args.workers, watching=watching)
     if not (args.watch or args.serve):
         return 0 if ok else 1
     from handbook.serve import serve_and_watch

@@ -249,11 +249,11 @@ def _inprocess_child(root: str, out: str, edit: str, k: int, code: str) -> None:
     config = load_config(Path(root))
     corpus = Corpus(0, Path(root), Path(edit), Path(edit).read_bytes())
     t0 = time.perf_counter()
-    first = build(config, Path(out))
+    first = build(config, Path(out), watching=True)      # as build.py --watch/--serve builds
     t1 = time.perf_counter()
     corpus.touch_body(k)
     t2 = time.perf_counter()
-    second = build(config, Path(out))
+    second = build(config, Path(out), watching=True)
     t3 = time.perf_counter()
     print(json.dumps({"first_seconds": t1 - t0, "first_written": first.written,
                       "second_seconds": t3 - t2, "second_written": second.written,
