@@ -60,6 +60,24 @@ def check_placeholders(item: Procedure | Notice, names: frozenset[str]) -> list[
     return problems
 
 
+_EXTERNAL_ASSET = re.compile(r"""\b(?:src|srcset|poster|data)\s*=\s*["']?\s*((?:https?:)?//[^"'\s>]+)""", re.I)
+
+
+def check_offline(item: Procedure | Notice) -> list[BuildProblem]:
+    """Report images, scripts or frames loaded from another host: the handbook must work with no network.
+
+    Ordinary links to websites are fine (a reader may follow them when online); embedded resources are not.
+    """
+    problems = []
+    for m in _EXTERNAL_ASSET.finditer(item.html):
+        url = m.group(1)
+        offset = item.body.find(url)
+        line = item.body_line + item.body[:offset].count("\n") if offset >= 0 else item.body_line
+        problems.append(BuildProblem(f"{item.source.kind}s/{item.source.rel}", line,
+                                     f"引用了外部资源 {url}：离线打开时无法显示，请把文件放进站点 (external resource)"))
+    return problems
+
+
 def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # noqa: ANN201
     """Parse one source of any kind; returns (item, problems)."""
     if source.kind == "page":
@@ -67,7 +85,7 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
     parser = parse_procedure if source.kind == "procedure" else parse_notice
     item, problems = parser(source, config, expander.expand)
     if item is not None:
-        problems = check_placeholders(item, expander.names)
+        problems = check_placeholders(item, expander.names) + check_offline(item)
         item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
     return (item if not problems else None), problems
 

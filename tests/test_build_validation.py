@@ -149,3 +149,20 @@ def test_broken_synonyms_file_fails_the_build_with_its_name(mini: Path) -> None:
     (mini / "content/synonyms.toml").write_text("[[group\nwords = 1", encoding="utf-8")
     found = problems_for(mini)
     assert len(found) == 1 and "content/synonyms.toml" in found[0] and "TOML" in found[0], found
+
+
+def test_embedded_external_resource_is_a_problem_but_a_link_is_not(mini: Path) -> None:
+    write(mini, "img.md", GOOD.replace("正文。", "图示：\n\n![平面图](https://example.com/plan.png)\n\n"
+                                                "[住建部网站](https://www.mohurd.gov.cn/)"))
+    found = problems_for(mini)
+    assert len(found) == 1 and found[0].startswith("procedures/img.md:19: 引用了外部资源 https://example.com/plan.png"), found
+
+
+def test_hostile_text_is_escaped_not_executed(mini: Path) -> None:
+    hostile = GOOD.replace("title: 新规程", 'title: "<script>alert(1)</script>{{ 7*7 }}"').replace(
+        "正文。", "模板语法 {{ 7*7 }} {% if x %} 原样显示。")
+    write(mini, "hostile.md", hostile)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "{{ 7*7 }}" in page and "{% if x %}" in page and ">49<" not in page
