@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import bisect
 import dataclasses
-import fcntl
 import functools
 import hashlib
 import heapq
@@ -58,6 +57,37 @@ TICKET_CACHE = 4096              # committed Ticket objects kept for the engine'
 
 Apply = Callable[[Form, Tickets, datetime], Outcome]
 
+
+
+try:  # POSIX: flock; Windows (the README's `py run.py`): msvcrt's byte-range lock on the lock file
+    import fcntl
+except ImportError:  # pragma: no cover - exercised on Windows only
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the lock on FD without waiting; False if another process holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # pragma: no cover
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except BlockingIOError:
+        return False
+    except OSError:
+        if fcntl is not None:
+            raise
+        return False  # pragma: no cover - msvcrt says "locked" with a plain OSError
+    return True
+
+
+def _unlock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    else:  # pragma: no cover
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 class StoreError(Exception):
     """The store or journal cannot be opened or written; the message names the file and the problem."""
@@ -564,9 +594,7 @@ class Store(Tickets):
     def _lock(self) -> None:
         path = self.var_dir / LOCK
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             os.close(fd)
             raise StoreLocked(f"{path}: 另一个表单处理程序正在使用此目录，本进程退出 "
                               f"(another processor holds the lock)") from None
@@ -584,7 +612,7 @@ class Store(Tickets):
             fh.close()
         self._cold_files = {}
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            _unlock(self._lock_fd)
             os.close(self._lock_fd)
             self._lock_fd = None
 
