@@ -193,7 +193,7 @@ def test_edit_repacks_only_its_chunk(tmp_path, small_chunks, monkeypatch):
     packed.clear()
     build_index(corpus(60, {31: "新增一句。"}), config)        # ...against what one edit deflates
     assert 0 < len(packed) <= 6 < everything
-    assert any("新增一句".encode() in raw for raw in packed)
+    assert any("新增一句".encode(search.TEXT_ENCODING) in raw for raw in packed)
 
 
 def test_cache_keeps_only_the_last_two_builds(tmp_path, small_chunks):

@@ -37,33 +37,56 @@
     return (TABLE[u] = DROP_RE.test(n) ? DROPPED : n.charCodeAt(0));
   }
 
-  /* Fold UTF-8 BYTES keeping "\n" as a separator; return the folded string and, for each of its
-     characters, the byte offset of the character it came from. Working on the bytes spares
-     decoding megabytes of text at load; snippets decode only the slices they show. */
-  function foldBytes(bytes) {
-    var n = bytes.length, out = new Uint16Array(n), pos = new Int32Array(n + 1), j = 0, i = 0;
-    while (i < n) {
-      var b = bytes[i], at = i, u;
-      if (b < 0x80) { u = b; i += 1; }
-      else if (b < 0xe0) { u = ((b & 0x1f) << 6) | (bytes[i + 1] & 0x3f); i += 2; }
-      else if (b < 0xf0) { u = ((b & 0x0f) << 12) | ((bytes[i + 1] & 0x3f) << 6) | (bytes[i + 2] & 0x3f); i += 3; }
-      else { out[j] = 0xd800; pos[j++] = at; out[j] = 0xdc00; pos[j++] = at; i += 4; continue; }  // astral: kept, opaque
-      var f = u === 10 ? 10 : TABLE[u] || foldCode(u);
-      if (f !== DROPPED) { out[j] = f; pos[j++] = at; }
+  var UTF16 = new TextDecoder("utf-16le", { ignoreBOM: true });   // offsets count a leading BOM too
+
+  /* Fold the whole text once at load: one table look-up a UTF-16 code unit. Only each "\n"'s offset
+     is kept: where a section's folded characters sit in the text as written is worked out when a
+     snippet needs it (secPos); doing that for every character up front cost a 20 MB array. */
+  function foldCodes(codes, lines) {
+    var n = codes.length, out = new Uint16Array(n), nl = new Int32Array(lines), j = 0, k = 0;
+    for (var i = 0; i < n; i++) {
+      var u = codes[i];
+      if (u === 10) { if (k < lines) nl[k++] = i; out[j++] = 10; continue; }
+      var f = TABLE[u] || foldCode(u);
+      if (f !== DROPPED) out[j++] = f;
     }
-    pos[j] = n;
-    return { s: new TextDecoder("utf-16le").decode(out.subarray(0, j)), pos: pos };
+    return { s: UTF16.decode(out.subarray(0, j)), nl: nl };
   }
 
-  var UTF8 = new TextDecoder();
+  /* Fill POS with the offset of each code unit of CODES [A, B) that folding keeps (foldCodes' rule). */
+  function positions(codes, a, b, pos) {
+    for (var i = a, j = 0; i < b; i++) {
+      var u = codes[i];
+      if (u === 10 || (TABLE[u] || foldCode(u)) !== DROPPED) pos[j++] = i;
+    }
+  }
 
-  /* The text as written between byte offsets A and B. */
-  function written(a, b) { return UTF8.decode(idx.bytes.subarray(a, b)); }
+  /* Offsets, in the text as written, of section N's folded characters and of the "\n" (or
+     the text's end) just after it; computed on first use. */
+  function secPos(n) {
+    var sec = idx.secs[n];
+    if (!sec.pos) {
+      var len = sec.end - sec.start, pos = new Int32Array(len + 1);
+      positions(idx.codes, sec.oStart, sec.oEnd, pos);
+      pos[len] = sec.oEnd;
+      sec.pos = pos;
+    }
+    return sec.pos;
+  }
 
-  /* Byte offset just past the character that starts at byte A. */
+  /* Offset, in the text as written, of the folded character at I. */
+  function posAt(i) {
+    var n = secAt(i);
+    return secPos(n)[i - idx.secs[n].start];
+  }
+
+  /* The text as written between offsets A and B. */
+  function written(a, b) { return UTF16.decode(idx.codes.subarray(a, b)); }
+
+  /* Offset just past the character that starts at A. */
   function charEnd(a) {
-    var b = idx.bytes[a];
-    return a + (b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4);
+    var u = idx.codes[a];
+    return a + (u >= 0xd800 && u <= 0xdbff ? 2 : 1);     // an astral character is two code units
   }
 
   function fold(s) {
@@ -100,17 +123,28 @@
   /* ---------- loading ---------- */
 
   /* The index script calls this with its gzip'd data in base64 (see handbook/search.py); inflate it
-     natively, then index it. */
+     natively, then index it. The data is the JSON head in UTF-8, a NUL at an odd offset, then the
+     text in UTF-16LE, read in place as code units: no decoding pass over megabytes of text. */
   S.ready = function (format, packed) {
     var t0 = performance.now();
     S.timings = { script: t0 };
-    if (format !== "gzip-v1") { loadFailed(); return; }
+    if (format !== "gzip-v2") { loadFailed(); return; }
     var bytes = Uint8Array.fromBase64 ? Uint8Array.fromBase64(packed) : decodeBase64(packed);
     gunzip(bytes).then(function (all) {
       var cut = all.indexOf(0), utf8 = new TextDecoder();
-      start(JSON.parse(utf8.decode(all.subarray(0, cut))), all.subarray(cut + 1), t0);
+      if (cut < 0 || cut % 2 === 0 || (all.length - cut - 1) % 2) { loadFailed(); return; }   // not this layout
+      var codes = new Uint16Array(all.buffer, all.byteOffset + cut + 1, (all.length - cut - 1) / 2);
+      start(JSON.parse(utf8.decode(all.subarray(0, cut))), BIG_ENDIAN ? swapped(codes) : codes, t0);
     }, loadFailed);
   };
+
+  var BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
+
+  /* CODES with each unit's bytes swapped (a Uint16Array reads the platform's byte order). */
+  function swapped(codes) {
+    for (var i = 0; i < codes.length; i++) codes[i] = ((codes[i] & 0xff) << 8) | (codes[i] >> 8);
+    return codes;
+  }
 
   /* The index could not be read (cut short, corrupted): say so where the page says "loading". */
   function loadFailed() {
@@ -154,20 +188,21 @@
     return bytes;
   }
 
-  function start(data, bytes, t0) {
+  function start(data, codes, t0) {
     S.timings.inflated = performance.now();
     TABLE = new Uint16Array(65536);
     T2S = {};
     for (var i = 0; i + 1 < data.fold.length; i += 2) T2S[data.fold[i]] = data.fold[i + 1];
-    var F = foldBytes(bytes);
-    var secs = [], p = 0, sec = data.sections;
+    var sec = data.sections, F = foldCodes(codes, (sec.length / 3) * 2), nl = F.nl;
+    var secs = [], p = 0;
     // each section is two lines of text: its heading, then its body
     for (var k = 0; k < sec.length; k += 3) {
-      var hEnd = F.s.indexOf("\n", p), tEnd = F.s.indexOf("\n", hEnd + 1);
+      var hEnd = F.s.indexOf("\n", p), tEnd = F.s.indexOf("\n", hEnd + 1), m = (k / 3) * 2;
       if (tEnd < 0) tEnd = F.s.length;
-      // o*: byte offsets of the heading line, the body line and the body's end in the text as written
+      // o*: offsets of the heading line, the body line and the body's end in the text as written
       secs.push({ page: sec[k], anchor: sec[k + 1], heading: sec[k + 2], start: p, body: hEnd + 1, end: tEnd,
-                  oStart: p ? F.pos[p - 1] + 1 : 0, oBody: F.pos[hEnd] + 1, oEnd: F.pos[tEnd] });
+                  oStart: m ? nl[m - 1] + 1 : 0, oBody: nl[m] + 1, oEnd: tEnd === F.s.length ? codes.length : nl[m + 1],
+                  pos: null });
       p = tEnd + 1;
     }
     var pages = data.pages.map(function (r, n) {
@@ -176,7 +211,7 @@
     });
     secs.forEach(function (s, n) { s.n = n; pages[s.page].secs.push(s); });
     var total = secs.reduce(function (a, s) { return a + s.end - s.start; }, 0);
-    idx = { data: data, bytes: bytes, F: F, secs: secs, pages: pages, avg: total / Math.max(1, secs.length),
+    idx = { data: data, codes: codes, F: F, secs: secs, pages: pages, avg: total / Math.max(1, secs.length),
             starts: Int32Array.from(secs.map(function (s) { return s.start; })),
             synonyms: data.synonyms.map(function (g) { return g.map(fold).filter(Boolean); }) };
     cache = new Map();
@@ -213,11 +248,9 @@
 
   /* A Latin or digit token matches only where a word starts in the text as written. */
   function atWordStart(i, tok) {
-    var o = idx.F.pos[i] - 1, bytes = idx.bytes;
+    var o = posAt(i) - 1;
     if (o < 0) return true;
-    while (o > 0 && (bytes[o] & 0xc0) === 0x80) o--;     // back to the previous character's first byte
-    var c = bytes[o], u = c < 0x80 ? c : c < 0xe0 ? ((c & 0x1f) << 6) | (bytes[o + 1] & 0x3f)
-      : c < 0xf0 ? ((c & 0x0f) << 12) | ((bytes[o + 1] & 0x3f) << 6) | (bytes[o + 2] & 0x3f) : 0x3000;
+    var u = idx.codes[o];     // an astral character's low half: never a letter or digit
     var prev = foldCode(u);
     if (prev === DROPPED || !isAlnum(prev)) return true;
     return isDigit(prev) !== isDigit(tok.t.charCodeAt(0));
@@ -403,8 +436,7 @@
 
   /* Byte range, in the text as written, of folded characters [fFrom, fTo). */
   function original(fFrom, fTo) {
-    var pos = idx.F.pos;
-    return [pos[fFrom], charEnd(pos[fTo - 1])];
+    return [posAt(fFrom), charEnd(posAt(fTo - 1))];
   }
 
   /* Highlighted HTML of ORIGINAL TEXT [from, to) with folded match RANGES marked. */
@@ -428,7 +460,7 @@
     var centre = first ? first[0] : sec.body;                  // folded positions from here on
     var from = Math.max(sec.body, centre - Math.floor(width / 3)), to = Math.min(sec.end, from + width);
     from = Math.max(sec.body, Math.min(from, to - width));
-    var a = from === sec.body ? sec.oBody : idx.F.pos[from], b = to === sec.end ? sec.oEnd : idx.F.pos[to];
+    var a = from === sec.body ? sec.oBody : posAt(from), b = to === sec.end ? sec.oEnd : posAt(to);
     return (a > sec.oBody ? "…" : "") + markHtml(a, b, ranges) + (b < sec.oEnd ? "…" : "");
   }
 
@@ -488,7 +520,7 @@
       .map(function (p) {
         var sec = p.secs[0], cut = Math.min(sec.end, sec.body + 60);
         return { page: pageInfo(p), sections: [{ heading: sec.heading, anchor: sec.anchor, url: p.url, hits: [],
-                 snippet: escapeHtml(written(sec.oBody, cut === sec.end ? sec.oEnd : idx.F.pos[cut])) }] };
+                 snippet: escapeHtml(written(sec.oBody, cut === sec.end ? sec.oEnd : posAt(cut))) }] };
       });
   }
 
