@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import re
 import unicodedata
 from pathlib import Path
@@ -160,6 +162,20 @@ def test_chunked_index_decodes_to_the_one_piece_layout(tmp_path, small_chunks):
     # the same bytes a one-piece gzip would inflate to; only the compression differs
     one_piece = search.index_script(index_payload(docs, [], config.build.recent_changes))
     assert read_index_script(one_piece) == read_index_script(script)
+
+
+def test_text_starts_at_an_even_offset_whatever_the_head_length(tmp_path, small_chunks):
+    """search.js reads the UTF-16LE text in place as a Uint16Array, which needs an even byte offset."""
+    config, pads = config_at(tmp_path), set()
+    for pages in range(0, 7):
+        for script in (build_index(corpus(pages), config)[INDEX_FILE],
+                       search.index_script(index_payload(corpus(pages), [], config.build.recent_changes))):
+            raw = gzip.decompress(base64.b64decode(script.split('"')[3]))
+            cut = raw.index(b"\0")
+            assert cut % 2 == 1 and len(raw) % 2 == 0
+            assert raw[cut + 1:].decode("utf-16-le") == read_index_script(script)["text"]
+            pads.add(raw[cut - 1:cut] == b" ")
+    assert pads == {True, False}                               # both head parities were met
 
 
 @pytest.mark.parametrize("change", ["edit one body", "add a page", "remove a page", "rename a heading",
