@@ -296,6 +296,8 @@ def search_page(tmp_path_factory, chromium):
         doc("procedures/fold.html", "", "投诉回访维修听涛国际", title="繁简", id="P-FOLD"),
         doc("procedures/broken.html#s", "门铃坏了", "请联系智能设备组。", title="门铃", id="P-BROKEN"),
         doc("procedures/repair.html#s", "报修以后", "一般二十四小时内上门。", title="时限", id="P-REPAIR"),
+        # last: its section ends where the text ends; astral characters take two UTF-16 code units
+        doc("procedures/astral.html#s", "示例", "𠀀𠀁号楼：门禁卡補辦。", title="生僻字", id="P-ASTRAL"),
     ]
     (root / "assets").mkdir()
     (root / "content").mkdir()
@@ -358,6 +360,17 @@ def test_filters_restrict_results(search_page):
 @pytest.mark.browser
 def test_traditional_query_finds_simplified_text(search_page):
     assert ids(search_page, "鑰匙借用")[0] == "P-KEY"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("query", "marked"), [("门禁卡补办", "门禁卡補辦"), ("𠀁号楼", "𠀁号楼")])
+def test_marks_land_on_the_written_text_after_astral_characters(search_page, query, marked):
+    out = search_page.evaluate("q => EstateSearch.search(q, {sections: 1}).results", query)
+    assert [r["page"]["id"] for r in out] == ["P-ASTRAL"]
+    hit = out[0]["sections"][0]
+    assert re.findall("<mark>(.*?)</mark>", hit["snippet"]) == [marked]
+    assert re.sub("</?mark>", "", hit["snippet"]) == "𠀀𠀁号楼：门禁卡補辦。"
+    assert hit["hits"] == [marked]
 
 
 @pytest.mark.browser
