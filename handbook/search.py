@@ -73,7 +73,7 @@ def clear_cache() -> None:
 # ---- incremental packing --------------------------------------------------------------------
 #
 # `build --watch` calls build_index again after every edit. Packing the whole text anew (squash,
-# JSON, deflate ~5 MB) took ~0.5 s at 1,000 procedures. So the docs are cut into chunks of whole
+# JSON, deflate ~4 MB) took ~0.5 s at 1,000 procedures. So the docs are cut into chunks of whole
 # pages, at content-defined points (a page whose URL hashes to 0 mod CUT_EVERY, once the chunk has
 # CHUNK_MIN characters), so that an edit moves no other chunk's edges; each chunk is laid out once
 # and cached by its docs. The payload is then a row of raw pieces (JSON head, each chunk's pages,
@@ -83,11 +83,11 @@ def clear_cache() -> None:
 # and the piece before it. The gzip around them gets a CRC32 over the raw bytes. The output depends
 # only on the docs, never on what the cache held: warm and cold builds are byte-identical (tested).
 
-# The text is packed as UTF-16LE: at 1,000 procedures 0.94 MB gzip'd against 1.19 MB as UTF-8, and the
-# browser folds its code units in place instead of decoding 4.9 MB of UTF-8 first.
+# The text is packed as UTF-16LE: at 1,000 procedures 0.94 MB gzip'd against 1.19 MB as UTF-8, 3.6 MB
+# to inflate against 4.9, and the browser folds its code units in place instead of walking UTF-8 bytes.
 TEXT_ENCODING = "utf-16-le"
-LEVEL = 6                 # bench --pack, 1,000 procedures: level 4 1.79 MB / cold 191 ms, 5 1.72 / 216, 6 1.69 / 229
-CHUNK_MIN = 10_000        # characters (mostly 3 bytes in UTF-8) before a chunk may end
+LEVEL = 6                 # bench --pack, 1,000 procedures: level 4 1.41 MB / cold 173 ms, 5 1.38 / 181, 6 1.36 / 187
+CHUNK_MIN = 10_000        # characters (2 bytes each in UTF-16) before a chunk may end
 CHUNK_MAX = 200_000
 CUT_EVERY = 8             # pages: with CHUNK_MIN, chunks come out ~20-40 K characters
 WINDOW = 32 * 1024        # deflate's window: the preset dictionary a piece gets
