@@ -15,6 +15,7 @@ import pytest
 
 from estate.config import load_config
 from handbook.build import build
+from handbook.search import read_index_script
 from tests.conftest import TODAY
 
 EXPECTED = Path(__file__).parent / "expected" / "mini"
@@ -100,7 +101,12 @@ def test_public_tree_never_links_to_staff_or_shows_staff_content(mini_site: Path
                 target = (page.parent / unquote(urlsplit(ref).path)).resolve()
                 assert public.resolve() in target.parents or target == public.resolve(), f"{page}: {ref}"
         assert "T-001" not in text and "值班员须准时到岗" not in text, page  # a staff-only procedure
-    assert "值班员须准时到岗" not in (public / "assets/search-index.js").read_text(encoding="utf-8")
+    # the index is packed (gzip + base64): decode it, or this check could never fail
+    public_index = read_index_script((public / "assets/search-index.js").read_text(encoding="utf-8"))
+    staff_index = read_index_script((mini_site / "staff/assets/search-index.js").read_text(encoding="utf-8"))
+    assert "值班员须准时到岗" in staff_index["text"]
+    assert "值班员须准时到岗" not in public_index["text"] and "如何报修" in repr(public_index["pages"])
+    assert "T-001" not in repr(public_index)
 
 
 def test_public_guide_unlinks_staff_only_procedures(mini_site: Path) -> None:
