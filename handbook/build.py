@@ -78,15 +78,9 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
         raise BuildFailed(problems)
     if intro:
         handbook.intro_title, handbook.intro_html = intro
-    extras = _assets() | _search_files(config, handbook) | _root_page(config)     # render
-    if not watching:
-        search.clear_cache()  # its chunks only pay off in the next --watch rebuild
+    extras = _assets() | _search_files(config, handbook, watching) | _root_page(config)  # render
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
-    memo = _PAGE_MEMO.setdefault(out.resolve(), {}) if watching else None
-    if memo is not None:  # keep only pages of procedures that still exist
-        live = set(handbook.procedures) | set(handbook.superseded)
-        for key in [k for k in memo if k[1] not in live]:
-            del memo[key]
+    memo = _page_memo(out, handbook) if watching else None
     specs = chain(*(Views(config, handbook, tree, today, memo).pages() for tree in (STAFF, PUBLIC)))
 
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
@@ -104,6 +98,15 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
 
 
 _PAGE_MEMO: dict[Path, dict] = {}  # --watch: procedure page specs by (tree, procedure), see Views.procedure
+
+
+def _page_memo(out: Path, handbook: Handbook) -> dict:
+    """The --watch page memo for OUT, without pages of procedures that no longer exist."""
+    memo = _PAGE_MEMO.setdefault(out.resolve(), {})
+    live = set(handbook.procedures) | set(handbook.superseded)
+    for key in [k for k in memo if k[1] not in live]:
+        del memo[key]
+    return memo
 
 PROGRESS_MIN = 200  # a build this size takes more than a moment: say what it is doing
 
@@ -126,8 +129,11 @@ def _root_page(config: EstateConfig) -> dict[str, bytes]:
     return {"index.html": html.encode("utf-8")}
 
 
-def _search_files(config: EstateConfig, handbook: Handbook) -> dict[str, bytes]:
-    """Search index files of each tree (the public one holds public pages only)."""
+def _search_files(config: EstateConfig, handbook: Handbook, watching: bool) -> dict[str, bytes]:
+    """Search index files of each tree (the public one holds public pages only).
+
+    The search module caches packed chunks for the next --watch rebuild; a one-off build frees them.
+    """
     files: dict[str, bytes] = {}
     for tree in (STAFF, PUBLIC):
         try:
@@ -136,6 +142,8 @@ def _search_files(config: EstateConfig, handbook: Handbook) -> dict[str, bytes]:
             raise BuildFailed([BuildProblem(config.build.synonyms_file, 1, str(exc))]) from exc
         for rel, content in built.items():
             files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
+    if not watching:
+        search.clear_cache()
     return files
 
 
