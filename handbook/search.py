@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from estate.config import EstateConfig
-from handbook.search_fold import browser_map, code_points, fold, fold_char, folded_alphabet
+from handbook.search_fold import browser_map, code_points, fold, fold_char
 
 log = logging.getLogger(__name__)
 
@@ -299,40 +299,11 @@ def _script(packed: bytes) -> str:
     return f'{call}("gzip-v2", "{data}");\n'
 
 
-def index_script(payload: dict) -> str:
-    """Wrap PAYLOAD as the index script in one piece (the reference layout the chunked packing must match)."""
-    meta = _json({k: v for k, v in payload.items() if k != "text"})
-    raw = meta + _head_end(len(meta)) + payload["text"].encode(TEXT_ENCODING)
-    return _script(gzip.compress(raw, compresslevel=LEVEL, mtime=0))
-
-
 def read_index_script(script: str) -> dict:
     """Decode an index script back into its payload (for tests and tools)."""
     raw = gzip.decompress(base64.b64decode(script.split('"')[3]))
     meta, _, text = raw.partition(b"\0")
     return {**json.loads(meta), "text": text.decode(TEXT_ENCODING)}
-
-
-def index_payload(docs: list[SearchDoc], synonyms: list[list[str]], recent: int) -> dict:
-    """Lay the docs out as the compact structure search.js reads, in one go (the reference for tests)."""
-    pages: list[list] = []
-    page_of: dict[str, int] = {}
-    sections: list = []        # flat: page index, anchor, heading
-    texts: list[str] = []
-    for doc in docs:
-        if doc.kind not in INDEXED_KINDS:
-            raise ValueError(f"{doc.url}: 不能索引类型为 {doc.kind!r} 的内容（只索引规程、知识库和公告）")
-        page_url, _, anchor = doc.url.partition("#")
-        if page_url not in page_of:
-            page_of[page_url] = len(pages)
-            pages.append([page_url, doc.title, doc.kind, doc.id, doc.department, doc.category,
-                          doc.audience, list(doc.tags), doc.date])
-        heading = _squash(doc.section)
-        sections += [page_of[page_url], anchor, heading]
-        texts.append(heading + "\n" + _squash(doc.text))   # two lines a section: heading, body
-    alphabet = folded_alphabet(*texts, *(p[1] for p in pages), *map("".join, synonyms))
-    return {"v": 1, "recent": recent, "fold": browser_map(alphabet), "synonyms": synonyms,
-            "pages": pages, "sections": sections, "text": "\n".join(texts)}
 
 
 def _squash(text: str) -> str:

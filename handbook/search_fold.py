@@ -11,7 +11,6 @@ build time; the browser gets only the pairs whose Simplified side occurs in the 
 from __future__ import annotations
 
 import logging
-import re
 import unicodedata
 from functools import cache
 
@@ -21,7 +20,6 @@ log = logging.getLogger(__name__)
 CJK_BLOCKS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
 # Unicode categories ignored by search: punctuation, separators (spaces), symbols, controls.
 DROPPED_CATEGORIES = ("P", "Z", "S", "C")
-ALNUM = re.compile(r"[a-z0-9]")
 
 
 @cache
@@ -84,30 +82,3 @@ def browser_map(alphabet: set[str]) -> str:
     """Return the Traditional→Simplified pairs, concatenated, whose Simplified side is in ALPHABET."""
     pairs = sorted((t, s) for t, s in t2s_table().items() if s in alphabet)
     return "".join(t + s for t, s in pairs)
-
-
-def is_cjk(ch: str) -> bool:
-    """Tell whether CH is a folded character that is neither Latin letter nor digit."""
-    return not ALNUM.match(ch)
-
-
-def tokens(folded: str, mode: str = "bigram") -> list[str]:
-    """Split a folded term like the browser: CJK runs into n-grams, Latin and digit runs whole.
-
-    mode "bigram" uses bigrams (a single character stays a unigram), "unigram" single characters,
-    "both" unigrams and bigrams.
-    """
-    out: list[str] = []
-    for run in re.findall(r"[a-z]+|[0-9]+|[^a-z0-9]+", folded):
-        if ALNUM.match(run):
-            out.append(run)
-            continue
-        uni = list(run)
-        bi = [run[i:i + 2] for i in range(len(run) - 1)]
-        if mode == "unigram" or len(run) == 1:
-            out.extend(uni)
-        elif mode == "both":
-            out.extend(uni + bi)
-        else:
-            out.extend(bi)
-    return out

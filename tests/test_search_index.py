@@ -17,11 +17,11 @@ from handbook.search import (
     SearchConfigError,
     SearchDoc,
     build_index,
-    index_payload,
     load_synonyms,
     read_index_script,
 )
-from handbook.search_fold import browser_map, fold, t2s_table, tokens
+from handbook.search_fold import browser_map, fold, t2s_table
+from tests.search_reference import index_payload, index_script, tokens
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -160,7 +160,7 @@ def test_chunked_index_decodes_to_the_one_piece_layout(tmp_path, small_chunks):
     assert len(search._CACHE.chunks) > 10                      # really cut into chunks
     assert read_index_script(script) == index_payload(docs, [], config.build.recent_changes)
     # the same bytes a one-piece gzip would inflate to; only the compression differs
-    one_piece = search.index_script(index_payload(docs, [], config.build.recent_changes))
+    one_piece = index_script(index_payload(docs, [], config.build.recent_changes))
     assert read_index_script(one_piece) == read_index_script(script)
 
 
@@ -169,7 +169,7 @@ def test_text_starts_at_an_even_offset_whatever_the_head_length(tmp_path, small_
     config, pads = config_at(tmp_path), set()
     for pages in range(0, 7):
         for script in (build_index(corpus(pages), config)[INDEX_FILE],
-                       search.index_script(index_payload(corpus(pages), [], config.build.recent_changes))):
+                       index_script(index_payload(corpus(pages), [], config.build.recent_changes))):
             raw = gzip.decompress(base64.b64decode(script.split('"')[3]))
             cut = raw.index(b"\0")
             assert cut % 2 == 1 and len(raw) % 2 == 0
