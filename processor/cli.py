@@ -14,7 +14,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,14 +121,23 @@ def make_clock(config: EstateConfig, now: str | None) -> Callable[[], datetime]:
 # --- commands ---------------------------------------------------------------------------------
 
 
-def cmd_once(app: App, args: argparse.Namespace) -> int:
-    """Process everything in the inbox, waiting for files still being written, then exit."""
+@contextmanager
+def _intake_session(app: App) -> Iterator[Intake]:
+    """Open the store (replaying the journal), finish interrupted moves, and close it cleanly afterwards."""
     store = app.store()
     report = store.open()
     gc.freeze()                 # the loaded store is long-lived: keep it out of every later collection
     intake = app.intake(store)
     try:
         intake.recover(report.replayed)
+        yield intake
+    finally:
+        store.close(snapshot=not intake.unmoved)
+
+
+def cmd_once(app: App, args: argparse.Namespace) -> int:
+    """Process everything in the inbox, waiting for files still being written, then exit."""
+    with _intake_session(app) as intake:
         total = PassSummary()
         while True:
             summary = intake.run_pass()
@@ -136,8 +146,6 @@ def cmd_once(app: App, args: argparse.Namespace) -> int:
                 break
             time.sleep(app.config.processor.settle_seconds)
         log.info("本次合计 %s", total.line())
-    finally:
-        store.close(snapshot=not intake.unmoved)
     return EXIT_OK
 
 
@@ -145,16 +153,9 @@ def cmd_watch(app: App, args: argparse.Namespace) -> int:
     """Watch the inbox until SIGINT or SIGTERM."""
     from processor.watch import watch
 
-    store = app.store()
-    report = store.open()
-    gc.freeze()
-    intake = app.intake(store)
-    try:
-        intake.recover(report.replayed)
+    with _intake_session(app) as intake:
         total = watch(intake, app.config)
         log.info("已停止；本次运行 %s", total.line())
-    finally:
-        store.close(snapshot=not intake.unmoved)
     return EXIT_OK
 
 

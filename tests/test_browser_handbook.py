@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -22,13 +22,8 @@ def base(request: pytest.FixtureRequest, mini_site: Path) -> str:
 
 @pytest.fixture
 def page(chromium) -> Iterator:  # noqa: ANN001
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    with watched_page(chromium, 1280, 900) as pg:
+        yield pg
 
 
 def _in_viewport(pg, selector: str) -> bool:  # noqa: ANN001

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
-import threading
 import tomllib
 from pathlib import Path
 from urllib.parse import quote
@@ -16,6 +13,7 @@ from estate.config import EstateConfig, EstateInfo
 from handbook.search import SearchDoc, build_index
 from render.i18n import translator
 from render.jinja import environment, render, static_files
+from tests.conftest import serve, watched_page
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "data" / "search_fixture.toml"
@@ -86,18 +84,10 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def http_root(site):
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server, base = serve(site)
+    yield base + "/"
     server.shutdown()
     server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # keep pytest output readable
-        pass
 
 
 @pytest.fixture(params=["file", "http"])
@@ -110,13 +100,8 @@ def base_url(request, site) -> str:
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1100, "height": 800})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    with watched_page(browser, 1100, 800) as pg:
+        yield pg
 
 
 def shot(pg, name: str) -> None:
