@@ -29,22 +29,22 @@ def discover(config: EstateConfig, remember: bool = False) -> list[SourceFile]:
             continue
         for rel in _markdown_files(str(base)):
             this_kind = "page" if kind == "procedure" and rel in INTRO_NAMES else kind
-            found.append(_read(base / rel, rel, this_kind, remember))
+            found.append(_read(base / rel, rel, this_kind, remember, f"{folder.rstrip('/')}/{rel}"))
     return found
 
 
 _SEEN: dict[Path, tuple[tuple[int, int], SourceFile]] = {}
 
 
-def _read(path: Path, rel: str, kind: str, remember: bool) -> SourceFile:
+def _read(path: Path, rel: str, kind: str, remember: bool, shown: str) -> SourceFile:
     st = os.stat(path)
     stamp = (st.st_mtime_ns, st.st_size)
     seen = _SEEN.get(path)
-    if seen and seen[0] == stamp and seen[1].rel == rel and seen[1].kind == kind:
+    if seen and seen[0] == stamp and (seen[1].rel, seen[1].kind, seen[1].shown) == (rel, kind, shown):
         return seen[1]
     with open(path, "rb") as fh:  # plain open(): pathlib's per-call overhead shows at 1,000s of files
         raw = fh.read()
-    source = SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest())
+    source = SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest(), shown)
     if remember:
         _SEEN[path] = (stamp, source)
     return source
@@ -63,6 +63,7 @@ def _markdown_files(base: str) -> list[str]:
 
 
 def source_paths(config: EstateConfig) -> list[Path]:
-    """Folders and files whose change means a rebuild (for --watch)."""
-    return [config.path(config.build.procedures_dir), config.path(config.build.notices_dir),
-            config.path("content")]
+    """Folders whose change means a rebuild (for --watch), none inside another (each watched once)."""
+    folders = sorted({config.path(f).resolve() for f in (config.build.procedures_dir, config.build.notices_dir,
+                                                           "content")})
+    return [f for f in folders if not any(other in f.parents for other in folders)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -85,7 +86,7 @@ def build_index(
 
 
 def _file(proc: Procedure) -> str:
-    return f"procedures/{proc.source.rel}"
+    return proc.source.shown
 
 
 def _link_supersedes(proc: Procedure, by_id: dict[str, Procedure], problems: list[BuildProblem]) -> None:
@@ -130,17 +131,19 @@ def _check_notice_ids(notices: list[Notice], problems: list[BuildProblem]) -> No
     seen: dict[str, Notice] = {}
     for n in notices:
         if n.id in seen:
-            problems.append(BuildProblem(f"notices/{n.source.rel}", 2,
-                                         f"公告编号 {n.id} 重复，已用于 notices/{seen[n.id].source.rel} (duplicate id)"))
+            problems.append(BuildProblem(n.source.shown, 2,
+                                         f"公告编号 {n.id} 重复，已用于 {seen[n.id].source.shown} (duplicate id)"))
         seen.setdefault(n.id, n)
 
 
-def _nav_key(config: EstateConfig):  # noqa: ANN202
+def _nav_key(config: EstateConfig) -> Callable[[Procedure], tuple[int, str]]:
+    """Navigation order: the categories' order in estate.toml, then id."""
     order = {c.id: i for i, c in enumerate(config.categories)}
     return lambda p: (order.get(p.category, len(order)), p.id)
 
 
-def _group(procs: list[Procedure], keys) -> dict[str, list[Procedure]]:  # noqa: ANN001
+def _group(procs: list[Procedure], keys: Callable[[Procedure], Iterable[str]]) -> dict[str, list[Procedure]]:
+    """Procedures under each key KEYS gives them (records, tags), keys sorted."""
     groups: dict[str, list[Procedure]] = defaultdict(list)
     for p in procs:
         for k in keys(p):

@@ -19,6 +19,11 @@ class SourceFile:
     kind: str           # procedure | notice | page
     raw: bytes
     digest: str         # sha256 of raw, for the incremental-build manifest
+    shown: str = ""     # the path problems are reported under, relative to the estate root
+
+    def __post_init__(self) -> None:
+        if not self.shown:
+            object.__setattr__(self, "shown", self.rel)
 
 
 @dataclass(frozen=True)

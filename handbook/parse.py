@@ -74,7 +74,7 @@ class _Problems:
     """Collects problems for one file."""
 
     def __init__(self, source: SourceFile):
-        self.file = f"{source.kind}s/{source.rel}" if source.kind != "page" else source.rel
+        self.file = source.shown
         self.items: list[BuildProblem] = []
 
     def add(self, line: int, message: str) -> None:

@@ -55,7 +55,7 @@ def check_placeholders(item: Procedure | Notice, names: frozenset[str]) -> list[
         if m.group(1) not in names:
             line = item.body_line + item.body[: m.start()].count("\n")
             known = "、".join(sorted(names)) or "（无：缺少 content/policy.toml）"
-            problems.append(BuildProblem(f"{item.source.kind}s/{item.source.rel}", line,
+            problems.append(BuildProblem(item.source.shown, line,
                                          f"未知的占位符 [[policy:{m.group(1)}]]，可用：{known} (unknown placeholder)"))
     return problems
 
@@ -73,7 +73,7 @@ def check_offline(item: Procedure | Notice) -> list[BuildProblem]:
         url = m.group(1)
         offset = item.body.find(url)
         line = item.body_line + item.body[:offset].count("\n") if offset >= 0 else item.body_line
-        problems.append(BuildProblem(f"{item.source.kind}s/{item.source.rel}", line,
+        problems.append(BuildProblem(item.source.shown, line,
                                      f"引用了外部资源 {url}：离线打开时无法显示，请把文件放进站点 (external resource)"))
     return problems
 

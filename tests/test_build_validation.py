@@ -166,3 +166,16 @@ def test_hostile_text_is_escaped_not_executed(mini: Path) -> None:
     page = (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "{{ 7*7 }}" in page and "{% if x %}" in page and ">49<" not in page
+
+
+def test_problems_name_the_file_as_it_sits_in_the_estate(mini: Path) -> None:
+    (mini / "content/notices/bad.md").write_text("---\nid: N-002\ntitle: 停电\n---\n正文\n", encoding="utf-8")
+    (mini / "handbook").mkdir()
+    (mini / "procedures").rename(mini / "handbook/sop")
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + '\n[build]\nprocedures_dir = "handbook/sop"\n', encoding="utf-8")
+    write_to = mini / "handbook/sop/x.md"
+    write_to.write_text(GOOD.replace("owner: 客服主管\n", ""), encoding="utf-8")
+    found = problems_for(mini)
+    assert "content/notices/bad.md:1: 缺少必填字段 date (missing field)" in found
+    assert "handbook/sop/x.md:1: 缺少必填字段 owner (missing field)" in found
