@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import pickle
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from estate.config import CONFIG_FILE, EstateConfig
 from render.jinja import assets_digest
+from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +97,9 @@ def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], out
 
 
 def _dump(cache: BuildCache, path: Path) -> None:
-    """Pickle straight into a temp file, then rename: no second in-memory copy of a large cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(cache, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Pickle straight into the new file: no second in-memory copy of a large cache."""
+    with atomic_file(path) as fh:
+        pickle.dump(cache, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:

@@ -28,7 +28,8 @@ from typing import Any
 
 from estate.config import EstateConfig
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
-from processor.store import Store, dumps, file_digest, fsync_dir
+from processor.store import Store, dumps, file_digest
+from render.writer import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +40,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from processor.models import Form, Outcome, Ticket, Tickets
+from render.writer import atomic_file, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,6 @@ class StoreLocked(StoreError):
 def dumps(value: Any) -> str:
     """Encode VALUE as compact JSON with Chinese kept readable (not \\uXXXX)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make renames in DIRECTORY durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ticket_doc(ticket: Ticket) -> dict[str, Any]:
@@ -415,24 +406,15 @@ class SnapshotStorage(Storage):
         if self.path is None:
             return
         data = self.read()
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(dumps({"format": SNAPSHOT_FORMAT, "version": 1, **meta}) + "\n")
-                fh.write(dumps({"row": ["forms", *forms.dump()]}) + "\n")
-                n = 2
-                for table, docs in data.items():
-                    for doc_id, doc in docs.items():
-                        fh.write(dumps({"row": ["doc", table, doc_id, doc]}) + "\n")
-                        n += 1
-                fh.write(dumps({"end": n + 1}) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.path.parent)
+        with atomic_file(self.path, text=True, fsync=True) as fh:
+            fh.write(dumps({"format": SNAPSHOT_FORMAT, "version": 1, **meta}) + "\n")
+            fh.write(dumps({"row": ["forms", *forms.dump()]}) + "\n")
+            n = 2
+            for table, docs in data.items():
+                for doc_id, doc in docs.items():
+                    fh.write(dumps({"row": ["doc", table, doc_id, doc]}) + "\n")
+                    n += 1
+            fh.write(dumps({"end": n + 1}) + "\n")
         self.meta = {"format": SNAPSHOT_FORMAT, **meta}
 
     def close(self) -> None:

@@ -1,17 +1,24 @@
-"""The one place that writes into site/: atomically, so a reader never sees half a page."""
+"""The one place files are written atomically: site pages, the build cache, the processor's snapshots.
+
+A reader (a browser, a restarted processor) never sees half a file: content goes to a temp file in
+the same folder and is renamed over the old one.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
 
 def write_page(path: Path, content: str | bytes, *, fsync: bool = False) -> bool:
-    """Write CONTENT to PATH via a temp file and rename; return False if the file already held it.
+    """Write CONTENT to PATH atomically; return False if the file already held it.
 
     Skipping identical content keeps mtimes stable, so live reload and rsync-to-USB only see real
     changes. `fsync` is for state that must survive power loss; site pages can be rebuilt.
@@ -21,11 +28,27 @@ def write_page(path: Path, content: str | bytes, *, fsync: bool = False) -> bool
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        pass
+    with atomic_file(path, fsync=fsync) as fh:
+        fh.write(data)
+    return True
+
+
+@contextmanager
+def atomic_file(path: Path, *, text: bool = False, fsync: bool = False) -> Iterator[IO[Any]]:
+    """Yield a file to write PATH's new content into; it replaces PATH only if the block completes.
+
+    With FSYNC the data and the rename are flushed to disk (journal snapshots); without, a crash may
+    lose the new version but never leaves a torn file.
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as fh:
+            yield fh
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -36,7 +59,6 @@ def write_page(path: Path, content: str | bytes, *, fsync: bool = False) -> bool
         raise
     if fsync:
         fsync_dir(path.parent)
-    return True
 
 
 def fsync_dir(directory: Path) -> None:
