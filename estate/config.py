@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -136,7 +136,7 @@ def load_config(root: Path | str = ".") -> EstateConfig:
     """Read and validate ROOT/content/estate.toml."""
     root = Path(root)
     config = load_toml_schema(EstateConfig, root / CONFIG_FILE, _check_semantics)
-    return _replace_root(config, root)
+    return replace(config, root=root)
 
 
 def load_toml_schema(cls: type, path: Path, check: Any = None) -> Any:
@@ -159,12 +159,6 @@ def load_toml_schema(cls: type, path: Path, check: Any = None) -> Any:
     if problems:
         raise ConfigError(path, problems)
     return obj
-
-
-def _replace_root(config: EstateConfig, root: Path) -> EstateConfig:
-    from dataclasses import replace
-
-    return replace(config, root=root)
 
 
 def _check_semantics(config: EstateConfig, problems: list[str]) -> None:

@@ -22,6 +22,7 @@ def discover(config: EstateConfig, remember: bool = False) -> list[SourceFile]:
     mtime changed; a one-off build does not hold on to the bytes.
     """
     found: list[SourceFile] = []
+    seen = _SEEN.get(config.root.resolve(), {}) if remember else {}
     for folder, kind in ((config.build.procedures_dir, "procedure"), (config.build.notices_dir, "notice")):
         base = config.path(folder)
         if not base.is_dir():
@@ -29,25 +30,25 @@ def discover(config: EstateConfig, remember: bool = False) -> list[SourceFile]:
             continue
         for rel in _markdown_files(str(base)):
             this_kind = "page" if kind == "procedure" and rel in INTRO_NAMES else kind
-            found.append(_read(base / rel, rel, this_kind, remember, f"{folder.rstrip('/')}/{rel}"))
+            found.append(_read(base / rel, rel, this_kind, seen, f"{folder.rstrip('/')}/{rel}"))
+    if remember:  # only files that still exist: a deleted procedure is forgotten
+        _SEEN[config.root.resolve()] = {s.path: (s.stamp, s) for s in found}
     return found
 
 
-_SEEN: dict[Path, tuple[tuple[int, int], SourceFile]] = {}
+# estate root -> {path: ((mtime_ns, size), SourceFile)} from the last --watch build
+_SEEN: dict[Path, dict[Path, tuple[tuple[int, int], SourceFile]]] = {}
 
 
-def _read(path: Path, rel: str, kind: str, remember: bool, shown: str) -> SourceFile:
+def _read(path: Path, rel: str, kind: str, seen: dict, shown: str) -> SourceFile:
     st = os.stat(path)
     stamp = (st.st_mtime_ns, st.st_size)
-    seen = _SEEN.get(path)
-    if seen and seen[0] == stamp and (seen[1].rel, seen[1].kind, seen[1].shown) == (rel, kind, shown):
-        return seen[1]
+    known = seen.get(path)
+    if known and known[0] == stamp and (known[1].rel, known[1].kind, known[1].shown) == (rel, kind, shown):
+        return known[1]
     with open(path, "rb") as fh:  # plain open(): pathlib's per-call overhead shows at 1,000s of files
         raw = fh.read()
-    source = SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest(), shown)
-    if remember:
-        _SEEN[path] = (stamp, source)
-    return source
+    return SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest(), shown, stamp)
 
 
 def _markdown_files(base: str) -> list[str]:
