@@ -68,16 +68,15 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
 
     sources = discover(config, remember=watching)                                # discover
     _progress(len(sources), "解析 {n} 个源文件…")
-    procs, notices, intro, problems, unparsed, parsed = parse_sources(               # parse
-        sources, config, expander, cache, workers)
+    parsed = parse_sources(sources, config, expander, cache, workers)            # parse
     source_keys = {s.digest + s.kind for s in sources}
     del sources  # the raw bytes are parsed; at 5,000 procedures they are worth freeing
-    handbook, index_problems = build_index(config, procs, notices, unparsed)      # index
-    problems += index_problems
-    if problems:
-        raise BuildFailed(problems)
-    if intro:
-        handbook.intro_title, handbook.intro_html = intro
+    handbook, index_problems = build_index(config, parsed.procedures, parsed.notices,  # index
+                                           frozenset(parsed.unparsed))
+    if parsed.problems or index_problems:
+        raise BuildFailed(parsed.problems + index_problems)
+    if parsed.intro:
+        handbook.intro_title, handbook.intro_html = parsed.intro
     extras = _assets() | _search_files(config, handbook, watching) | _root_page(config)  # render
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
     memo = _page_memo(out, handbook) if watching else None
@@ -91,7 +90,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     outputs = result.outputs | set(extras)
     result.removed = build_cache.remove_stale(out, cache, outputs)
     build_cache.save(config, out, cache, source_keys, outputs, background=watching)
-    result.parsed = parsed
+    result.parsed = parsed.fresh
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())
     return result

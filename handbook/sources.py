@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from estate.config import EstateConfig
@@ -99,12 +99,21 @@ def parse_intro(source: SourceFile) -> tuple[str, str] | None:
     return title, render_markdown(body).html
 
 
-def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Expander, cache: BuildCache,
-                  workers: int):  # noqa: ANN201
-    """Parse every source, reusing the cache.
+@dataclass
+class Parsed:
+    """What the parse step hands to the index step."""
 
-    Returns (procedures, notices, intro, problems, files that failed to parse, how many were parsed afresh).
-    """
+    procedures: list[Procedure] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    intro: tuple[str, str] | None = None        # (title, html) of procedures/index.md
+    problems: list[BuildProblem] = field(default_factory=list)
+    unparsed: set[str] = field(default_factory=set)   # procedure files that failed: links to them are not re-reported
+    fresh: int = 0                              # how many files were parsed afresh (not from the cache)
+
+
+def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Expander, cache: BuildCache,
+                  workers: int) -> Parsed:
+    """Parse every source, reusing the cache's results for files whose content did not change."""
     results: dict[str, tuple] = {}
     todo = []
     for src in sources:
@@ -116,19 +125,19 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
     for src, result in zip(todo, parallel.map_parse(todo, config, expander, workers), strict=True):
         results[src.rel + src.kind] = result
         cache.parsed[src.digest + src.kind] = result
-    procs, notices, problems, intro, unparsed = [], [], [], None, set()
+    parsed = Parsed(fresh=len(todo))
     for src in sources:
-        item, item_problems = results[src.rel + src.kind]
-        problems += item_problems
-        if item is None and src.kind == "procedure":
-            unparsed.add(src.rel)
+        item, problems = results[src.rel + src.kind]
+        parsed.problems += problems
         if isinstance(item, Procedure):
-            procs.append(item)
+            parsed.procedures.append(item)
         elif isinstance(item, Notice):
-            notices.append(item)
+            parsed.notices.append(item)
         elif item is not None:
-            intro = item
-    return procs, notices, intro, problems, frozenset(unparsed), len(todo)
+            parsed.intro = item
+        elif src.kind == "procedure":
+            parsed.unparsed.add(src.rel)
+    return parsed
 
 
 def _same_file(item: object, src: SourceFile) -> bool:
