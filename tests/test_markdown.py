@@ -1,0 +1,63 @@
+"""The Markdown layer: anchors, plain-text headings and sections, and the fast paths' equivalence to stock
+Python-Markdown (the converter skips inline work no pattern can do and names headings without the toc
+extension; both must change nothing in the HTML)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import markdown
+import pytest
+
+from render.markdown import LINK_MARKER, render_markdown, slugify
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE = ROOT / "tests" / "data" / "markdown" / "edge-cases.md"
+
+
+def _stock(text: str) -> str:
+    """What plain Python-Markdown with the toc extension makes of TEXT (no link rewriting)."""
+    md = markdown.Markdown(
+        extensions=["toc", "tables", "attr_list", "fenced_code", "sane_lists"],
+        extension_configs={"toc": {"slugify": slugify}},
+        output_format="html",
+    )
+    return md.convert(text)
+
+
+_MD_LINK = re.compile(r"\]\([^)\s]+\.md(#[^)\s]*)?\)")
+SAMPLES = [EDGE, *sorted((ROOT / "procedures").glob("*.md"))]
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_html_is_what_stock_python_markdown_makes(path: Path) -> None:
+    # links to other procedures are rewritten on purpose (see the last test): compare everything else
+    text = _MD_LINK.sub("](elsewhere.html)", path.read_text(encoding="utf-8"))
+    ours = render_markdown(text).html
+    assert LINK_MARKER not in ours
+    assert ours == _stock(text)
+
+
+def test_heading_anchors_keep_chinese_and_number_duplicates() -> None:
+    anchors = [a for _, _, a in render_markdown(EDGE.read_text(encoding="utf-8")).headings]
+    assert anchors[:4] == ["标题", "交接班", "交接班_1", "交接班_2"]
+    assert "用-code-的-标题" in anchors
+    assert anchors.count("custom-id") == 1 and "custom-id_1" in anchors  # {#custom-id} wins, the later one is numbered
+    assert anchors[-1] == "section"  # an empty heading still gets an anchor
+
+
+def test_heading_titles_and_section_text_are_plain_text() -> None:
+    rendered = render_markdown(EDGE.read_text(encoding="utf-8"))
+    titles = [title for _, title, _ in rendered.headings]
+    assert "转义 * 星号 & 实体 ©" in titles
+    assert "含 HTML 的标题" in titles
+    everything = " ".join(titles) + " ".join(text for *_, text in rendered.sections)
+    assert "\x02" not in everything and "\x03" not in everything
+    assert "a@b.cn" in everything  # the obfuscated mail link reads as written
+
+
+def test_links_to_procedures_become_markers_with_slugged_fragments() -> None:
+    html = render_markdown("[交接](duty-handover.md#交接 班) [外部](https://example.com/a.md)").html
+    assert f'href="{LINK_MARKER}duty-handover.md#交接-班"' in html
+    assert 'href="https://example.com/a.md"' in html
