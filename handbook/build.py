@@ -77,7 +77,10 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
         raise BuildFailed(parsed.problems + index_problems)
     if parsed.intro:
         handbook.intro_title, handbook.intro_html = parsed.intro
-    extras = _assets() | _search_files(config, handbook, watching) | _root_page(config)  # render
+    synonyms = _synonyms(config)  # the last check: from here on, the build writes
+    # the search index (≈10% of a full build) is packed in a forked process while the pages render;
+    # --watch packs it in-process, where its chunk cache makes the next rebuild cheap
+    indexing = (_Inline if watching else parallel.Background)(workers, _search_files, config, handbook, synonyms)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
     memo = _page_memo(out, handbook) if watching else None
     specs = chain(*(Views(config, handbook, tree, today, memo).pages() for tree in (STAFF, PUBLIC)))
@@ -86,6 +89,9 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     if clean:
         build_cache.clean(out)
     result = parallel.render_and_write(out, specs, cache, workers)                # write
+    extras = _assets() | indexing.result() | _root_page(config)
+    if not watching:
+        search.clear_cache()  # a one-off build will not rebuild: free the packed chunks
     result.written += sum(write_page(out / rel, data) for rel, data in extras.items())
     outputs = result.outputs | set(extras)
     result.removed = build_cache.remove_stale(out, cache, outputs)
@@ -128,22 +134,31 @@ def _root_page(config: EstateConfig) -> dict[str, bytes]:
     return {"index.html": html.encode("utf-8")}
 
 
-def _search_files(config: EstateConfig, handbook: Handbook, watching: bool) -> dict[str, bytes]:
-    """Search index files of each tree (the public one holds public pages only).
+def _synonyms(config: EstateConfig) -> list[list[str]]:
+    try:
+        return search.load_synonyms(config.path(config.build.synonyms_file))
+    except search.SearchConfigError as exc:  # e.g. a broken content/synonyms.toml
+        raise BuildFailed([BuildProblem(config.build.synonyms_file, 1, str(exc))]) from exc
 
-    The search module caches packed chunks for the next --watch rebuild; a one-off build frees them.
-    """
+
+def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]]) -> dict[str, bytes]:
+    """Search index files of each tree (the public one holds public pages only)."""
     files: dict[str, bytes] = {}
     for tree in (STAFF, PUBLIC):
-        try:
-            built = search.build_index(search_docs(config, handbook, tree), config)
-        except search.SearchConfigError as exc:  # e.g. a broken content/synonyms.toml
-            raise BuildFailed([BuildProblem(config.build.synonyms_file, 1, str(exc))]) from exc
+        built = search.build_index(search_docs(config, handbook, tree), config, synonyms)
         for rel, content in built.items():
             files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
-    if not watching:
-        search.clear_cache()
     return files
+
+
+class _Inline:
+    """parallel.Background's interface, run in this process (--watch keeps the search module's cache)."""
+
+    def __init__(self, workers: int, fn, *args) -> None:  # noqa: ANN001, ANN002
+        self._value = fn(*args)
+
+    def result(self):  # noqa: ANN201
+        return self._value
 
 
 __all__ = ["BuildFailed", "BuildResult", "build", "Notice", "PageSpec", "Procedure", "SourceFile"]

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,46 @@ def _pool(workers: int, items: int):  # noqa: ANN202
     if workers < 2 or items < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         return None
     return multiprocessing.get_context("fork").Pool(workers)
+
+
+class Background:
+    """FN(*ARGS) running in a forked process while the parent goes on; `result()` waits for its return value.
+
+    Used for work the parent would otherwise do alone while the render workers run (the search
+    index). Serial where there is no fork, or when WORKERS asks for one process.
+    """
+
+    def __init__(self, workers: int, fn: Any, *args: Any) -> None:
+        self._process = None
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            self._value = fn(*args)
+            return
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_send_result, args=(send, fn, args), daemon=True)
+        self._process.start()
+        send.close()
+
+    def result(self) -> Any:
+        if self._process is None:
+            return self._value
+        try:
+            ok, value = self._receive.recv()
+        except EOFError:
+            raise RuntimeError(f"background job ended without a result (exit code {self._process.exitcode})") from None
+        finally:
+            self._process.join()
+            self._receive.close()
+        if not ok:
+            raise RuntimeError(f"background job failed:\n{value}")
+        return value
+
+
+def _send_result(send: Any, fn: Any, args: tuple) -> None:
+    try:
+        send.send((True, fn(*args)))
+    except BaseException:  # noqa: BLE001 - whatever it was, the parent reports it
+        send.send((False, traceback.format_exc()))
 
 
 def _chunks(n: int, workers: int) -> list[range]:

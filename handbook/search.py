@@ -51,12 +51,15 @@ class SearchDoc:
     date: str = ""      # ISO effective/notice date
 
 
-def build_index(docs: list[SearchDoc], config: EstateConfig) -> dict[str, str]:
+def build_index(docs: list[SearchDoc], config: EstateConfig,
+                synonyms: list[list[str]] | None = None) -> dict[str, str]:
     """Return {path relative to the tree root: file content}, e.g. {"assets/search-index.js": ...}.
 
-    search.js and search.css are static assets: the builder copies render/static/ into assets/.
+    SYNONYMS default to the estate's synonyms file. search.js and search.css are static assets: the
+    builder copies render/static/ into assets/.
     """
-    synonyms = load_synonyms(config.path(config.build.synonyms_file))
+    if synonyms is None:
+        synonyms = load_synonyms(config.path(config.build.synonyms_file))
     chunks = _chunks(docs)
     raws = _raws(chunks, synonyms, config.build.recent_changes)
     files = {INDEX_FILE: _script(_gzip(raws, _CACHE.deflate(raws)))}
