@@ -78,9 +78,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     if parsed.intro:
         handbook.intro_title, handbook.intro_html = parsed.intro
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
-    # the search index (≈10% of a full build) is packed in a forked process while the pages render;
-    # --watch packs it in-process, where its chunk cache makes the next rebuild cheap
-    indexing = (_Inline if watching else parallel.Background)(workers, _search_files, config, handbook, synonyms)
+    indexing = _index_search(config, handbook, synonyms, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
     memo = _page_memo(out, handbook) if watching else None
     specs = chain(*(Views(config, handbook, tree, today, memo).pages() for tree in (STAFF, PUBLIC)))
@@ -149,6 +147,22 @@ def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[
         for rel, content in built.items():
             files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
     return files
+
+
+CONCURRENT_INDEX_MAX = 2000  # procedures: beyond this, pack the search index before rendering, not during
+
+
+def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]], workers: int,
+                  watching: bool):  # noqa: ANN202
+    """Start packing the search index (≈10% of a full build); `.result()` gives its files.
+
+    A one-off build packs it in a forked process while the pages render. Its working memory (~16 KB a
+    procedure) then adds to the render workers', so very large estates pack it first, as --watch always
+    does: in-process, where the search module's chunk cache makes the next rebuild cheap.
+    """
+    if watching or len(handbook.procedures) > CONCURRENT_INDEX_MAX:
+        return _Inline(workers, _search_files, config, handbook, synonyms)
+    return parallel.Background(workers, _search_files, config, handbook, synonyms)
 
 
 class _Inline:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from handbook.cache import BuildCache
-from render.jinja import render
+from render.jinja import preload, render
 from render.writer import write_page
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,11 @@ def worker_count(configured: int) -> int:
     return configured if configured > 0 else (os.cpu_count() or 1)
 
 
-def _pool(workers: int, items: int):  # noqa: ANN202
+def _pool(workers: int, items: int, before_fork: Any = None):  # noqa: ANN202
     if workers < 2 or items < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         return None
+    if before_fork is not None:
+        before_fork()
     return multiprocessing.get_context("fork").Pool(workers)
 
 
@@ -119,7 +121,7 @@ def _render_chunk(indices: range) -> int:
     return written
 
 
-BATCH = 1000  # pages whose contexts are held at once: bounds memory at 5,000+ procedures
+BATCH = 500  # pages whose contexts are held at once: bounds memory at 5,000+ procedures
 
 
 def render_and_write(out: Path, specs: Iterable, cache: BuildCache, workers: int):  # noqa: ANN201
@@ -148,7 +150,7 @@ def render_and_write(out: Path, specs: Iterable, cache: BuildCache, workers: int
 
 def _render_batch(out: Path, pending: list, workers: int) -> int:
     _JOB.update(out=out, specs=pending)
-    pool = _pool(workers, len(pending))
+    pool = _pool(workers, len(pending), before_fork=preload)  # workers inherit the compiled templates
     try:
         if pool is None:
             return _render_chunk(range(len(pending)))

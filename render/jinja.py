@@ -32,6 +32,13 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def preload() -> None:
+    """Compile every template now: forked render workers then inherit them instead of each compiling its own."""
+    env = environment()
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
+
+
 def render(template: str, context: dict[str, Any]) -> str:
     """Render TEMPLATE with CONTEXT; `t()` speaks the context's language (contexts stay plain data)."""
     language = context.get("language", DEFAULT)

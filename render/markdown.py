@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import markdown
+from markdown import inlinepatterns
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE, AtomicString
@@ -106,18 +107,40 @@ class _SkipPlainText(Treeprocessor):
                 el.tail = AtomicString(el.tail)
 
 
+# Python-Markdown's inline patterns (by their regex constant) and the strings one of which every match of
+# each contains: a text with none of them cannot match. Patterns not listed are asked with their own regex.
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "BACKTICK_RE": ("`",), "ESCAPE_RE": ("\\",), "LINK_RE": ("[",), "REFERENCE_RE": ("[",),
+    "IMAGE_LINK_RE": ("!",), "IMAGE_REFERENCE_RE": ("!",), "AUTOLINK_RE": ("<",), "AUTOMAIL_RE": ("<",),
+    "HTML_RE": ("<",), "ENTITY_RE": ("&",), "LINE_BREAK_RE": ("  \n",), "NOT_STRONG_RE": ("*", "_"),
+    "EM_STRONG_RE": ("*",), "STRONG_EM_RE": ("*",), "STRONG_EM3_RE": ("*",), "STRONG_RE": ("*",),
+    "EMPHASIS_RE": ("*",), "EM_STRONG2_RE": ("_",), "STRONG_EM2_RE": ("_",), "SMART_STRONG_RE": ("_",),
+    "SMART_EMPHASIS_RE": ("_",), "SMART_STRONG_EM_RE": ("_",),
+}
+
+
 def _pattern_searches(md: markdown.Markdown) -> list:
-    """The inline patterns' search functions, those without back-references joined into one regex."""
-    regexes = [pattern.getCompiledRegExp() for pattern in md.inlinePatterns]
-    joinable = [r for r in regexes if not _BACKREF.search(r.pattern)]
-    try:
-        union = re.compile("|".join(f"(?:{r.pattern})" for r in joinable), re.DOTALL)
-    except re.error:  # e.g. two patterns naming the same group: ask each one
-        return [r.search for r in regexes]
-    return [union.search] + [r.search for r in regexes if r not in joinable]
+    """Search functions that together find every text some inline pattern of MD could match.
+
+    One regex covers the patterns in _TRIGGERS (a single scan in C); any other pattern, e.g. one an
+    extension adds, is asked with its own regex.
+    """
+    known = {getattr(inlinepatterns, name): need for name, need in _TRIGGERS.items() if hasattr(inlinepatterns, name)}
+    needs: set[str] = set()
+    searches = []
+    for pattern in md.inlinePatterns:
+        need = known.get(getattr(pattern, "pattern", None))
+        if need is None:
+            searches.append(pattern.getCompiledRegExp().search)
+        else:
+            needs.update(need)
+    chars = "".join(re.escape(c) for c in sorted(n for n in needs if len(n) == 1))
+    alternatives = [re.escape(n) for n in sorted(needs) if len(n) > 1] + ([f"[{chars}]"] if chars else [])
+    if alternatives:
+        searches.insert(0, re.compile("|".join(alternatives)).search)
+    return searches
 
 
-_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
 _STASHED = re.compile("\x02wzxhzdk:(\\d+)\x03")
 _ESCAPED = re.compile("\x02(\\d+)\x03")
 _TAG = re.compile(r"<[^>]*>")
