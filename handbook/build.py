@@ -22,7 +22,7 @@ from handbook.models import BuildProblem, Notice, Procedure, SourceFile
 from handbook.pages import PUBLIC, STAFF, PageSpec, Views
 from handbook.search_docs import search_docs
 from handbook.sources import Expander, parse_sources
-from render.jinja import static_files
+from render.jinja import static_files, use_bytecode_cache
 from render.writer import write_page
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     workers = parallel.worker_count(config.build.workers if workers is None else workers)
     expander = Expander.load(config)
     cache = build_cache.load(out, config, expander.digest)
+    use_bytecode_cache(build_cache.folder(config) / "templates")
 
     sources = discover(config, remember=watching)                                # discover
     _progress(len(sources), "解析 {n} 个源文件…")
@@ -80,8 +81,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
     indexing = _index_search(config, handbook, synonyms, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
-    memo = _page_memo(out, handbook) if watching else None
-    specs = chain(*(Views(config, handbook, tree, today, memo).pages() for tree in (STAFF, PUBLIC)))
+    specs = chain(*(Views(config, handbook, tree, today, cache.signatures).pages() for tree in (STAFF, PUBLIC)))
 
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
@@ -99,17 +99,6 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     log.debug(result.summary())
     return result
 
-
-_PAGE_MEMO: dict[Path, dict] = {}  # --watch: procedure page specs by (tree, procedure), see Views.procedure
-
-
-def _page_memo(out: Path, handbook: Handbook) -> dict:
-    """The --watch page memo for OUT, without pages of procedures that no longer exist."""
-    memo = _PAGE_MEMO.setdefault(out.resolve(), {})
-    live = set(handbook.procedures) | set(handbook.superseded)
-    for key in [k for k in memo if k[1] not in live]:
-        del memo[key]
-    return memo
 
 PROGRESS_MIN = 200  # a build this size takes more than a moment: say what it is doing
 

@@ -21,7 +21,7 @@ from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 _MEMO: dict[Path, BuildCache] = {}   # watch mode keeps the cache in memory between builds
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")  # one write at a time
 
@@ -34,6 +34,7 @@ class BuildCache:
     page_stamp: str = ""                     # parse_stamp + templates/static: page fingerprints valid for it
     parsed: dict[str, tuple] = field(default_factory=dict)     # digest+kind -> (item, problems)
     pages: dict[str, str] = field(default_factory=dict)        # tree/path -> fingerprint
+    signatures: dict[str, tuple[str, str]] = field(default_factory=dict)  # tree/path -> (inputs, fingerprint)
     outputs: set[str] = field(default_factory=set)             # every file the last build wrote
 
 
@@ -47,6 +48,7 @@ def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
         cache.parsed.clear()
     if cache.page_stamp != page_stamp:
         cache.pages.clear()
+        cache.signatures.clear()
     cache.parse_stamp, cache.page_stamp = parse_stamp, page_stamp
     return cache
 
@@ -61,10 +63,15 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def folder(config: EstateConfig) -> Path:
+    """The estate's var/build/: build caches, never part of site/."""
+    return config.path(config.processor.var_dir) / "build"
+
+
 def cache_path(config: EstateConfig, out: Path) -> Path:
     """One cache file per output folder, under the estate's var/build/."""
     key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
-    return config.path(config.processor.var_dir) / "build" / f"{key}.pickle"
+    return folder(config) / f"{key}.pickle"
 
 
 def _read(path: Path) -> BuildCache:
@@ -87,6 +94,7 @@ def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], out
     """
     cache.parsed = {k: v for k, v in cache.parsed.items() if k in live}
     cache.pages = {k: v for k, v in cache.pages.items() if k in outputs}
+    cache.signatures = {k: v for k, v in cache.signatures.items() if k in outputs}
     cache.outputs = outputs
     _MEMO[out.resolve()] = cache
     path = cache_path(config, out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 AUDIENCES = ("staff", "resident", "both")
 
@@ -39,8 +39,9 @@ class BuildProblem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)  # tens of thousands at 5,000 procedures: no per-instance dict
-class Heading:
+# Tens of thousands of these at 5,000 procedures, pickled into the build cache and back from the parse
+# workers: named tuples are small and pickle several times faster than (slotted) dataclasses.
+class Heading(NamedTuple):
     """A heading inside a page, with its stable anchor (Chinese text kept, see render/markdown.py)."""
 
     level: int
@@ -48,8 +49,7 @@ class Heading:
     anchor: str
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(NamedTuple):
     """A heading and the plain text under it, up to the next heading: the unit search finds."""
 
     anchor: str         # "" for the text before the first heading

@@ -6,9 +6,10 @@ context: the incremental build re-renders exactly the pages whose context change
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -34,8 +35,14 @@ class PageSpec:
     tree: str
     path: str                   # relative to the tree root, forward slashes
     template: str
-    context: dict[str, Any]
+    context: dict[str, Any] | None  # None: not built yet (a memoised page); `make` builds it if it must be written
     fingerprint: str = ""       # set when already known (a memoised page), else computed when writing
+    make: Callable[[], dict[str, Any]] | None = None
+
+    def full_context(self) -> dict[str, Any]:
+        if self.context is None:
+            self.context = self.make()  # type: ignore[misc]
+        return self.context
 
 
 _LAYOUT = {  # the one place the site's URL layout is decided ({slug} filled in per page)
@@ -63,13 +70,19 @@ def href(from_path: str, to_path: str) -> str:
     return rel.translate(_URL_ESCAPES)
 
 
+def _signature(*inputs: str | Procedure | None) -> str:
+    """A hash of a page's inputs; a procedure stands for its source file's path and content hash."""
+    parts = [x if isinstance(x, str) else "-" if x is None else f"{x.source.rel}@{x.source.digest}" for x in inputs]
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
+
+
 class Views:
     """Builds the page specs of one tree."""
 
     def __init__(self, config: EstateConfig, hb: Handbook, tree: str, today: date,
-                 memo: dict[Any, tuple[tuple[Any, ...], PageSpec]] | None = None):
+                 memo: dict[str, tuple[str, str]] | None = None):
         self.config, self.hb, self.tree, self.today = config, hb, tree, today
-        self.memo = memo  # --watch: procedure pages whose inputs are the same objects are not rebuilt
+        self.memo = memo  # page key -> (inputs signature, fingerprint): see procedure()
         self.t = translator(config.estate.language)
         self._summaries: dict[str, dict[str, Any]] = {}
         self.dept = {d.id: d.name for d in config.departments}
@@ -153,23 +166,27 @@ class Views:
         return PageSpec(self.tree, path, f"{self.tree}/home.html", ctx)
 
     def procedure(self, p: Procedure) -> PageSpec:
-        """A procedure's page; in watch mode reused while every object it shows is the same one.
+        """A procedure's page; its context is not even built while its inputs are what they were.
 
-        Parsed objects are replaced whenever their file, the config or the policy changes, so object
-        identity of the page's inputs (itself, neighbours, versions, link targets) stands for their content.
+        Its inputs are its own source file and those of its neighbours, versions and link targets (by
+        path and content hash), and today's date (badges); the config, policy, templates and builder
+        code clear the whole memo when they change (see cache.load). With 1,000 procedures, skipping the
+        unchanged pages' contexts is most of what a one-page rebuild saves.
         """
         if self.memo is None:
             return self._procedure(p)
         prev, nxt = self.hb.neighbours(p, self.procedures)
-        targets = tuple(self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links)
-        older = tuple(o for o in self.hb.superseded if o.superseded_by == p.id)
-        inputs = (self.today, prev, nxt, self.hb.by_id.get(p.superseded_by or ""), older, targets)
-        hit = self.memo.get((self.tree, p))
-        if hit and hit[0] == inputs:
-            return hit[1]
+        targets = [self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links]
+        older = [o for o in self.hb.superseded if o.superseded_by == p.id]
+        newer = self.hb.by_id.get(p.superseded_by or "")
+        signature = _signature(self.today.isoformat(), p, prev, nxt, newer, "older", *older, "links", *targets)
+        path = url(self.tree, "procedure", p.slug)
+        known = self.memo.get(f"{self.tree}/{path}")
+        if known and known[0] == signature:
+            return PageSpec(self.tree, path, "procedure.html", None, known[1], lambda: self._procedure(p).context)
         spec = self._procedure(p)
         spec.fingerprint = fingerprint(spec.template, spec.context)
-        self.memo[(self.tree, p)] = (inputs, spec)
+        self.memo[f"{self.tree}/{path}"] = (signature, spec.fingerprint)
         return spec
 
     def _procedure(self, p: Procedure) -> PageSpec:

@@ -138,6 +138,7 @@ def render_and_write(out: Path, specs: Iterable, cache: BuildCache, workers: int
             result.skipped += 1
             continue
         cache.pages[key] = fp
+        spec.full_context()  # a memoised page whose file is gone: build what it shows after all
         pending.append(spec)
         result.rendered.append(key)
         if len(pending) >= BATCH:

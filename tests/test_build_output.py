@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -217,13 +218,14 @@ def test_home_pages_show_only_notices_still_in_force(mini_site: Path) -> None:
         assert "3栋停水通知" in (mini_site / f"{tree}/notices/index.html").read_text(encoding="utf-8")
 
 
-def test_watch_mode_reuses_pages_only_while_what_they_show_is_unchanged(mini: Path) -> None:
+@pytest.mark.parametrize("watching", [True, False], ids=["watch", "one-off"])
+def test_memoised_pages_are_reused_only_while_what_they_show_is_unchanged(mini: Path, watching: bool) -> None:
     config = load_config(mini)
-    build(config, mini / "site", today=TODAY, workers=1, watching=True)
+    build(config, mini / "site", today=TODAY, workers=1, watching=watching)
     duty = mini / "procedures/duty.md"
     duty.write_text(duty.read_text(encoding="utf-8").replace("id: T-001", "id: T-005").replace(
         "title: 值班规程", "title: 值班与交接规程"), encoding="utf-8")
-    rendered = set(build(config, mini / "site", today=TODAY, workers=1, watching=True).rendered)
+    rendered = set(build(config, mini / "site", today=TODAY, workers=1, watching=watching).rendered)
     repair = (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
     assert "staff/procedures/t-002.html" in rendered
     assert 'href="t-005.html#交接班"' in repair  # its link follows the renamed target
@@ -232,3 +234,20 @@ def test_watch_mode_reuses_pages_only_while_what_they_show_is_unchanged(mini: Pa
     build(load_config(mini), fresh, today=TODAY, workers=1)
     for page in ("staff/procedures/t-002.html", "staff/procedures/t-005.html", "staff/index.html"):
         assert (mini / "site" / page).read_bytes() == (fresh / page).read_bytes(), page
+
+
+def test_a_deleted_page_is_written_again_though_nothing_it_shows_changed(mini: Path) -> None:
+    _rebuild(mini)
+    page = mini / "site/staff/procedures/t-002.html"
+    before = page.read_bytes()
+    page.unlink()
+    assert _rebuild(mini) == {"staff/procedures/t-002.html"}
+    assert page.read_bytes() == before
+
+
+def test_a_new_day_renders_the_pages_again(mini: Path) -> None:
+    """Badges and the "built on" line follow the date, so a memoised page is not reused the next day."""
+    first = _rebuild(mini)
+    later = set(build(load_config(mini), mini / "site", today=date(2027, 3, 2), workers=1).rendered)
+    assert "staff/procedures/t-002.html" in later and later == first
+    assert "badge--upcoming" not in (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
