@@ -146,22 +146,24 @@ def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[
     """Start packing the search index (≈10% of a full build); `.result()` gives its files.
 
     A one-off build packs it in a forked process while the pages render. Its working memory (~16 KB a
-    procedure) then adds to the render workers', so very large estates pack it first, as --watch always
-    does: in-process, where the search module's chunk cache makes the next rebuild cheap.
+    procedure) would then add to the render workers', so very large estates pack it after the pages
+    instead, as --watch always does: in-process, where the search module's chunk cache makes the next
+    rebuild cheap, and after the render workers have ended, so its memory never adds to theirs.
     """
     if watching or len(handbook.procedures) > CONCURRENT_INDEX_MAX:
-        return _Inline(workers, _search_files, config, handbook, synonyms)
+        return _Later(_search_files, config, handbook, synonyms)
     return parallel.Background(workers, _search_files, config, handbook, synonyms)
 
 
-class _Inline:
-    """parallel.Background's interface, run in this process (--watch keeps the search module's cache)."""
+class _Later:
+    """parallel.Background's interface, run in this process when the result is asked for."""
 
-    def __init__(self, workers: int, fn, *args) -> None:  # noqa: ANN001, ANN002
-        self._value = fn(*args)
+    def __init__(self, fn, *args) -> None:  # noqa: ANN001, ANN002
+        self._call = (fn, args)
 
     def result(self):  # noqa: ANN201
-        return self._value
+        fn, args = self._call
+        return fn(*args)
 
 
 __all__ = ["BuildFailed", "BuildResult", "build", "Notice", "PageSpec", "Procedure", "SourceFile"]

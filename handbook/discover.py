@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from estate.config import EstateConfig
@@ -32,11 +33,18 @@ def discover(config: EstateConfig, remember: bool = False) -> list[SourceFile]:
             this_kind = "page" if kind == "procedure" and rel in INTRO_NAMES else kind
             found.append(_read(base / rel, rel, this_kind, seen, f"{folder.rstrip('/')}/{rel}"))
     if remember:  # only files that still exist: a deleted procedure is forgotten
-        _SEEN[config.root.resolve()] = {s.path: (s.stamp, s) for s in found}
+        _SEEN[config.root.resolve()] = {s.path: (s.stamp, replace(s, raw=b"")) for s in found}
     return found
 
 
-# estate root -> {path: ((mtime_ns, size), SourceFile)} from the last --watch build
+def reread(source: SourceFile) -> SourceFile:
+    """SOURCE with its bytes, for a file --watch knew unchanged but whose parse result is gone (e.g. a
+    config change invalidated them all); a file changed since is read as it is now."""
+    return source if source.raw else _read(source.path, source.rel, source.kind, {}, source.shown)
+
+
+# estate root -> {path: ((mtime_ns, size), SourceFile without its bytes)} from the last --watch build:
+# unchanged files are not read again, and their bytes (25 MB at 5,000 procedures) are not kept
 _SEEN: dict[Path, dict[Path, tuple[tuple[int, int], SourceFile]]] = {}
 
 

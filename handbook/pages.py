@@ -16,7 +16,7 @@ from typing import Any
 
 from estate.config import EstateConfig
 from handbook.index import Handbook, resolve_link, status
-from handbook.models import Notice, Procedure
+from handbook.models import Heading, Notice, Procedure
 from handbook.parallel import fingerprint
 from render.i18n import translator
 from render.markdown import LINK_MARKER, slugify
@@ -68,6 +68,24 @@ def href(from_path: str, to_path: str) -> str:
         rel = "../" * from_path.count("/") + to_path
     # Keep CJK readable (printed link targets, status bar); escape only what breaks a URL.
     return rel.translate(_URL_ESCAPES)
+
+
+def nest_toc(headings: list[Heading], deepest: int = 3) -> list[dict[str, Any]]:
+    """Headings down to level DEEPEST as nested entries ({text, anchor, children}), as the outline reads.
+
+    Nested lists let a screen reader announce "list, 4 items, level 2" instead of one flat run of links.
+    """
+    top: list[dict[str, Any]] = []
+    open_levels: list[tuple[int, list]] = [(0, top)]
+    for h in headings:
+        if h.level > deepest:
+            continue
+        while open_levels[-1][0] >= h.level:
+            open_levels.pop()
+        entry = {"text": h.text, "anchor": h.anchor, "children": []}
+        open_levels[-1][1].append(entry)
+        open_levels.append((h.level, entry["children"]))
+    return top
 
 
 def _signature(*inputs: str | Procedure | None) -> str:
@@ -200,7 +218,7 @@ class Views:
             proc=self.summary(p, path),
             tags=[{"name": t, "href": href(path, url(self.tree, "tag", t))} for t in p.tags],
             records=[{"name": r, "href": self.record_href(path, r)} for r in p.records],
-            toc=[{"level": h.level, "text": h.text, "anchor": h.anchor} for h in p.headings if h.level <= 3],
+            toc=nest_toc(p.headings),
             html=self.body(p.html, p.source.rel, path),
             prev=self.summary(prev, path) if prev else None,
             next=self.summary(nxt, path) if nxt else None,

@@ -34,7 +34,7 @@ class SearchConfigError(ValueError):
     """The synonym file is unreadable or malformed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # 50,000 of them at 5,000 procedures (kept by --watch)
 class SearchDoc:
     """One section of a page, the unit that search finds."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from estate.config import EstateConfig
 from handbook import parallel
 from handbook.cache import BuildCache
+from handbook.discover import reread
 from handbook.models import BuildProblem, Notice, Procedure, SourceFile
 from handbook.parse import _Problems, decode, parse_notice, parse_procedure, split_front_matter
 from render.markdown import render_markdown
@@ -122,6 +123,7 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
             results[src.rel + src.kind] = hit
         else:
             todo.append(src)
+    todo = [reread(src) for src in todo]
     for src, result in zip(todo, parallel.map_parse(todo, config, expander, workers), strict=True):
         results[src.rel + src.kind] = result
         cache.parsed[src.digest + src.kind] = result

@@ -251,3 +251,15 @@ def test_a_new_day_renders_the_pages_again(mini: Path) -> None:
     later = set(build(load_config(mini), mini / "site", today=date(2027, 3, 2), workers=1).rendered)
     assert "staff/procedures/t-002.html" in later and later == first
     assert "badge--upcoming" not in (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
+
+
+def test_watch_mode_rereads_unchanged_files_when_a_config_change_drops_their_parse(mini: Path) -> None:
+    """--watch keeps no file bytes; a config change invalidates every parsed result, so they are read again."""
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=1, watching=True)
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("测试花园管理处", "测试花园物业管理处"), encoding="utf-8")
+    result = build(load_config(mini), mini / "site", today=TODAY, workers=1, watching=True)
+    assert result.parsed >= 3
+    page = (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
+    assert "测试花园物业管理处" in page and "拨打客服电话" in page

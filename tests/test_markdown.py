@@ -61,3 +61,15 @@ def test_links_to_procedures_become_markers_with_slugged_fragments() -> None:
     html = render_markdown("[交接](duty-handover.md#交接 班) [外部](https://example.com/a.md)").html
     assert f'href="{LINK_MARKER}duty-handover.md#交接-班"' in html
     assert 'href="https://example.com/a.md"' in html
+
+
+def test_table_of_contents_nests_subheadings_under_their_heading() -> None:
+    from handbook.models import Heading
+    from handbook.pages import nest_toc
+
+    heads = [Heading(3, "前言", "a"), Heading(2, "一", "b"), Heading(3, "1.1", "c"), Heading(4, "深", "d"),
+             Heading(3, "1.2", "e"), Heading(2, "二", "f")]
+    toc = nest_toc(heads)
+    assert [e["text"] for e in toc] == ["前言", "一", "二"]  # a level-3 heading before any level 2 stays on top
+    assert [e["text"] for e in toc[1]["children"]] == ["1.1", "1.2"]
+    assert toc[1]["children"][0]["children"] == []  # level 4 is left out of the table of contents
