@@ -33,7 +33,7 @@ def discover(config: EstateConfig, remember: bool = False) -> list[SourceFile]:
             this_kind = "page" if kind == "procedure" and rel in INTRO_NAMES else kind
             found.append(_read(base / rel, rel, this_kind, seen, f"{folder.rstrip('/')}/{rel}"))
     if remember:  # only files that still exist: a deleted procedure is forgotten
-        _SEEN[config.root.resolve()] = {s.path: (s.stamp, replace(s, raw=b"")) for s in found}
+        _SEEN[config.root.resolve()] = {s.path: (s.stamp, replace(s, raw=b"") if s.raw else s) for s in found}
     return found
 
 

@@ -78,14 +78,22 @@ def search_ui(language: str) -> dict[str, Any]:
 
 
 def assets_digest() -> str:
-    """Fingerprint of every template and static file: a change in any of them rebuilds every page."""
-    h = hashlib.sha256()
-    for folder in (TEMPLATES, STATIC):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                h.update(path.relative_to(folder.parent).as_posix().encode())
-                h.update(path.read_bytes())
-    return h.hexdigest()
+    """Fingerprint of every template and static file: a change in any of them rebuilds every page.
+
+    Files are read again only when their size or mtime changed (--watch asks before every rebuild).
+    """
+    files = [(p, p.stat()) for folder in (TEMPLATES, STATIC) for p in sorted(folder.rglob("*")) if p.is_file()]
+    stamp = tuple((str(p), st.st_mtime_ns, st.st_size) for p, st in files)
+    if _DIGEST.get("stamp") != stamp:
+        h = hashlib.sha256()
+        for path, _ in files:
+            h.update(path.relative_to(TEMPLATES.parent).as_posix().encode())  # templates/ and static/ share it
+            h.update(path.read_bytes())
+        _DIGEST.update(stamp=stamp, digest=h.hexdigest())
+    return _DIGEST["digest"]
+
+
+_DIGEST: dict[str, object] = {}
 
 
 def static_files() -> dict[str, bytes]:
