@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import re
 from collections.abc import Callable
@@ -72,11 +73,39 @@ def check_offline(item: Procedure | Notice) -> list[BuildProblem]:
     problems = []
     for m in _EXTERNAL_ASSET.finditer(item.html):
         url = m.group(1)
-        offset = item.body.find(url)
-        line = item.body_line + item.body[:offset].count("\n") if offset >= 0 else item.body_line
-        problems.append(BuildProblem(item.source.shown, line,
+        problems.append(BuildProblem(item.source.shown, _line_of(item, url),
                                      f"引用了外部资源 {url}：离线打开时无法显示，请把文件放进站点 (external resource)"))
     return problems
+
+
+# Raw HTML in Markdown is allowed (tables, <kbd>, <details>…) but nothing that runs: these pages are opened
+# by every front-desk officer and, in the public tree, by residents. Hugo's default drops raw HTML outright.
+_ACTIVE_TAG = re.compile(r"<(script|iframe|object|embed|frame|frameset|applet|base|meta)\b", re.I)
+_TAG_BODY = re.compile(r"<[a-zA-Z][^>]*>")
+_HANDLER = re.compile(r"""[\s"'/](on[a-z]+)\s*=""", re.I)
+_URL_ATTR = re.compile(r"""\b(?:href|src|action|formaction|xlink:href|data)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
+_ACTIVE_HINT = re.compile(r"""[\s"'/]on[a-z]+\s*=|script\s*:|data\s*:|&#""", re.I)
+_ACTIVE_SCHEME = re.compile(r"^(?:javascript|vbscript|data:text/html)", re.I)
+
+
+def check_active(item: Procedure | Notice) -> list[BuildProblem]:
+    """Report scripts, event handlers (onclick=…), javascript: links and embedded frames in the body."""
+    found: list[tuple[str, str]] = [(m.group(0), f"<{m.group(1).lower()}> 标签") for m in _ACTIVE_TAG.finditer(item.html)]
+    tags = _TAG_BODY.finditer(item.html) if _ACTIVE_HINT.search(item.html) else ()  # most pages: one scan
+    for tag in tags:
+        found += [(m.group(1), f"事件属性 {m.group(1).lower()}=") for m in _HANDLER.finditer(tag.group(0))]
+        for m in _URL_ATTR.finditer(tag.group(0)):
+            url = "".join(html.unescape(m.group(1).strip("\"'")).split())  # browsers ignore the spaces in "java script:"
+            if _ACTIVE_SCHEME.match(url):
+                found.append((m.group(1).strip("\"'")[:12], f"脚本链接 {url[:30]}"))
+    return [BuildProblem(item.source.shown, _line_of(item, needle),
+                         f"正文含有会执行的内容（{what}）：手册页面不允许脚本，请删除 (active content)")
+            for needle, what in found]
+
+
+def _line_of(item: Procedure | Notice, needle: str) -> int:
+    offset = item.body.lower().find(needle.lower())
+    return item.body_line + item.body[:offset].count("\n") if offset >= 0 else item.body_line
 
 
 def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # noqa: ANN201
@@ -86,7 +115,7 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
     parser = parse_procedure if source.kind == "procedure" else parse_notice
     item, problems = parser(source, config, expander.expand)
     if item is not None:
-        problems = check_placeholders(item, expander.names) + check_offline(item)
+        problems = check_placeholders(item, expander.names) + check_offline(item) + check_active(item)
         item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
     return (item if not problems else None), problems
 

@@ -179,3 +179,25 @@ def test_problems_name_the_file_as_it_sits_in_the_estate(mini: Path) -> None:
     found = problems_for(mini)
     assert "content/notices/bad.md:1: 缺少必填字段 date (missing field)" in found
     assert "handbook/sop/x.md:1: 缺少必填字段 owner (missing field)" in found
+
+
+@pytest.mark.parametrize("body, what", [
+    ("<script>alert(1)</script>", "<script> 标签"),
+    ('<img src="plan.png" onerror="alert(1)">', "事件属性 onerror="),
+    ("[点我](javascript:alert(1))", "脚本链接 javascript:alert(1)"),
+    ('<a href="jav&#x61;script:alert(1)">点我</a>', "脚本链接 javascript:alert(1)"),
+    ('<iframe src="form.html"></iframe>', "<iframe> 标签"),
+    ('<div onclick = "x()">按钮</div>', "事件属性 onclick="),
+], ids=["script", "onerror", "md-link", "entity-link", "iframe", "handler"])
+def test_active_content_in_a_body_is_a_problem_with_its_line(mini: Path, body: str, what: str) -> None:
+    write(mini, "active.md", GOOD.replace("正文。", f"说明：\n\n{body}\n"))
+    found = problems_for(mini)
+    assert len(found) == 1 and found[0].startswith("procedures/active.md:19: ") and what in found[0], found
+
+
+def test_code_about_scripts_and_plain_html_are_fine(mini: Path) -> None:
+    write(mini, "code.md", GOOD.replace("正文。", "示例：`<script>` 与 `onclick=` 只是文字。\n\n```html\n<script>x()</script>\n```\n\n"
+                                                 '<details><summary>更多</summary><kbd>Ctrl</kbd> 见 <a href="#一目的">目的</a></details>'))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)  # no BuildFailed
+    page = (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
+    assert "<kbd>Ctrl</kbd>" in page and "&lt;script&gt;" in page
