@@ -87,19 +87,23 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     if clean:
         build_cache.clean(out)
     result = parallel.render_and_write(out, specs, cache, workers)                # write
-    extras = _assets() | indexing.result() | _root_page(config)
+    assets = _assets()
+    outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{tree}/{search.INDEX_FILE}" for tree in (STAFF, PUBLIC)}
+    result.removed = build_cache.remove_stale(out, cache, outputs)
+    saving = build_cache.save(config, out, cache, source_keys, outputs)  # written while the index is packed
+    extras = assets | indexing.result() | _root_page(config)
     if not watching:
         search.clear_cache()  # a one-off build will not rebuild: free the packed chunks
     result.written += sum(write_page(out / rel, data) for rel, data in extras.items())
-    outputs = result.outputs | set(extras)
-    result.removed = build_cache.remove_stale(out, cache, outputs)
-    build_cache.save(config, out, cache, source_keys, outputs, background=watching)
+    if not watching:  # --watch goes on while the cache is written
+        saving.result()
     result.parsed = parsed.fresh
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())
     return result
 
 
+ROOT_PAGE = "index.html"  # the page that links the two trees
 PROGRESS_MIN = 200  # a build this size takes more than a moment: say what it is doing
 
 
@@ -118,7 +122,7 @@ def _root_page(config: EstateConfig) -> dict[str, bytes]:
 
     html = render("root.html", {"estate": {"name": config.estate.name, "office": config.estate.office},
                                 "language": config.estate.language})
-    return {"index.html": html.encode("utf-8")}
+    return {ROOT_PAGE: html.encode("utf-8")}
 
 
 def _synonyms(config: EstateConfig) -> list[list[str]]:
@@ -128,13 +132,23 @@ def _synonyms(config: EstateConfig) -> list[list[str]]:
         raise BuildFailed([BuildProblem(config.build.synonyms_file, 1, str(exc))]) from exc
 
 
-def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]]) -> dict[str, bytes]:
-    """Search index files of each tree (the public one holds public pages only)."""
+def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]],
+                  cache_file: Path | None = None) -> dict[str, bytes]:
+    """Search index files of each tree (the public one holds public pages only).
+
+    With CACHE_FILE (one-off builds), the packed chunks of the last build are read from it and this
+    build's are written back.
+    """
+    stamp = build_cache.code_digest()
+    if cache_file is not None:
+        search.load_cache(cache_file, stamp)
     files: dict[str, bytes] = {}
     for tree in (STAFF, PUBLIC):
         built = search.build_index(search_docs(config, handbook, tree), config, synonyms)
         for rel, content in built.items():
             files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
+    if cache_file is not None:
+        search.save_cache(cache_file, stamp)
     return files
 
 
@@ -152,7 +166,8 @@ def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[
     """
     if watching or len(handbook.procedures) > CONCURRENT_INDEX_MAX:
         return _Later(_search_files, config, handbook, synonyms)
-    return parallel.Background(workers, _search_files, config, handbook, synonyms)
+    return parallel.Background(workers, _search_files, config, handbook, synonyms,
+                               build_cache.folder(config) / "search.cache")
 
 
 class _Later:

@@ -17,7 +17,7 @@ import logging
 import marshal
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import cache
@@ -51,7 +51,7 @@ class BuildCache:
 def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
     """Load the cache for OUT, dropping whatever the current config, policy or templates invalidate."""
     config_bytes = config.path(CONFIG_FILE).read_bytes()
-    parse_stamp = hashlib.sha256(config_bytes + policy_digest.encode() + _code_digest().encode()).hexdigest()
+    parse_stamp = hashlib.sha256(config_bytes + policy_digest.encode() + code_digest().encode()).hexdigest()
     page_stamp = hashlib.sha256((parse_stamp + assets_digest()).encode()).hexdigest()
     cache = _MEMO.get(out.resolve()) or _read(cache_path(config, out))
     if cache.parse_stamp != parse_stamp:
@@ -64,7 +64,7 @@ def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
 
 
 @cache
-def _code_digest() -> str:
+def code_digest() -> str:
     """The builder's own code: upgrading Estate Desk must not reuse pages parsed by the old version."""
     h = hashlib.sha256(f"{CACHE_VERSION} {sys.version} marshal {marshal.version}".encode())
     for package in (Path(__file__).parent, Path(__file__).parent.parent / "render"):
@@ -154,9 +154,8 @@ def _decode_field(name: str, value: Any) -> Any:
     return value
 
 
-def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], outputs: set[str],
-         background: bool = False) -> None:
-    """Keep only what this build used, and persist it (in BACKGROUND, watch mode does not wait for it).
+def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], outputs: set[str]) -> Future:
+    """Keep only what this build used, and write it in the background; the future says when it is written.
 
     A cache file that lags behind only costs the next CLI build some re-rendering, never a wrong page.
     """
@@ -165,15 +164,10 @@ def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], out
     cache.signatures = {k: v for k, v in cache.signatures.items() if k in outputs}
     cache.outputs = outputs
     _MEMO[out.resolve()] = cache
-    path = cache_path(config, out)
     # a copy of the containers (not of what they hold): the next --watch build changes them meanwhile
     snapshot = BuildCache(cache.parse_stamp, cache.page_stamp, {}, dict(cache.pages), dict(cache.signatures),
                           set(cache.outputs))
-    parsed = list(cache.parsed.items())
-    if background:
-        _WRITER.submit(_dump, snapshot, parsed, path)
-    else:
-        _dump(snapshot, parsed, path)
+    return _WRITER.submit(_dump, snapshot, list(cache.parsed.items()), cache_path(config, out))
 
 
 DUMP_BATCH = 200  # parsed results encoded and written at a time: no copy of the whole cache in memory

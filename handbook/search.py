@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import itertools
 import json
 import logging
+import marshal
 import operator
 import struct
 import tomllib
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from estate.config import EstateConfig
 from handbook.search_fold import browser_map, code_points, fold, fold_char
+from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,16 @@ def build_index(docs: list[SearchDoc], config: EstateConfig,
 def clear_cache() -> None:
     """Forget the chunks kept for the next rebuild (a one-shot build will not rebuild)."""
     _CACHE.clear()
+
+
+def load_cache(path: Path, stamp: str) -> None:
+    """Start from the chunks a previous process saved at PATH (ignored unless saved with the same STAMP)."""
+    _CACHE.load(path, stamp)
+
+
+def save_cache(path: Path, stamp: str) -> None:
+    """Save the chunks and pieces the last build used to PATH, for the next process."""
+    _CACHE.save(path, stamp)
 
 
 # ---- incremental packing --------------------------------------------------------------------
@@ -129,11 +142,20 @@ class _Docs:
     SearchDoc's generated __hash__ and __eq__ run Python code, ~1 µs a doc: 20 ms of a warm build.
     """
 
-    __slots__ = ("docs", "rows", "hash")
+    __slots__ = ("docs", "rows", "hash", "_digest")
 
     def __init__(self, docs: list[SearchDoc], rows: list[tuple]):
         self.docs, self.rows = docs, tuple(rows)
         self.hash = hash(self.rows)
+        self._digest = b""
+
+    @property
+    def digest(self) -> bytes:
+        """A digest of the rows that is the same in every process (hash() is not), for the saved cache."""
+        if not self._digest:
+            # marshal format 2 writes no back-references: equal rows give equal bytes whatever they share
+            self._digest = hashlib.blake2b(marshal.dumps(self.rows, 2), digest_size=16).digest()
+        return self._digest
 
     def __hash__(self) -> int:
         return self.hash
@@ -152,16 +174,21 @@ class _PackCache:
         self.chunks: dict[_Docs, _Chunk] = {}
         self.pieces: dict[tuple[bytes, bytes], bytes] = {}
         self.used: list[tuple[set, set]] = [(set(), set()), (set(), set())]
+        # what load() read from disk, taken over by a build as it finds them (chunks by a digest of their docs)
+        self.stored_chunks: dict[bytes, _Chunk] = {}
+        self.stored_pieces: dict[tuple[bytes, bytes], bytes] = {}
 
     def chunk(self, docs: _Docs) -> _Chunk:
         found = self.chunks.get(docs)
         if found is None:
-            found = self.chunks[docs] = _layout(docs.docs)
+            found = self.stored_chunks.pop(docs.digest, None) if self.stored_chunks else None
+            found = self.chunks[docs] = found or _layout(docs.docs)
         return found
 
     def deflate(self, raws: list[bytes]) -> list[bytes]:
         """Deflated RAWS, each with the one before as dictionary; several new ones go to two threads."""
         keys = list(zip([b"", *raws[:-1]], raws, strict=True))
+        self.pieces.update((k, self.stored_pieces[k]) for k in keys if k not in self.pieces and k in self.stored_pieces)
         missing = [k for k in dict.fromkeys(keys) if k not in self.pieces]
         if len(missing) > 1:   # zlib drops the GIL while it deflates
             with ThreadPoolExecutor(2, thread_name_prefix="search-deflate") as pool:
@@ -182,6 +209,34 @@ class _PackCache:
 
     def clear(self) -> None:
         self.__init__()
+
+    # A one-off build runs in a new process: it reads the last build's chunks and pieces from var/build/
+    # and writes what it used, so a one-page rebuild re-packs one chunk instead of the whole index
+    # (~0.35 s at 1,000 procedures). marshal, for the reason given in handbook/cache.py.
+
+    def load(self, path: Path, stamp: str) -> None:
+        try:
+            with path.open("rb") as fh:
+                saved_stamp, chunks, pieces = marshal.load(fh)
+        except FileNotFoundError:
+            return
+        except Exception as exc:  # damaged or old: the index is packed from scratch
+            log.warning("ignoring unreadable search cache %s: %s", path, exc)
+            return
+        if saved_stamp == stamp:
+            self.stored_chunks = {digest: _Chunk(pages, sections, text, chars, dict(raws))
+                                  for digest, pages, sections, text, chars, raws in chunks}
+            self.stored_pieces = {(before, raw): packed for before, raw, packed in pieces}
+
+    def save(self, path: Path, stamp: str) -> None:
+        chunks = [(docs.digest, c.pages, c.sections, c.text, c.chars, list(c.raws.items()))
+                  for docs, c in self.chunks.items()]
+        pieces = [(before, raw, packed) for (before, raw), packed in self.pieces.items()]
+        self.stored_chunks, self.stored_pieces = {}, {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as fh:
+            marshal.dump((stamp, chunks, pieces), fh)
+
 
 
 _CACHE = _PackCache()

@@ -12,6 +12,7 @@ import pytest
 from estate.config import load_config
 from handbook import cache as build_cache
 from handbook.build import build
+from handbook.search import read_index_script
 from tests.conftest import TODAY
 
 
@@ -71,5 +72,56 @@ def test_pickling_is_not_used_for_the_cache(mini: Path) -> None:
     item = next(v[0] for v in build_cache._MEMO[(mini / "site").resolve()].parsed.values() if hasattr(v[0], "html"))
     size = sys.getsizeof(item.html)
     build_cache.save(load_config(mini), mini / "site", build_cache._MEMO[(mini / "site").resolve()],
-                     set(build_cache._MEMO[(mini / "site").resolve()].parsed), set())
+                     set(build_cache._MEMO[(mini / "site").resolve()].parsed), set()).result()
     assert sys.getsizeof(item.html) == size
+
+
+def test_search_index_from_the_saved_chunks_equals_a_cold_one(mini: Path, tmp_path: Path) -> None:
+    """One-off builds keep the packed search chunks in var/build/search.cache; what they give must not differ."""
+    build(load_config(mini), mini / "site", today=TODAY)
+    saved = build_cache.folder(load_config(mini)) / "search.cache"
+    assert saved.is_file()
+    body = mini / "procedures/guides/repair.md"
+    body.write_text(body.read_text(encoding="utf-8").replace("拨打客服电话。", "拨打客服电话或到前台。"), encoding="utf-8")
+    build_cache._MEMO.clear()
+    build(load_config(mini), mini / "site", today=TODAY)
+    cold_root = tmp_path / "cold"
+    import shutil
+
+    shutil.copytree(mini, cold_root, ignore=shutil.ignore_patterns("var", "site"))
+    build(load_config(cold_root), cold_root / "site", today=TODAY)
+    for tree in ("staff", "public"):
+        warm = (mini / f"site/{tree}/assets/search-index.js").read_bytes()
+        assert warm == (cold_root / f"site/{tree}/assets/search-index.js").read_bytes(), tree
+    assert "或到前台" in read_index_script((mini / "site/public/assets/search-index.js").read_text(encoding="utf-8"))["text"]
+
+
+def test_a_damaged_search_cache_is_ignored(mini: Path, caplog: pytest.LogCaptureFixture) -> None:
+    build(load_config(mini), mini / "site", today=TODAY)
+    saved = build_cache.folder(load_config(mini)) / "search.cache"
+    saved.write_bytes(b"\x00\x01damaged")
+    (mini / "site/staff/assets/search-index.js").unlink()
+    build_cache._MEMO.clear()
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)  # in-process: its warning reaches caplog
+    assert "ignoring unreadable search cache" in caplog.text
+    assert (mini / "site/staff/assets/search-index.js").is_file()
+
+
+def test_saved_chunks_are_reused_by_the_next_process(mini: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handbook import build as builder
+    from handbook import search
+    from handbook.discover import discover
+    from handbook.index import build_index
+    from handbook.sources import Expander, parse_sources
+
+    config = load_config(mini)
+    parsed = parse_sources(discover(config), config, Expander.load(config), build_cache.BuildCache(), workers=1)
+    handbook, _ = build_index(config, parsed.procedures, parsed.notices, frozenset())
+    cache_file = tmp_path / "search.cache"
+    first = builder._search_files(config, handbook, [], cache_file)
+    search.clear_cache()  # as a new process starts
+    laid_out = []
+    monkeypatch.setattr(search, "_layout", lambda docs: laid_out.append(docs) or pytest.fail("chunk laid out again"))
+    assert builder._search_files(config, handbook, [], cache_file) == first
+    assert laid_out == []
+    search.clear_cache()
