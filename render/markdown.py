@@ -18,6 +18,10 @@ from urllib.parse import unquote, urlsplit
 import markdown
 from markdown import inlinepatterns
 from markdown.extensions import Extension
+from markdown.extensions.attr_list import AttrListExtension
+from markdown.extensions.fenced_code import FencedCodeExtension
+from markdown.extensions.sane_lists import SaneListExtension
+from markdown.extensions.tables import TableExtension
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE, AtomicString
 
@@ -192,7 +196,10 @@ class _HandbookExtension(Extension):
 def _new_converter() -> markdown.Markdown:
     return markdown.Markdown(
         # md_in_html is left out on purpose: it costs ~30% of conversion time and procedures do not need it
-        extensions=["tables", "attr_list", "fenced_code", "sane_lists", _HandbookExtension()],
+        # instances, not names: a name makes Python-Markdown scan every installed package's entry points
+        # (importlib.metadata, ~50 ms of each process's first conversion)
+        extensions=[TableExtension(), AttrListExtension(), FencedCodeExtension(), SaneListExtension(),
+                    _HandbookExtension()],
         output_format="html",
     )
 
