@@ -71,6 +71,8 @@ def check_offline(item: Procedure | Notice) -> list[BuildProblem]:
     Ordinary links to websites are fine (a reader may follow them when online); embedded resources are not.
     """
     problems = []
+    if "//" not in item.html:  # no URL with a host at all: skip the (slow, unanchored) scan
+        return problems
     for m in _EXTERNAL_ASSET.finditer(item.html):
         url = m.group(1)
         problems.append(BuildProblem(item.source.shown, _line_of(item, url),
