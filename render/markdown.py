@@ -47,20 +47,30 @@ class Rendered:
 
     html: str
     headings: list[tuple[int, str, str]] = field(default_factory=list)   # (level, text, anchor)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (path, fragment) of links to .md files
     sections: list[tuple[str, str, int, str]] = field(default_factory=list)  # (anchor, title, level, text)
 
 
 class _LinkRewriter(Treeprocessor):
-    """Point links to other .md files at a marker the builder resolves per tree."""
+    """Point links to other .md files at a marker the builder resolves per tree, and list them.
+
+    The list is what the builder validates and what a page's incremental rebuild depends on, so it
+    comes from the links Markdown actually made (inline, reference-style, wrapped over lines), not
+    from a second reading of the source.
+    """
 
     def run(self, root: etree.Element) -> None:
+        self.md.links_out = []  # type: ignore[attr-defined]
         for a in root.iter("a"):
-            href = a.get("href", "")
-            parts = urlsplit(href)
+            try:
+                parts = urlsplit(a.get("href", ""))
+            except ValueError:  # e.g. "http://[x]": not ours to judge, the browser shows it as written
+                continue
             if parts.scheme or parts.netloc or not parts.path.endswith(".md"):
                 continue
-            fragment = slugify(unquote(parts.fragment)) if parts.fragment else ""
-            a.set("href", f"{LINK_MARKER}{unquote(parts.path)}#{fragment}")
+            path, fragment = unquote(parts.path), unquote(parts.fragment)
+            self.md.links_out.append((path, fragment))  # type: ignore[attr-defined]
+            a.set("href", f"{LINK_MARKER}{path}#{slugify(fragment) if fragment else ''}")
 
 
 class _Sections(Treeprocessor):
@@ -245,28 +255,21 @@ def render_markdown(text: str) -> Rendered:
     md = _converter
     md.reset()
     html = md.convert(text)
-    return Rendered(html, list(getattr(md, "headings_out", [])), list(getattr(md, "sections_out", [])))
+    return Rendered(html, headings=list(getattr(md, "headings_out", [])),
+                    sections=list(getattr(md, "sections_out", [])), links=list(getattr(md, "links_out", [])))
 
 
-_MD_LINK = re.compile(r"(?<!!)\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+def link_lines(text: str, links: list[tuple[str, str]], first_line: int = 1) -> list[tuple[str, str, int]]:
+    """LINKS as (path, fragment, line): each on the line of TEXT where its path is next written.
 
-
-def find_links(text: str, first_line: int = 1) -> list[tuple[str, str, int]]:
-    """List (path, fragment, line) of relative links to .md files, outside code fences."""
-    links: list[tuple[str, str, int]] = []
-    if ".md" not in text:
-        return links
-    in_fence = False
-    for offset, line in enumerate(text.splitlines()):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        for m in _MD_LINK.finditer(line):
-            parts = urlsplit(m.group(1))
-            if parts.scheme or parts.netloc or not parts.path.endswith(".md"):
-                continue
-            links.append((unquote(parts.path), unquote(parts.fragment), first_line + offset))
-    return links
+    Problems name that line; a path written only in another form (percent-encoded) gets the body's first line.
+    """
+    found, start = [], 0
+    for path, fragment in links:
+        at = text.find(path, start)
+        if at < 0:
+            at = text.find(path)
+        line = first_line + text.count("\n", 0, at) if at >= 0 else first_line
+        start = at + len(path) if at >= 0 else start
+        found.append((path, fragment, line))
+    return found

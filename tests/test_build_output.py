@@ -263,3 +263,46 @@ def test_watch_mode_rereads_unchanged_files_when_a_config_change_drops_their_par
     assert result.parsed >= 3
     page = (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
     assert "测试花园物业管理处" in page and "拨打客服电话" in page
+
+
+REFERENCE_LINK = """---
+id: T-003
+title: 交接要点
+department: customer-service
+category: duty
+version: "1.0"
+effective: 2026-01-01
+review_by: 2027-06-01
+owner: 客服主管
+audience: both
+---
+
+## 要点
+
+交接前看[值班
+规程][值班]。
+
+[值班]: duty.md#交接班
+"""
+
+
+@pytest.mark.parametrize("watching", [True, False], ids=["watch", "one-off"])
+def test_a_reference_style_link_follows_its_target(mini: Path, watching: bool) -> None:
+    """Links Markdown makes from reference definitions (or wrapped over lines) are dependencies too."""
+    (mini / "procedures/ref.md").write_text(REFERENCE_LINK, encoding="utf-8")
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=1, watching=watching)
+    assert 'href="t-001.html#交接班"' in (mini / "site/staff/procedures/t-003.html").read_text(encoding="utf-8")
+    duty = mini / "procedures/duty.md"
+    duty.write_text(duty.read_text(encoding="utf-8").replace("id: T-001", "id: T-005"), encoding="utf-8")
+    build(config, mini / "site", today=TODAY, workers=1, watching=watching)
+    assert 'href="t-005.html#交接班"' in (mini / "site/staff/procedures/t-003.html").read_text(encoding="utf-8")
+
+
+def test_a_broken_reference_style_link_is_reported_on_its_line(mini: Path) -> None:
+    from handbook.build import BuildFailed
+
+    (mini / "procedures/ref.md").write_text(REFERENCE_LINK.replace("duty.md#交接班", "gone.md"), encoding="utf-8")
+    with pytest.raises(BuildFailed) as failed:
+        build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert [str(p) for p in failed.value.problems if "gone.md" in str(p)][0].startswith("procedures/ref.md:18:")

@@ -201,3 +201,9 @@ def test_code_about_scripts_and_plain_html_are_fine(mini: Path) -> None:
     build(load_config(mini), mini / "site", today=TODAY, workers=1)  # no BuildFailed
     page = (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
     assert "<kbd>Ctrl</kbd>" in page and "&lt;script&gt;" in page
+
+
+def test_a_malformed_url_is_left_to_the_browser_not_a_crash(mini: Path) -> None:
+    write(mini, "url.md", GOOD.replace("正文。", "见[官网](http://[x]) 与 <http://x.cn[1]>。"))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert "官网" in (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
