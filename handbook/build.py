@@ -22,7 +22,7 @@ from handbook.models import BuildProblem, Notice, Procedure, SourceFile
 from handbook.pages import PUBLIC, STAFF, PageSpec, Views
 from handbook.search_docs import search_docs
 from handbook.sources import Expander, parse_sources
-from render.jinja import static_files, use_bytecode_cache
+from render.jinja import static_files
 from render.writer import write_page
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,6 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     workers = parallel.worker_count(config.build.workers if workers is None else workers)
     expander = Expander.load(config)
     cache = build_cache.load(out, config, expander.digest)
-    use_bytecode_cache(build_cache.folder(config) / "templates")
 
     sources = discover(config, remember=watching)                                # discover
     _progress(len(sources), "解析 {n} 个源文件…")

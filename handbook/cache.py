@@ -6,8 +6,9 @@ is simply a cold build.
 
 The file is plain data written with marshal, not a pickle: pickling a str makes CPython keep a UTF-8 copy
 inside the string for as long as it lives, +150% for every Chinese page body and section text the builder
-holds (~55 MB at 5,000 procedures in --watch). marshal encodes without that copy, is faster, and loading a
-damaged or planted file cannot run code.
+holds (~55 MB at 5,000 procedures in --watch). marshal encodes without that copy, is faster, and a damaged
+or planted file in var/ cannot run code: people who may edit procedures must not be able to make the build
+run theirs. (For the same reason compiled templates are not cached there.)
 """
 
 from __future__ import annotations
@@ -181,8 +182,8 @@ def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path) -> Non
             marshal.dump(head, fh)
             for start in range(0, len(parsed), DUMP_BATCH):
                 marshal.dump([(key, _encode(value)) for key, value in parsed[start:start + DUMP_BATCH]], fh)
-    except ValueError as exc:  # e.g. a front-matter value marshal cannot hold: the next build is a cold one
-        log.warning("build cache not saved (%s): %s", path, exc)
+    except (ValueError, OSError) as exc:  # a value marshal cannot hold, a full disk: the old file stays, and
+        log.warning("build cache not saved (%s): %s", path, exc)  # its entries, keyed by content, stay right
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:

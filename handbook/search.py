@@ -233,9 +233,12 @@ class _PackCache:
                   for docs, c in self.chunks.items()]
         pieces = [(before, raw, packed) for (before, raw), packed in self.pieces.items()]
         self.stored_chunks, self.stored_pieces = {}, {}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as fh:
-            marshal.dump((stamp, chunks, pieces), fh)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path) as fh:
+                marshal.dump((stamp, chunks, pieces), fh)
+        except OSError as exc:  # only the next rebuild is slower for it
+            log.warning("search cache not saved (%s): %s", path, exc)
 
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import re
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from handbook.cache import BuildCache
 from handbook.discover import reread
 from handbook.models import BuildProblem, Notice, Procedure, SourceFile
 from handbook.parse import _Problems, decode, parse_notice, parse_procedure, split_front_matter
+from handbook.safety import Body, check_body
 from render.markdown import render_markdown
 
 log = logging.getLogger(__name__)
@@ -62,73 +62,28 @@ def check_placeholders(item: Procedure | Notice, names: frozenset[str]) -> list[
     return problems
 
 
-_EXTERNAL_ASSET = re.compile(r"""\b(?:src|srcset|poster|data)\s*=\s*["']?\s*((?:https?:)?//[^"'\s>]+)""", re.I)
-
-
-def check_offline(item: Procedure | Notice) -> list[BuildProblem]:
-    """Report images, scripts or frames loaded from another host: the handbook must work with no network.
-
-    Ordinary links to websites are fine (a reader may follow them when online); embedded resources are not.
-    """
-    problems = []
-    if "//" not in item.html:  # no URL with a host at all: skip the (slow, unanchored) scan
-        return problems
-    for m in _EXTERNAL_ASSET.finditer(item.html):
-        url = m.group(1)
-        problems.append(BuildProblem(item.source.shown, _line_of(item, url),
-                                     f"引用了外部资源 {url}：离线打开时无法显示，请把文件放进站点 (external resource)"))
-    return problems
-
-
-# Raw HTML in Markdown is allowed (tables, <kbd>, <details>…) but nothing that runs: these pages are opened
-# by every front-desk officer and, in the public tree, by residents. Hugo's default drops raw HTML outright.
-_ACTIVE_TAG = re.compile(r"<(script|iframe|object|embed|frame|frameset|applet|base|meta)\b", re.I)
-_TAG_BODY = re.compile(r"<[a-zA-Z][^>]*>")
-_HANDLER = re.compile(r"""[\s"'/](on[a-z]+)\s*=""", re.I)
-_URL_ATTR = re.compile(r"""\b(?:href|src|action|formaction|xlink:href|data)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
-_ACTIVE_HINT = re.compile(r"""[\s"'/]on[a-z]+\s*=|script\s*:|data\s*:|&#""", re.I)
-_ACTIVE_SCHEME = re.compile(r"^(?:javascript|vbscript|data:text/html)", re.I)
-
-
-def check_active(item: Procedure | Notice) -> list[BuildProblem]:
-    """Report scripts, event handlers (onclick=…), javascript: links and embedded frames in the body."""
-    found: list[tuple[str, str]] = [(m.group(0), f"<{m.group(1).lower()}> 标签") for m in _ACTIVE_TAG.finditer(item.html)]
-    tags = _TAG_BODY.finditer(item.html) if _ACTIVE_HINT.search(item.html) else ()  # most pages: one scan
-    for tag in tags:
-        found += [(m.group(1), f"事件属性 {m.group(1).lower()}=") for m in _HANDLER.finditer(tag.group(0))]
-        for m in _URL_ATTR.finditer(tag.group(0)):
-            url = "".join(html.unescape(m.group(1).strip("\"'")).split())  # browsers ignore the spaces in "java script:"
-            if _ACTIVE_SCHEME.match(url):
-                found.append((m.group(1).strip("\"'")[:12], f"脚本链接 {url[:30]}"))
-    return [BuildProblem(item.source.shown, _line_of(item, needle),
-                         f"正文含有会执行的内容（{what}）：手册页面不允许脚本，请删除 (active content)")
-            for needle, what in found]
-
-
-def _line_of(item: Procedure | Notice, needle: str) -> int:
-    offset = item.body.lower().find(needle.lower())
-    return item.body_line + item.body[:offset].count("\n") if offset >= 0 else item.body_line
-
-
 def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # noqa: ANN201
     """Parse one source of any kind; returns (item, problems)."""
     if source.kind == "page":
-        return parse_intro(source), []
+        return parse_intro(source)
     parser = parse_procedure if source.kind == "procedure" else parse_notice
     item, problems = parser(source, config, expander.expand)
     if item is not None:
-        problems = check_placeholders(item, expander.names) + check_offline(item) + check_active(item)
+        problems = check_placeholders(item, expander.names) + check_body(
+            Body(item.source.shown, item.body, item.body_line, item.html))
         item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
     return (item if not problems else None), problems
 
 
-def parse_intro(source: SourceFile) -> tuple[str, str] | None:
+def parse_intro(source: SourceFile) -> tuple[tuple[str, str] | None, list[BuildProblem]]:
     """The handbook's intro page (procedures/index.md): optional front matter with a title, then Markdown."""
     problems = _Problems(source)
     text = decode(source, problems) or ""
     parts = split_front_matter(text, problems) if text.startswith("---") else None
-    title, body = ("", text) if parts is None else (str(parts[0].get("title", "")), parts[2])
-    return title, render_markdown(body).html
+    title, body, first_line = ("", text, 1) if parts is None else (str(parts[0].get("title", "")), parts[2], parts[3])
+    page = render_markdown(body).html
+    found = check_body(Body(source.shown, body, first_line, page))
+    return (None if found else (title, page)), found
 
 
 @dataclass

@@ -32,17 +32,6 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def use_bytecode_cache(folder: Path) -> None:
-    """Keep compiled templates in FOLDER: a one-page rebuild then loads them instead of compiling (~0.1 s).
-
-    Jinja checks each entry against its template's source, so an edited template is compiled afresh.
-    """
-    env = environment()
-    if env.bytecode_cache is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))
-
-
 def preload() -> None:
     """Compile every template now: forked render workers then inherit them instead of each compiling its own."""
     env = environment()

@@ -158,7 +158,12 @@ def _pattern_searches(md: markdown.Markdown) -> list:
 
 _STASHED = re.compile("\x02wzxhzdk:(\\d+)\x03")
 _ESCAPED = re.compile("\x02(\\d+)\x03")
-_TAG = re.compile(r"<[^>]*>")
+# Raw HTML as a reader sees it: no comments, no script or style content, no tags (a ">" inside quotes
+# does not end a tag). Comments are author's notes: they never reach a page or the search index.
+_HIDDEN = re.compile(r"<!--.*?(?:-->|$)|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
+_AMP = re.compile(re.escape(AMP_SUBSTITUTE) + r"(#\d+;|#x[0-9a-fA-F]+;|\w+;)?")
+_HIDDEN_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_TAG = re.compile(r"""<[a-zA-Z/!?](?:[^>"']|"[^"]*"|'[^']*')*>?""")
 _NUMBERED = re.compile(r"^(.*)_([0-9]+)$")
 
 
@@ -179,12 +184,18 @@ class _HeadingIds(Treeprocessor):
 def _plain_text(md: markdown.Markdown, el: etree.Element) -> str:
     """EL's text as a reader sees it: inline HTML, entities and backslash escapes restored, tags dropped.
 
-    Before the postprocessors run, those are still Python-Markdown's placeholders (\\x02…\\x03).
+    Before the postprocessors run, those are still Python-Markdown's placeholders (\\x02…\\x03). Only
+    the stashed pieces are unescaped: "&copy" typed as text stays "&copy", as the toc extension read it.
     """
     blocks = md.htmlStash.rawHtmlBlocks
-    text = _STASHED.sub(lambda m: _TAG.sub("", str(blocks[int(m.group(1))])), "".join(el.itertext()))
-    text = _ESCAPED.sub(lambda m: chr(int(m.group(1))), text).replace(AMP_SUBSTITUTE, "&")
-    return html.unescape(text)
+    text = _STASHED.sub(lambda m: visible_text(str(blocks[int(m.group(1))])), "".join(el.itertext()))
+    text = _ESCAPED.sub(lambda m: chr(int(m.group(1))), text)
+    return _AMP.sub(lambda m: html.unescape("&" + (m.group(1) or "")), text)  # e.g. an automail's &#97;
+
+
+def visible_text(raw_html: str) -> str:
+    """The text a browser shows for RAW_HTML."""
+    return html.unescape(_TAG.sub("", _HIDDEN.sub("", raw_html)))
 
 
 def _unique(anchor: str, used: set[str]) -> str:
@@ -255,6 +266,8 @@ def render_markdown(text: str) -> Rendered:
     md = _converter
     md.reset()
     html = md.convert(text)
+    if "<!--" in html:  # raw HTML comments are notes to authors: not for the page (nor its source)
+        html = _HIDDEN_COMMENT.sub("", html)
     return Rendered(html, headings=list(getattr(md, "headings_out", [])),
                     sections=list(getattr(md, "sections_out", [])), links=list(getattr(md, "links_out", [])))
 

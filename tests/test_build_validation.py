@@ -188,11 +188,30 @@ def test_problems_name_the_file_as_it_sits_in_the_estate(mini: Path) -> None:
     ('<a href="jav&#x61;script:alert(1)">点我</a>', "脚本链接 javascript:alert(1)"),
     ('<iframe src="form.html"></iframe>', "<iframe> 标签"),
     ('<div onclick = "x()">按钮</div>', "事件属性 onclick="),
-], ids=["script", "onerror", "md-link", "entity-link", "iframe", "handler"])
+    ("[点此](javascript&colon;alert(document.cookie))", "脚本链接 javascript:alert(document.coo"),
+    ('<div title=">" onmouseover="alert(3)">移到这里</div>', "事件属性 onmouseover="),
+    ('<svg><a><animate attributeName="href" values="javascript:alert(1)"/><text>点</text></a></svg>', "<animate> 标签"),
+    ('<a href="\x01 java\tscript:alert(1)">点</a>', "脚本链接 javascript:alert(1)"),
+], ids=["script", "onerror", "md-link", "entity-link", "iframe", "handler", "named-entity", "quoted-gt", "svg-animate",
+        "controls"])
 def test_active_content_in_a_body_is_a_problem_with_its_line(mini: Path, body: str, what: str) -> None:
     write(mini, "active.md", GOOD.replace("正文。", f"说明：\n\n{body}\n"))
     found = problems_for(mini)
-    assert len(found) == 1 and found[0].startswith("procedures/active.md:19: ") and what in found[0], found
+    assert found and all(f.startswith("procedures/active.md:19: ") for f in found), found
+    assert any(what in f for f in found), found
+
+
+def test_the_intro_page_is_checked_too(mini: Path) -> None:
+    (mini / "procedures/index.md").write_text("---\ntitle: 手册说明\n---\n本手册收录作业规程。\n\n<img src=x onerror=alert(2)>\n",
+                                               encoding="utf-8")
+    found = problems_for(mini)
+    assert len(found) == 1 and found[0].startswith("procedures/index.md:6: ") and "onerror" in found[0], found
+
+
+def test_words_that_look_like_handlers_and_commented_html_are_fine(mini: Path) -> None:
+    write(mini, "fine.md", GOOD.replace("正文。", '见[缴费](fees.html "可 online=在线缴费")。\n\n<!-- <iframe src="x"></iframe> -->\n'))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)  # no BuildFailed
+    assert "iframe" not in (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
 
 
 def test_code_about_scripts_and_plain_html_are_fine(mini: Path) -> None:

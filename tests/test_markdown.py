@@ -73,3 +73,16 @@ def test_table_of_contents_nests_subheadings_under_their_heading() -> None:
     assert [e["text"] for e in toc] == ["前言", "一", "二"]  # a level-3 heading before any level 2 stays on top
     assert [e["text"] for e in toc[1]["children"]] == ["1.1", "1.2"]
     assert toc[1]["children"][0]["children"] == []  # level 4 is left out of the table of contents
+
+
+def test_html_comments_are_notes_that_reach_neither_page_nor_search() -> None:
+    rendered = render_markdown("## 维修\n\n<!-- 内部：-> 3栋1502 王先生 138… -->\n\n报修后 2 小时内到场。<!-- 备注 -->\n")
+    assert "<!--" not in rendered.html and "王先生" not in rendered.html
+    text = " ".join(section_text for *_, section_text in rendered.sections)
+    assert "王先生" not in text and "备注" not in text and "2 小时内到场" in text
+
+
+def test_section_text_of_raw_html_is_what_a_reader_sees() -> None:
+    rendered = render_markdown('<details><summary>更多</summary><p title="a > b">细节</p><style>p{}</style></details>\n')
+    text = " ".join(section_text for *_, section_text in rendered.sections)
+    assert "细节" in text and "更多" in text and "a > b" not in text and "p{}" not in text
