@@ -122,7 +122,7 @@ class Views:
             "estate": {"name": self.config.estate.name, "office": self.config.estate.office,
                        "phone": self.config.estate.phone, "emergency_phone": self.config.estate.emergency_phone,
                        "address": self.config.estate.address},
-            "today": self.today.isoformat(),
+            "built": "",  # the build date shows on the home pages only: other pages change when they do
         }
 
     def summary(self, p: Procedure, from_path: str) -> dict[str, Any]:
@@ -178,7 +178,7 @@ class Views:
             if count:
                 depts.append({"id": d.id, "name": d.name, "count": count, "description": d.description})
         ctx = self.base(path, self.config.estate.name)
-        ctx.update(groups=groups, departments=depts, total=len(self.procedures),
+        ctx.update(groups=groups, departments=depts, total=len(self.procedures), built=self.today.isoformat(),
                    intro=self.hb.intro_html if self.tree == STAFF else "",
                    notices=[self.notice_summary(n, path) for n in self.current_notices()[:5]])
         return PageSpec(self.tree, path, f"{self.tree}/home.html", ctx)
@@ -187,7 +187,7 @@ class Views:
         """A procedure's page; its context is not even built while its inputs are what they were.
 
         Its inputs are its own source file and those of its neighbours, versions and link targets (by
-        path and content hash), and today's date (badges); the config, policy, templates and builder
+        path and content hash), and the badges today's date gives them; the config, policy, templates and builder
         code clear the whole memo when they change (see cache.load). With 1,000 procedures, skipping the
         unchanged pages' contexts is most of what a one-page rebuild saves.
         """
@@ -197,7 +197,10 @@ class Views:
         targets = [self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links]
         older = [o for o in self.hb.superseded if o.superseded_by == p.id]
         newer = self.hb.by_id.get(p.superseded_by or "")
-        signature = _signature(self.today.isoformat(), p, prev, nxt, newer, "older", *older, "links", *targets)
+        shown = [p, prev, nxt, newer, *older]  # their badges depend on the date, nothing else here does
+        badges = ";".join(",".join(status(x, self.today, self.config.build.review_warning_days)) if x else "-"
+                          for x in shown)
+        signature = _signature(badges, p, prev, nxt, newer, "older", *older, "links", *targets)
         path = url(self.tree, "procedure", p.slug)
         known = self.memo.get(f"{self.tree}/{path}")
         if known and known[0] == signature:

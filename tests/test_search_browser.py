@@ -48,7 +48,7 @@ def config() -> EstateConfig:
 def context(path: str, title: str) -> dict:
     """The base template's context, as handbook/pages.py builds it."""
     return {"tree": "staff", "root": "../" * path.count("/"), "path": path, "title": title, "crumbs": [],
-            "language": "zh-Hans", "today": "2026-05-01",
+            "language": "zh-Hans", "built": "2026-05-01",
             "estate": {"name": "测试花园", "office": "测试花园管理处", "phone": "", "emergency_phone": "", "address": ""}}
 
 
