@@ -68,8 +68,11 @@ def venv_run(*args: str) -> int:
 
 
 def seed_inbox() -> None:
-    """On the first start, drop the bundled sample forms into the inbox so the demo has real tickets."""
-    if (ROOT / "var").exists():
+    """On the first start, drop the bundled sample forms into the inbox so the demo has real tickets.
+
+    "First" means no form was ever processed here (no journal yet): a build alone also creates var/.
+    """
+    if (ROOT / "var" / "journal.jsonl").exists():
         return
     inbox = ROOT / "inbox"
     inbox.mkdir(exist_ok=True)
