@@ -162,11 +162,15 @@ def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[
     procedure) would then add to the render workers', so very large estates pack it after the pages
     instead, as --watch always does: in-process, where the search module's chunk cache makes the next
     rebuild cheap, and after the render workers have ended, so its memory never adds to theirs.
+    One-off builds read the last build's packed chunks from var/build/ and save theirs there; --watch keeps
+    them in memory.
     """
-    if watching or len(handbook.procedures) > CONCURRENT_INDEX_MAX:
+    if watching:
         return _Later(_search_files, config, handbook, synonyms)
-    return parallel.Background(workers, _search_files, config, handbook, synonyms,
-                               build_cache.folder(config) / "search.cache")
+    saved = build_cache.folder(config) / "search.cache"
+    if len(handbook.procedures) > CONCURRENT_INDEX_MAX:
+        return _Later(_search_files, config, handbook, synonyms, saved)
+    return parallel.Background(workers, _search_files, config, handbook, synonyms, saved)
 
 
 class _Later:
