@@ -112,6 +112,7 @@ class Notice:
     html: str = ""
     headings: list[Heading] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
+    links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -179,7 +179,7 @@ class Views:
                 depts.append({"id": d.id, "name": d.name, "count": count, "description": d.description})
         ctx = self.base(path, self.config.estate.name)
         ctx.update(groups=groups, departments=depts, total=len(self.procedures), built=self.today.isoformat(),
-                   intro=self.hb.intro_html if self.tree == STAFF else "",
+                   intro=self.body(self.hb.intro_html, "index.md", path) if self.tree == STAFF else "",
                    notices=[self.notice_summary(n, path) for n in self.current_notices()[:5]])
         return PageSpec(self.tree, path, f"{self.tree}/home.html", ctx)
 

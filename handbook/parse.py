@@ -283,5 +283,6 @@ def parse_notice(
         return None, parsed.problems.items
     notice = Notice(source=replace(source, raw=b""), body=parsed.body, body_line=parsed.body_line,
                     extra=parsed.extra(NOTICE_FIELDS), **parsed.clean)
-    _render_into(notice, expand)
+    rendered = _render_into(notice, expand)
+    notice.links = link_lines(notice.body, rendered.links, notice.body_line)
     return notice, []

@@ -70,7 +70,7 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
     item, problems = parser(source, config, expander.expand)
     if item is not None:
         problems = check_placeholders(item, expander.names) + check_body(
-            Body(item.source.shown, item.body, item.body_line, item.html))
+            Body(item.source.shown, item.body, item.body_line, item.html, len(item.links)))
         item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
     return (item if not problems else None), problems
 
@@ -81,8 +81,9 @@ def parse_intro(source: SourceFile) -> tuple[tuple[str, str] | None, list[BuildP
     text = decode(source, problems) or ""
     parts = split_front_matter(text, problems) if text.startswith("---") else None
     title, body, first_line = ("", text, 1) if parts is None else (str(parts[0].get("title", "")), parts[2], parts[3])
-    page = render_markdown(body).html
-    found = check_body(Body(source.shown, body, first_line, page))
+    rendered = render_markdown(body)
+    page = rendered.html
+    found = check_body(Body(source.shown, body, first_line, page, len(rendered.links)))
     return (None if found else (title, page)), found
 
 

@@ -22,6 +22,7 @@ from markdown.extensions.attr_list import AttrListExtension
 from markdown.extensions.fenced_code import FencedCodeExtension
 from markdown.extensions.sane_lists import SaneListExtension
 from markdown.extensions.tables import TableExtension
+from markdown.postprocessors import Postprocessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE, AtomicString
@@ -63,7 +64,7 @@ class _LinkRewriter(Treeprocessor):
         self.md.links_out = []  # type: ignore[attr-defined]
         for a in root.iter("a"):
             try:
-                parts = urlsplit(a.get("href", ""))
+                parts = urlsplit(html.unescape(_as_written(a.get("href", ""))))  # as a browser reads it
             except ValueError:  # e.g. "http://[x]": not ours to judge, the browser shows it as written
                 continue
             if parts.scheme or parts.netloc or not parts.path.endswith(".md"):
@@ -160,9 +161,10 @@ _STASHED = re.compile("\x02wzxhzdk:(\\d+)\x03")
 _ESCAPED = re.compile("\x02(\\d+)\x03")
 # Raw HTML as a reader sees it: no comments, no script or style content, no tags (a ">" inside quotes
 # does not end a tag). Comments are author's notes: they never reach a page or the search index.
-_HIDDEN = re.compile(r"<!--.*?(?:-->|$)|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
+_HIDDEN = re.compile(r"<!--.*?-->|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
 _AMP = re.compile(re.escape(AMP_SUBSTITUTE) + r"(#\d+;|#x[0-9a-fA-F]+;|\w+;)?")
-_HIDDEN_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_PLACEHOLDER_P = re.compile("<p>\x02wzxhzdk:(\\d+)\x03</p>\n?")
 _TAG = re.compile(r"""<[a-zA-Z/!?](?:[^>"']|"[^"]*"|'[^']*')*>?""")
 _NUMBERED = re.compile(r"^(.*)_([0-9]+)$")
 
@@ -188,9 +190,24 @@ def _plain_text(md: markdown.Markdown, el: etree.Element) -> str:
     the stashed pieces are unescaped: "&copy" typed as text stays "&copy", as the toc extension read it.
     """
     blocks = md.htmlStash.rawHtmlBlocks
-    text = _STASHED.sub(lambda m: visible_text(str(blocks[int(m.group(1))])), "".join(el.itertext()))
+    text = _STASHED.sub(lambda m: visible_text(str(blocks[int(m.group(1))])), "".join(_texts(el)))
+    return _as_written(text)
+
+
+def _texts(el: etree.Element):  # noqa: ANN202
+    """EL's text pieces in order; code spans hold their text escaped (&lt;br&gt;), as the reader does not see it."""
+    if el.text:
+        yield html.unescape(el.text) if el.tag == "code" else el.text
+    for child in el:
+        yield from _texts(child)
+        if child.tail:
+            yield child.tail
+
+
+def _as_written(text: str) -> str:
+    """TEXT with Python-Markdown's backslash-escape and ampersand placeholders put back (e.g. an automail's &#97;)."""
     text = _ESCAPED.sub(lambda m: chr(int(m.group(1))), text)
-    return _AMP.sub(lambda m: html.unescape("&" + (m.group(1) or "")), text)  # e.g. an automail's &#97;
+    return _AMP.sub(lambda m: html.unescape("&" + (m.group(1) or "")), text)
 
 
 def visible_text(raw_html: str) -> str:
@@ -227,6 +244,25 @@ class _AttrListIfBraces(Treeprocessor):
             self.inner.run(root)
 
 
+class _DropComments(Postprocessor):
+    """HTML comments are notes to authors: not for the page, nor its source (residents read the public tree).
+
+    Only the author's raw HTML is touched (Python-Markdown's stash, before it goes back into the page):
+    "<!--" shown in code or text is escaped by then and stays.
+    """
+
+    def run(self, text: str) -> str:
+        stash = self.md.htmlStash.rawHtmlBlocks
+        emptied = set()
+        for i, block in enumerate(stash):
+            if isinstance(block, str) and "<!--" in block:
+                stash[i] = _COMMENT.sub("", block)
+                if not stash[i].strip():
+                    emptied.add(i)
+        # a block that was only a comment would come back as an empty <p>: drop its placeholder paragraph
+        return _PLACEHOLDER_P.sub(lambda m: "" if int(m.group(1)) in emptied else m.group(0), text) if emptied else text
+
+
 class _HandbookExtension(Extension):
     """Our processors, and shortcuts around the stock ones for documents that cannot use them."""
 
@@ -235,6 +271,7 @@ class _HandbookExtension(Extension):
         md.treeprocessors.register(_HeadingIds(md), "handbook_heading_ids", 6)  # after attr_list (8): keep {#id}
         md.treeprocessors.register(_LinkRewriter(md), "handbook_links", 5)
         md.treeprocessors.register(_Sections(md), "handbook_sections", 4)
+        md.postprocessors.register(_DropComments(md), "handbook_comments", 35)  # before "raw_html" (30)
         if "attr_list" in md.treeprocessors:
             md.preprocessors.register(_NoteBraces(md), "handbook_braces", 100)
             md.treeprocessors.register(_AttrListIfBraces(md, md.treeprocessors["attr_list"]), "attr_list", 8)
@@ -266,8 +303,6 @@ def render_markdown(text: str) -> Rendered:
     md = _converter
     md.reset()
     html = md.convert(text)
-    if "<!--" in html:  # raw HTML comments are notes to authors: not for the page (nor its source)
-        html = _HIDDEN_COMMENT.sub("", html)
     return Rendered(html, headings=list(getattr(md, "headings_out", [])),
                     sections=list(getattr(md, "sections_out", [])), links=list(getattr(md, "links_out", [])))
 

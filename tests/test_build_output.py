@@ -308,3 +308,10 @@ def test_a_broken_reference_style_link_is_reported_on_its_line(mini: Path) -> No
     with pytest.raises(BuildFailed) as failed:
         build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert [str(p) for p in failed.value.problems if "gone.md" in str(p)][0].startswith("procedures/ref.md:18:")
+
+
+def test_links_on_the_intro_page_are_resolved(mini: Path) -> None:
+    (mini / "procedures/index.md").write_text("---\ntitle: 说明\n---\n先读[值班规程](duty.md#交接班)。\n", encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    home = (mini / "site/staff/index.html").read_text(encoding="utf-8")
+    assert 'href="procedures/t-001.html#交接班"' in home and "@@doc:" not in home

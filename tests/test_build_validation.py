@@ -192,13 +192,36 @@ def test_problems_name_the_file_as_it_sits_in_the_estate(mini: Path) -> None:
     ('<div title=">" onmouseover="alert(3)">移到这里</div>', "事件属性 onmouseover="),
     ('<svg><a><animate attributeName="href" values="javascript:alert(1)"/><text>点</text></a></svg>', "<animate> 标签"),
     ('<a href="\x01 java\tscript:alert(1)">点</a>', "脚本链接 javascript:alert(1)"),
+    ("<div title=a'>\n<script>alert(2)</script>\n'</div>", "<script> 标签"),
+    ('点击 <img src=x title\u3000=\u3000" onerror=alert(12)//"> 查看', "事件属性 onerror="),
+    ('<svg><style><img src=x onerror=alert(1)></style></svg>', "事件属性 onerror="),
+    ('<svg/onload=alert(1)>', "事件属性 onload="),
+    ('<div>\n<scr<a href="@@doc:nope.md#"></a>ipt>alert(3)</script>\n</div>', "构建程序的保留字"),
 ], ids=["script", "onerror", "md-link", "entity-link", "iframe", "handler", "named-entity", "quoted-gt", "svg-animate",
-        "controls"])
+        "controls", "stray-quote", "fullwidth-space", "svg-style", "slashes", "forged-marker"])
 def test_active_content_in_a_body_is_a_problem_with_its_line(mini: Path, body: str, what: str) -> None:
     write(mini, "active.md", GOOD.replace("正文。", f"说明：\n\n{body}\n"))
     found = problems_for(mini)
-    assert found and all(f.startswith("procedures/active.md:19: ") for f in found), found
+    assert found and all(f.startswith(("procedures/active.md:19: ", "procedures/active.md:20: ")) for f in found), found
     assert any(what in f for f in found), found
+
+
+@pytest.mark.parametrize("body", [
+    '<img src="https:evil.example/p.png">', "![图](https:evil.example/m.png)",
+    '<img src="https:&sol;&sol;evil.example/e.png">', '<img src="https:\\\\evil.example\\b.png">',
+    '<span style="background-image:url(https://evil.example/p.png)">字</span>',
+    '<svg><image href="https://evil.example/s.png"/></svg>', '<img srcset="a.png 1x, //evil.example/b.png 2x">',
+], ids=["no-slashes", "md-image", "entity-slashes", "backslashes", "css-url", "svg-image", "srcset"])
+def test_anything_loaded_from_another_host_is_a_problem(mini: Path, body: str) -> None:
+    write(mini, "net.md", GOOD.replace("正文。", f"说明：\n\n{body}\n"))
+    found = problems_for(mini)
+    assert found and all("引用了外部资源" in f and f.startswith("procedures/net.md:") for f in found), found
+
+
+def test_a_raw_html_link_to_a_markdown_file_is_a_problem(mini: Path) -> None:
+    write(mini, "raw.md", GOOD.replace("正文。", '见 <a href="duty.md">值班</a>。'))
+    found = problems_for(mini)
+    assert len(found) == 1 and "指向 Markdown 文件" in found[0] and found[0].startswith("procedures/raw.md:17:"), found
 
 
 def test_the_intro_page_is_checked_too(mini: Path) -> None:

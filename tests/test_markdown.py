@@ -86,3 +86,15 @@ def test_section_text_of_raw_html_is_what_a_reader_sees() -> None:
     rendered = render_markdown('<details><summary>更多</summary><p title="a > b">细节</p><style>p{}</style></details>\n')
     text = " ".join(section_text for *_, section_text in rendered.sections)
     assert "细节" in text and "更多" in text and "a > b" not in text and "p{}" not in text
+
+
+def test_code_in_a_heading_reads_as_written_in_its_title_and_anchor() -> None:
+    rendered = render_markdown("## 使用 `<br>` 换行\n\n正文 `<!-- 不是注释 -->`。\n")
+    assert rendered.headings == [(2, "使用 <br> 换行", "使用-br-换行")]
+    assert "&lt;!-- 不是注释 --&gt;" in rendered.html  # code that shows a comment stays visible
+    assert "<!-- 不是注释 -->" in rendered.sections[0][3]
+
+
+def test_links_are_read_as_a_browser_reads_them() -> None:
+    links = render_markdown("[甲](missing&#56;.md) [乙](duty\\_x.md#交接) [丙](http://[x])\n").links
+    assert links == [("missing8.md", ""), ("duty_x.md", "交接")]
