@@ -41,6 +41,7 @@ _ACTIVE_URLS = ("javascript:", "vbscript:", "data:text/html")
 # Attributes whose URL the browser loads with the page (href too, on anything but a link).
 _RESOURCE_ATTRIBUTES = frozenset({"src", "srcset", "poster", "data", "background", "lowsrc", "dynsrc", "codebase",
                                   "href", "xlink:href"})
+_TEXT_ATTRIBUTES = frozenset({"title", "alt", "aria-label", "aria-description", "placeholder"})  # read, never loaded
 _NETWORK_SCHEMES = ("http", "https", "ftp", "ws", "wss")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s*['"]([^'"]+)""", re.I)
@@ -97,7 +98,7 @@ class _Scanner(HTMLParser):
         if key.startswith("on"):
             self._active(key, f"事件属性 {key}=")
         url = _IGNORED_IN_URLS.sub("", value).lower()
-        if any(scheme in url for scheme in _ACTIVE_URLS):
+        if key not in _TEXT_ATTRIBUTES and any(scheme in url for scheme in _ACTIVE_URLS):
             self._active(written[:12] or value[:12], f"脚本链接 {url[:40]}")
         if key == "style":
             self.handle_data(value)

@@ -249,3 +249,8 @@ def test_a_malformed_url_is_left_to_the_browser_not_a_crash(mini: Path) -> None:
     write(mini, "url.md", GOOD.replace("正文。", "见[官网](http://[x]) 与 <http://x.cn[1]>。"))
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert "官网" in (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
+
+
+def test_a_title_that_mentions_javascript_is_only_text(mini: Path) -> None:
+    write(mini, "title.md", GOOD.replace("正文。", '[提示](fees.html "不要点 javascript: 开头的链接")'))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)  # no BuildFailed
