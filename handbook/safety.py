@@ -45,6 +45,8 @@ _TEXT_ATTRIBUTES = frozenset({"title", "alt", "aria-label", "aria-description", 
 _NETWORK_SCHEMES = ("http", "https", "ftp", "ws", "wss")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s*['"]([^'"]+)""", re.I)
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})\s?|(.))", re.S)
+_CSS_STRING = re.compile(r"""["']([^"']+)["']""")
 _MAY_HAVE_MARKUP = re.compile(r"<[a-zA-Z!/?]|\{")  # without these, Markdown makes no tag or attribute of the author's
 _MARKDOWN_TAG = re.compile(r"<(a|img)\b([^>]*)>")
 _MARKDOWN_ATTRIBUTE = re.compile(r'([a-z][a-z:-]*)="([^"]*)"')
@@ -58,7 +60,7 @@ _NOT_HTML_SPACE = str.maketrans({chr(c): "\x01" for c in range(0x3001)
 def check_body(body: Body) -> list[BuildProblem]:
     """Every problem of BODY, as file:line problems."""
     scanner = _Scanner()
-    if _MAY_HAVE_MARKUP.search(body.text):  # raw HTML or attribute lists: read every tag
+    if _MAY_HAVE_MARKUP.search(body.text) or "[[policy:" in body.text:  # raw HTML, attribute lists: every tag
         scanner.feed(body.html.translate(_NOT_HTML_SPACE))
         scanner.close()
     else:  # only Markdown's own links and images, whose attributes it writes "quoted" and escaped
@@ -90,8 +92,12 @@ class _Scanner(HTMLParser):
     handle_startendtag = handle_starttag
 
     def handle_data(self, data: str) -> None:  # <style> text too, since no element is CDATA here
-        for m in _CSS_URL.finditer(data):
+        css = _CSS_ESCAPE.sub(_css_char, data)  # u\72l(\68ttps://…) is url(https://…) to a browser
+        for m in _CSS_URL.finditer(css):
             self._resource(m.group(1) or m.group(2))
+        if "image-set" in css.lower():  # its URLs may be bare strings
+            for m in _CSS_STRING.finditer(css):
+                self._resource(m.group(1))
 
     def _attribute(self, tag: str, key: str, value: str, written: str) -> None:
         """Check one attribute; VALUE is decoded, WRITTEN is how the HTML has it (to find its line)."""
@@ -117,6 +123,13 @@ class _Scanner(HTMLParser):
 
     def _active(self, needle: str, what: str) -> None:
         self.found.append((needle, f"正文含有会执行的内容（{what}）：手册页面不允许脚本，请删除 (active content)"))
+
+
+def _css_char(m: re.Match[str]) -> str:
+    if m.group(2) is not None:
+        return m.group(2)
+    code = int(m.group(1), 16)
+    return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
 def _is_procedure_file(url: str) -> bool:

@@ -211,7 +211,10 @@ def test_active_content_in_a_body_is_a_problem_with_its_line(mini: Path, body: s
     '<img src="https:&sol;&sol;evil.example/e.png">', '<img src="https:\\\\evil.example\\b.png">',
     '<span style="background-image:url(https://evil.example/p.png)">字</span>',
     '<svg><image href="https://evil.example/s.png"/></svg>', '<img srcset="a.png 1x, //evil.example/b.png 2x">',
-], ids=["no-slashes", "md-image", "entity-slashes", "backslashes", "css-url", "svg-image", "srcset"])
+    '<span style="background:u\\72l(\\68ttps://evil.example/a.png)">字</span>',
+    '<div style="background-image:image-set(\'https://evil.example/a.png\' 1x)">字</div>',
+], ids=["no-slashes", "md-image", "entity-slashes", "backslashes", "css-url", "svg-image", "srcset", "css-escapes",
+        "image-set"])
 def test_anything_loaded_from_another_host_is_a_problem(mini: Path, body: str) -> None:
     write(mini, "net.md", GOOD.replace("正文。", f"说明：\n\n{body}\n"))
     found = problems_for(mini)
