@@ -1,14 +1,12 @@
-"""What a page body may not contain: anything that runs, and anything that needs the network.
+"""What a page body may contain: markup from a list, nothing that runs, nothing that needs the network.
 
-Raw HTML in Markdown is allowed for markup (tables, <details>, <kbd>) but these pages are opened by every
-front-desk officer and, in the public tree, by residents, from a USB stick with no network: a script,
-an event handler, a javascript: link or an image from another host is a build problem, named by file and
-line. (Hugo's default goes further and drops raw HTML outright.) The checks read the HTML Markdown made,
-so they see links however they were written (inline, reference-style, entity-encoded).
-
-Tags are read with the standard library's HTML tokenizer, made stricter than a browser where the two
-differ: it sees a tag wherever "<name" starts one (also inside <style>, <script>, <textarea>), and only
-HTML's own five whitespace characters separate attributes (a full-width space does not).
+Raw HTML in Markdown is allowed for markup (tables, <details>, <kbd>, <span style>) but these pages are
+opened by every front-desk officer and, in the public tree, by residents, from a USB stick with no
+network. So the author's HTML is held to an allowlist of elements and attributes, as HTML sanitizers do
+(Hugo's default goes further and drops raw HTML outright): anything else, any script URL, any CSS that
+can load something, and any markup a browser could read differently from us (declarations, CDATA,
+processing instructions, a tag left open) is a build problem named by file and line. The checks read the
+HTML Markdown made, so they see links however they were written (inline, reference-style, encoded).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from render.markdown import LINK_MARKER
 
 @dataclass(frozen=True)
 class Body:
-    """A page body as the checks see it."""
+    """A page body as the checks see it: the author's own, without the policy tables the builder inserts."""
 
     shown: str        # the file, as problems name it
     text: str         # its Markdown
@@ -33,20 +31,31 @@ class Body:
     links: int = 0    # how many links to procedures Markdown made (each is a link marker in HTML)
 
 
-# Elements that run, embed another document, or change where the page's links and scripts come from.
-# (animate/set can rewrite an SVG link's href to javascript:.)
-ACTIVE_ELEMENTS = frozenset({"script", "iframe", "frame", "frameset", "object", "embed", "applet", "portal",
-                             "base", "meta", "link", "animate", "set", "animatemotion", "animatetransform"})
+# Elements an author may use (all that Markdown makes, plus common text markup and local media).
+ALLOWED_ELEMENTS = frozenset(re.findall(r"\S+", """
+    a abbr article aside audio b bdi bdo blockquote br caption center cite code col colgroup data dd del details
+    dfn div dl dt em figcaption figure footer h1 h2 h3 h4 h5 h6 header hr i img ins kbd li main mark nav ol p
+    picture pre q rp rt ruby s samp section small source span strong sub summary sup table tbody td tfoot th
+    thead time tr track u ul var video wbr"""))
+_ANY_ELEMENT = frozenset({"class", "id", "title", "lang", "dir", "role", "hidden", "translate", "style"})
+_PER_ELEMENT = {
+    "a": {"href", "name", "target", "rel", "hreflang", "download", "type"},
+    "img": {"src", "srcset", "sizes", "alt", "width", "height", "loading", "decoding"},
+    "source": {"src", "srcset", "sizes", "type", "media"}, "track": {"src", "kind", "label", "srclang", "default"},
+    "video": {"src", "poster", "controls", "width", "height", "preload", "loop", "muted", "playsinline"},
+    "audio": {"src", "controls", "preload", "loop", "muted"},
+    "td": {"colspan", "rowspan", "headers", "align", "valign", "width"}, "th": {"colspan", "rowspan", "headers",
+                                                                              "scope", "abbr", "align", "valign", "width"},
+    "col": {"span", "width"}, "colgroup": {"span", "width"}, "ol": {"start", "type", "reversed"}, "li": {"value"},
+    "details": {"open"}, "time": {"datetime"}, "data": {"value"}, "del": {"cite", "datetime"},
+    "ins": {"cite", "datetime"}, "q": {"cite"}, "blockquote": {"cite"}, "table": {"border"},
+}
 _ACTIVE_URLS = ("javascript:", "vbscript:", "data:text/html")
-# Attributes whose URL the browser loads with the page (href too, on anything but a link).
-_RESOURCE_ATTRIBUTES = frozenset({"src", "srcset", "poster", "data", "background", "lowsrc", "dynsrc", "codebase",
-                                  "href", "xlink:href"})
-_TEXT_ATTRIBUTES = frozenset({"title", "alt", "aria-label", "aria-description", "placeholder"})  # read, never loaded
+_LOADED = frozenset({"src", "srcset", "poster"})  # URLs the browser fetches with the page
 _NETWORK_SCHEMES = ("http", "https", "ftp", "ws", "wss")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
-_CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s*['"]([^'"]+)""", re.I)
-_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})\s?|(.))", re.S)
-_CSS_STRING = re.compile(r"""["']([^"']+)["']""")
+# CSS that can load or hide something, or spell it so we would not see it: refused in style="…"
+_RISKY_CSS = re.compile(r"url\s*\(|image-set|@|\\|expression|behavior|binding|/\*", re.I)
 _MAY_HAVE_MARKUP = re.compile(r"<[a-zA-Z!/?]|\{")  # without these, Markdown makes no tag or attribute of the author's
 _MARKDOWN_TAG = re.compile(r"<(a|img)\b([^>]*)>")
 _MARKDOWN_ATTRIBUTE = re.compile(r'([a-z][a-z:-]*)="([^"]*)"')
@@ -60,76 +69,75 @@ _NOT_HTML_SPACE = str.maketrans({chr(c): "\x01" for c in range(0x3001)
 def check_body(body: Body) -> list[BuildProblem]:
     """Every problem of BODY, as file:line problems."""
     scanner = _Scanner()
-    if _MAY_HAVE_MARKUP.search(body.text) or "[[policy:" in body.text:  # raw HTML, attribute lists: every tag
+    if _MAY_HAVE_MARKUP.search(body.text):  # raw HTML or attribute lists: read every tag
         scanner.feed(body.html.translate(_NOT_HTML_SPACE))
+        if "<" in scanner.rawdata:  # a tag the tokenizer could not finish: the page's next ">" would
+            scanner.found.append(("<", "HTML 标签没有写完（缺少 >）(unfinished tag)"))
         scanner.close()
     else:  # only Markdown's own links and images, whose attributes it writes "quoted" and escaped
         for tag in _MARKDOWN_TAG.finditer(body.html):
             for key, value in _MARKDOWN_ATTRIBUTE.findall(tag.group(2)):
-                scanner._attribute(tag.group(1), key, html.unescape(value), value)
+                scanner.attribute(tag.group(1), key, html.unescape(value), value)
     found = scanner.found
-    if body.html.count(LINK_MARKER) != body.links:  # the builder's link marker, typed by hand: links are
-        found.append((LINK_MARKER, f"正文不能含有 {LINK_MARKER}（构建程序的保留字）(reserved text)"))  # made of it
+    if body.html.count(LINK_MARKER) != body.links:  # the builder's link marker, typed by hand
+        found.append((LINK_MARKER, f"正文不能含有 {LINK_MARKER}（构建程序的保留字）(reserved text)"))
     return [BuildProblem(body.shown, _line_of(body, needle), message) for needle, message in found]
 
 
 class _Scanner(HTMLParser):
-    """Collects (text to find in the source, problem) for every active or networked thing in a body."""
+    """Collects (text to find in the source, problem) for everything in a body outside the allowlist."""
 
-    CDATA_CONTENT_ELEMENTS = ()  # see a tag even where a browser would not (inside <style> in <svg> it would)
+    CDATA_CONTENT_ELEMENTS = ()  # no element is read as raw text (those that are, are not allowed anyway)
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.found: list[tuple[str, str]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ACTIVE_ELEMENTS:
-            self._active(f"<{tag}", f"<{tag}> 标签")
+        if tag not in ALLOWED_ELEMENTS:
+            self.found.append((f"<{tag}", f"不允许的 HTML 标签 <{tag}>：手册页面只允许文字排版类标签 (element not allowed)"))
         written = {k.lower(): v for k, v in reversed(_RAW_ATTRIBUTE.findall(self.get_starttag_text() or ""))}
         for key, value in attrs:
-            self._attribute(tag, key, value or "", written.get(key, "").strip("\"'"))
+            self.attribute(tag, key, value or "", written.get(key, "").strip("\"'"))
 
     handle_startendtag = handle_starttag
 
-    def handle_data(self, data: str) -> None:  # <style> text too, since no element is CDATA here
-        css = _CSS_ESCAPE.sub(_css_char, data)  # u\72l(\68ttps://…) is url(https://…) to a browser
-        for m in _CSS_URL.finditer(css):
-            self._resource(m.group(1) or m.group(2))
-        if "image-set" in css.lower():  # its URLs may be bare strings
-            for m in _CSS_STRING.finditer(css):
-                self._resource(m.group(1))
+    def handle_decl(self, decl: str) -> None:
+        self._construct(f"<!{decl}")
 
-    def _attribute(self, tag: str, key: str, value: str, written: str) -> None:
+    def unknown_decl(self, data: str) -> None:  # <![CDATA[ … ]]> and the like
+        self._construct(f"<![{data[:8]}")
+
+    def handle_pi(self, data: str) -> None:
+        self._construct(f"<?{data[:8]}")
+
+    def _construct(self, needle: str) -> None:
+        self.found.append((needle, f"不允许的 HTML 写法 {needle[:12]}…（声明、CDATA 或处理指令）(markup not allowed)"))
+
+    def attribute(self, tag: str, key: str, value: str, written: str) -> None:
         """Check one attribute; VALUE is decoded, WRITTEN is how the HTML has it (to find its line)."""
-        if key.startswith("on"):
-            self._active(key, f"事件属性 {key}=")
+        allowed = key in _ANY_ELEMENT or key in _PER_ELEMENT.get(tag, ()) or key.startswith(("aria-", "data-"))
+        if not allowed:
+            what, name = "事件属性" if key.startswith("on") else "不允许的属性", key.replace("\x01", "")
+            self.found.append((name, f"{what} {name}=（<{tag}> 标签）：手册页面不允许 (attribute not allowed)"))
         url = _IGNORED_IN_URLS.sub("", value).lower()
-        if key not in _TEXT_ATTRIBUTES and any(scheme in url for scheme in _ACTIVE_URLS):
-            self._active(written[:12] or value[:12], f"脚本链接 {url[:40]}")
-        if key == "style":
-            self.handle_data(value)
-        elif key in _RESOURCE_ATTRIBUTES and not (key.endswith("href") and tag in ("a", "area")):
+        if key in ("href", "src", "srcset", "poster", "cite") and any(s in url for s in _ACTIVE_URLS):
+            self.found.append((written[:12] or value[:12], f"正文含有会执行的内容（脚本链接 {url[:40]}）(active content)"))
+        if key == "style" and _RISKY_CSS.search(value):
+            self.found.append(("style", "style 中不允许 url()、@import、image-set、注释或转义：可能加载外部资源 (style not allowed)"))
+        if key in _LOADED:
             for candidate in value.split(",") if key == "srcset" else (value,):
-                self._resource(candidate.strip().split(" ")[0])
+                self._resource(candidate.strip().split(" ")[0], written)
         if tag == "a" and key == "href" and not value.startswith(LINK_MARKER) and _is_procedure_file(url):
             self.found.append((value[:12], f"HTML 链接 {value} 指向 Markdown 文件：请用 Markdown 链接写法 [文字]({value}) "
                                            "(raw HTML link to a .md file)"))
 
-    def _resource(self, url: str) -> None:
+    def _resource(self, url: str, written: str) -> None:
         normal = _IGNORED_IN_URLS.sub("", url).lower().replace("\\", "/")
         scheme = _SCHEME.match(normal)
         if normal.startswith("//") or (scheme and scheme.group(1) in _NETWORK_SCHEMES):
-            self.found.append((url[:12], f"引用了外部资源 {url}：离线打开时无法显示，请把文件放进站点 (external resource)"))
-
-    def _active(self, needle: str, what: str) -> None:
-        self.found.append((needle, f"正文含有会执行的内容（{what}）：手册页面不允许脚本，请删除 (active content)"))
-
-
-def _css_char(m: re.Match[str]) -> str:
-    if m.group(2) is not None:
-        return m.group(2)
-    code = int(m.group(1), 16)
-    return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+            self.found.append((written[:12] or url[:12],
+                               f"引用了外部资源 {url}：离线打开时无法显示，请把文件放进站点 (external resource)"))
 
 
 def _is_procedure_file(url: str) -> bool:
