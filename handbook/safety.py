@@ -119,7 +119,8 @@ class _Scanner(HTMLParser):
         allowed = key in _ANY_ELEMENT or key in _PER_ELEMENT.get(tag, ()) or key.startswith(("aria-", "data-"))
         if not allowed:
             what, name = "事件属性" if key.startswith("on") else "不允许的属性", key.replace("\x01", "")
-            self.found.append((name, f"{what} {name}=（<{tag}> 标签）：手册页面不允许 (attribute not allowed)"))
+            hint = "" if name.isascii() else f"；若是正文里的花括号，请写成 \\{{{name}\\}}"  # attr_list took "{…}"
+            self.found.append((name, f"{what} {name}=（<{tag}> 标签）：手册页面不允许{hint} (attribute not allowed)"))
         url = _IGNORED_IN_URLS.sub("", value).lower()
         if key in ("href", "src", "srcset", "poster", "cite") and any(s in url for s in _ACTIVE_URLS):
             self.found.append((written[:12] or value[:12], f"正文含有会执行的内容（脚本链接 {url[:40]}）(active content)"))

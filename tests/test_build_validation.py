@@ -273,3 +273,10 @@ def test_code_that_shows_css_or_html_is_only_text(mini: Path) -> None:
     write(mini, "css.md", GOOD.replace("正文。", "样式示例：\n\n```css\nbody { background: url(http://intranet/bg.png) }\n```\n\n"
                                                 "<table><tr><td style=\"text-align:center\">居中</td></tr></table>\n"))
     build(load_config(mini), mini / "site", today=TODAY, workers=1)  # no BuildFailed
+
+
+def test_braces_in_a_table_cell_are_not_lost_silently(mini: Path) -> None:
+    """Python-Markdown's attr_list reads "{24小时}" at the end of a cell as attributes: say so, with the fix."""
+    write(mini, "braces.md", GOOD.replace("正文。", "| 项目 | 时限 |\n|---|---|\n| 受理报修 {24小时} | 即时 |\n"))
+    found = problems_for(mini)
+    assert len(found) == 1 and "24小时" in found[0] and "\\{24小时\\}" in found[0], found
