@@ -116,7 +116,11 @@ class _Scanner(HTMLParser):
 
     def attribute(self, tag: str, key: str, value: str, written: str) -> None:
         """Check one attribute; VALUE is decoded, WRITTEN is how the HTML has it (to find its line)."""
-        allowed = key in _ANY_ELEMENT or key in _PER_ELEMENT.get(tag, ()) or key.startswith(("aria-", "data-"))
+        # no data-* (the pages' own scripts read some: a planted data-search-slot could load a script), and
+        # no id the search box uses
+        allowed = key in _ANY_ELEMENT or key in _PER_ELEMENT.get(tag, ()) or key.startswith("aria-")
+        if key == "id" and value.startswith("es-"):
+            allowed = False
         if not allowed:
             what, name = "事件属性" if key.startswith("on") else "不允许的属性", key.replace("\x01", "")
             hint = "" if name.isascii() else f"；若是正文里的花括号，请写成 \\{{{name}\\}}"  # attr_list took "{…}"

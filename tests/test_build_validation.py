@@ -280,3 +280,11 @@ def test_braces_in_a_table_cell_are_not_lost_silently(mini: Path) -> None:
     write(mini, "braces.md", GOOD.replace("正文。", "| 项目 | 时限 |\n|---|---|\n| 受理报修 {24小时} | 即时 |\n"))
     found = problems_for(mini)
     assert len(found) == 1 and "24小时" in found[0] and "\\{24小时\\}" in found[0], found
+
+
+@pytest.mark.parametrize("body", ['<div data-search-slot data-root="https://evil.example/">x</div>',
+                                  '<p id="es-page">x</p>'], ids=["planted-search-slot", "search-id"])
+def test_hooks_of_the_pages_own_scripts_cannot_be_planted(mini: Path, body: str) -> None:
+    write(mini, "hook.md", GOOD.replace("正文。", body))
+    found = problems_for(mini)
+    assert found and all(f.startswith("procedures/hook.md:17:") and "不允许的属性" in f for f in found), found
