@@ -72,6 +72,8 @@ def build_index(
     for proc in procedures:
         problems.extend(_check_links(proc, by_rel, unparsed))
     _check_notice_ids(notices, problems)
+    for notice in notices:
+        problems.extend(_check_links(notice, by_rel, unparsed))
     current = sorted((p for p in procedures if not p.superseded_by), key=_nav_key(config))
     handbook = Handbook(
         procedures=current,
@@ -109,21 +111,24 @@ def _field_line(proc: Procedure, name: str) -> int:
     return proc.field_lines.get(name, 1)
 
 
-def _check_links(proc: Procedure, by_rel: dict[str, Procedure], unparsed: frozenset[str]) -> list[BuildProblem]:
-    problems = []
-    for target, fragment, line in proc.links:
-        rel = resolve_link(proc.source.rel, target)
+def _check_links(item: Procedure | Notice, by_rel: dict[str, Procedure],
+                 unparsed: frozenset[str]) -> list[BuildProblem]:
+    """Links to procedures and their headings must exist. A notice's links are relative to procedures/."""
+    problems, shown = [], item.source.shown
+    base = item.source.rel if isinstance(item, Procedure) else ""
+    public = item.public if isinstance(item, Procedure) else item.audience in ("resident", "both")
+    for target, fragment, line in item.links:
+        rel = resolve_link(base, target)
         dest = by_rel.get(rel)
         if dest is None and rel in unparsed:
             continue
-        if dest is not None and proc.public and not dest.public:
+        if dest is not None and public and not dest.public:
             log.warning("%s:%d: 公开页面中指向员工规程 %s 的链接在业主页面上显示为纯文本 "
-                        "(link to a staff-only procedure is shown as text on public pages)", _file(proc), line, dest.id)
+                        "(link to a staff-only procedure is shown as text on public pages)", shown, line, dest.id)
         if dest is None:
-            problems.append(BuildProblem(_file(proc), line, f"链接指向不存在的规程 {target} (broken link)"))
+            problems.append(BuildProblem(shown, line, f"链接指向不存在的规程 {target} (broken link)"))
         elif fragment and slugify(fragment) not in {h.anchor for h in dest.headings}:
-            problems.append(BuildProblem(_file(proc), line,
-                                         f"链接指向 {target} 中不存在的标题 #{fragment} (no such heading)"))
+            problems.append(BuildProblem(shown, line, f"链接指向 {target} 中不存在的标题 #{fragment} (no such heading)"))
     return problems
 
 

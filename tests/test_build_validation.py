@@ -288,3 +288,16 @@ def test_hooks_of_the_pages_own_scripts_cannot_be_planted(mini: Path, body: str)
     write(mini, "hook.md", GOOD.replace("正文。", body))
     found = problems_for(mini)
     assert found and all(f.startswith("procedures/hook.md:17:") and "不允许的属性" in f for f in found), found
+
+
+def test_a_notice_links_to_procedures_like_a_procedure_does(mini: Path) -> None:
+    """Notice links are relative to procedures/; a missing target or heading is a problem on its line."""
+    notice = mini / "content/notices/water.md"
+    notice.write_text(notice.read_text(encoding="utf-8") + "\n报修见[报修流程](guides/repair.md#二报修步骤)，"
+                      "另见[旧流程](gone.md)。\n", encoding="utf-8")
+    found = problems_for(mini)
+    assert len(found) == 1 and "gone.md" in found[0] and found[0].startswith("content/notices/water.md:12:"), found
+    notice.write_text(notice.read_text(encoding="utf-8").replace("，另见[旧流程](gone.md)", ""), encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/public/notices/n-001.html").read_text(encoding="utf-8")
+    assert 'href="../guides/t-002.html#二报修步骤"' in page
