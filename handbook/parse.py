@@ -82,8 +82,11 @@ class _Problems:
 
 
 def decode(source: SourceFile, problems: _Problems) -> str | None:
-    """Decode UTF-8 (BOM allowed); name the line of the first bad byte, and say so if it is GBK."""
+    """Decode UTF-8 (BOM allowed); name the line of the first bad byte, and say so if it is GBK or UTF-16."""
     raw = source.raw.removeprefix(b"\xef\xbb\xbf")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # what Notepad saves as "Unicode"
+        problems.add(1, "文件是 UTF-16 编码（记事本的“Unicode”），请另存为 UTF-8 (file is UTF-16; save it as UTF-8)")
+        return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

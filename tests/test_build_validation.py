@@ -301,3 +301,10 @@ def test_a_notice_links_to_procedures_like_a_procedure_does(mini: Path) -> None:
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     page = (mini / "site/public/notices/n-001.html").read_text(encoding="utf-8")
     assert 'href="../guides/t-002.html#二报修步骤"' in page
+
+
+def test_utf16_file_is_named_as_utf16(mini: Path) -> None:
+    """Windows Notepad's "Unicode" is UTF-16 with a byte-order mark."""
+    write(mini, "notepad.md", GOOD.encode("utf-16"))
+    found = problems_for(mini)
+    assert found == ["procedures/notepad.md:1: 文件是 UTF-16 编码（记事本的“Unicode”），请另存为 UTF-8 (file is UTF-16; save it as UTF-8)"]
