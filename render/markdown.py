@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import markdown
-from markdown import inlinepatterns
 from markdown.extensions import Extension
 from markdown.extensions.attr_list import AttrListExtension
 from markdown.extensions.fenced_code import FencedCodeExtension
 from markdown.extensions.sane_lists import SaneListExtension
 from markdown.extensions.tables import TableExtension
 from markdown.postprocessors import Postprocessor
-from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
-from markdown.util import AMP_SUBSTITUTE, AtomicString
+from markdown.util import AMP_SUBSTITUTE
+
+from render.markdown_speed import speed_up
 
 log = logging.getLogger(__name__)
 
@@ -101,62 +101,6 @@ class _Sections(Treeprocessor):
         flush()
 
 
-class _SkipPlainText(Treeprocessor):
-    """Mark text that no inline pattern can match as atomic, so the inline pass skips it.
-
-    Why: most of a procedure is plain Chinese prose and table cells; Python-Markdown's inline pass still
-    tries every pattern on every text through a slow per-pattern loop (about 40% of conversion time).
-    Asking the patterns' own regexes first, in C, gives the same answer: a text none of them can match
-    comes out of the inline pass unchanged.
-    """
-
-    def run(self, root: etree.Element) -> None:
-        searches = _pattern_searches(self.md)
-
-        def plain(text: str | None) -> bool:
-            return bool(text) and not isinstance(text, AtomicString) and not any(s(text) for s in searches)
-
-        for el in root.iter():
-            if plain(el.text):
-                el.text = AtomicString(el.text)
-            if plain(el.tail):
-                el.tail = AtomicString(el.tail)
-
-
-# Python-Markdown's inline patterns (by their regex constant) and the strings one of which every match of
-# each contains: a text with none of them cannot match. Patterns not listed are asked with their own regex.
-_TRIGGERS: dict[str, tuple[str, ...]] = {
-    "BACKTICK_RE": ("`",), "ESCAPE_RE": ("\\",), "LINK_RE": ("[",), "REFERENCE_RE": ("[",),
-    "IMAGE_LINK_RE": ("!",), "IMAGE_REFERENCE_RE": ("!",), "AUTOLINK_RE": ("<",), "AUTOMAIL_RE": ("<",),
-    "HTML_RE": ("<",), "ENTITY_RE": ("&",), "LINE_BREAK_RE": ("  \n",), "NOT_STRONG_RE": ("*", "_"),
-    "EM_STRONG_RE": ("*",), "STRONG_EM_RE": ("*",), "STRONG_EM3_RE": ("*",), "STRONG_RE": ("*",),
-    "EMPHASIS_RE": ("*",), "EM_STRONG2_RE": ("_",), "STRONG_EM2_RE": ("_",), "SMART_STRONG_RE": ("_",),
-    "SMART_EMPHASIS_RE": ("_",), "SMART_STRONG_EM_RE": ("_",),
-}
-
-
-def _pattern_searches(md: markdown.Markdown) -> list:
-    """Search functions that together find every text some inline pattern of MD could match.
-
-    One regex covers the patterns in _TRIGGERS (a single scan in C); any other pattern, e.g. one an
-    extension adds, is asked with its own regex.
-    """
-    known = {getattr(inlinepatterns, name): need for name, need in _TRIGGERS.items() if hasattr(inlinepatterns, name)}
-    needs: set[str] = set()
-    searches = []
-    for pattern in md.inlinePatterns:
-        need = known.get(getattr(pattern, "pattern", None))
-        if need is None:
-            searches.append(pattern.getCompiledRegExp().search)
-        else:
-            needs.update(need)
-    chars = "".join(re.escape(c) for c in sorted(n for n in needs if len(n) == 1))
-    alternatives = [re.escape(n) for n in sorted(needs) if len(n) > 1] + ([f"[{chars}]"] if chars else [])
-    if alternatives:
-        searches.insert(0, re.compile("|".join(alternatives)).search)
-    return searches
-
-
 _STASHED = re.compile("\x02wzxhzdk:(\\d+)\x03")
 _ESCAPED = re.compile("\x02(\\d+)\x03")
 # Raw HTML as a reader sees it: no comments, no script or style content, no tags (a ">" inside quotes
@@ -224,26 +168,6 @@ def _unique(anchor: str, used: set[str]) -> str:
     return anchor
 
 
-class _NoteBraces(Preprocessor):
-    """Note whether the document has a "{" at all: without one, attr_list has nothing to find."""
-
-    def run(self, lines: list[str]) -> list[str]:
-        self.md.handbook_braces = any("{" in line for line in lines)  # type: ignore[attr-defined]
-        return lines
-
-
-class _AttrListIfBraces(Treeprocessor):
-    """attr_list, run only on documents with a "{" (it visits every element: ~8% of a conversion)."""
-
-    def __init__(self, md: markdown.Markdown, inner: Treeprocessor):
-        super().__init__(md)
-        self.inner = inner
-
-    def run(self, root: etree.Element) -> None:
-        if getattr(self.md, "handbook_braces", True):
-            self.inner.run(root)
-
-
 class _DropComments(Postprocessor):
     """HTML comments are notes to authors: not for the page, nor its source (residents read the public tree).
 
@@ -264,21 +188,14 @@ class _DropComments(Postprocessor):
 
 
 class _HandbookExtension(Extension):
-    """Our processors, and shortcuts around the stock ones for documents that cannot use them."""
+    """Our processors (heading ids, links, sections, comments), then the speed-ups of markdown_speed."""
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (Python-Markdown's API)
-        md.treeprocessors.register(_SkipPlainText(md), "handbook_skip_plain", 21)  # just before "inline" (20)
         md.treeprocessors.register(_HeadingIds(md), "handbook_heading_ids", 6)  # after attr_list (8): keep {#id}
         md.treeprocessors.register(_LinkRewriter(md), "handbook_links", 5)
         md.treeprocessors.register(_Sections(md), "handbook_sections", 4)
         md.postprocessors.register(_DropComments(md), "handbook_comments", 35)  # before "raw_html" (30)
-        if "attr_list" in md.treeprocessors:
-            md.preprocessors.register(_NoteBraces(md), "handbook_braces", 100)
-            md.treeprocessors.register(_AttrListIfBraces(md, md.treeprocessors["attr_list"]), "attr_list", 8)
-        if "table" in md.parser.blockprocessors:  # every row of a table has a "|": most blocks need no closer look
-            table = md.parser.blockprocessors["table"]
-            stock_test = table.test
-            table.test = lambda parent, block: "|" in block and stock_test(parent, block)
+        speed_up(md)
 
 
 def _new_converter() -> markdown.Markdown:
