@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,28 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=_bytecode_cache(),
     )
     return env
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept beside the compiled Python (render/__pycache__), as .pyc files are.
+
+    Part of the program, like them: never in the estate's var/, where people who may edit procedures
+    could plant code the build would run. The folder names this module's and Jinja's versions, so new
+    environment settings never meet templates compiled under old ones; Jinja checks each template's source.
+    Honours PYTHONDONTWRITEBYTECODE; a read-only install just compiles each time (~0.1 s).
+    """
+    if sys.dont_write_bytecode:
+        return None
+    digest = hashlib.sha256(Path(__file__).read_bytes() + jinja2.__version__.encode()).hexdigest()[:16]
+    folder = Path(__file__).parent / "__pycache__" / f"jinja-{digest}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder)) if os.access(folder, os.W_OK) else None
 
 
 def preload() -> None:

@@ -26,7 +26,7 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 
 def copy_estate(name: str, dest: Path) -> Path:
     """Copy tests/data/NAME to DEST so a test may change it."""
-    shutil.copytree(DATA / name, dest / name)
+    shutil.copytree(DATA / name, dest / name, ignore=shutil.ignore_patterns("var", "site"))  # runtime leftovers
     return dest / name
 
 

@@ -125,3 +125,16 @@ def test_saved_chunks_are_reused_by_the_next_process(mini: Path, tmp_path: Path,
     assert builder._search_files(config, handbook, [], cache_file) == first
     assert laid_out == []
     search.clear_cache()
+
+
+def test_compiled_templates_live_with_the_program_not_in_var(mini: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from render import jinja
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    cache = jinja._bytecode_cache()
+    assert cache is not None and Path(cache.directory).parent == Path(jinja.__file__).parent / "__pycache__"
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    assert jinja._bytecode_cache() is None  # PYTHONDONTWRITEBYTECODE is honoured
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert sorted(p.name for p in build_cache.folder(load_config(mini)).iterdir()) == sorted(
+        [_cache_file(mini).name, "search.cache"])  # var/build/ holds data only
