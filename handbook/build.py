@@ -85,7 +85,11 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
         build_cache.clean(out)
-    result = parallel.render_and_write(out, specs, cache, workers)                # write
+    try:
+        result = parallel.render_and_write(out, specs, cache, workers)            # write
+    except BaseException:
+        indexing.cancel()
+        raise
     assets = _assets()
     outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{tree}/{search.INDEX_FILE}" for tree in (STAFF, PUBLIC)}
     result.removed = build_cache.remove_stale(out, cache, outputs)
@@ -182,6 +186,9 @@ class _Later:
     def result(self):  # noqa: ANN201
         fn, args = self._call
         return fn(*args)
+
+    def cancel(self) -> None:
+        """Nothing started yet."""
 
 
 __all__ = ["BuildFailed", "BuildResult", "build", "Notice", "PageSpec", "Procedure", "SourceFile"]

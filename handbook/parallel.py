@@ -56,6 +56,15 @@ class Background:
         self._process.start()
         send.close()
 
+    def cancel(self) -> None:
+        """Stop the job (the build failed meanwhile): no process or pipe is left behind."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join()
+            self._receive.close()
+            self._process = None
+            self._value = None
+
     def result(self) -> Any:
         if self._process is None:
             return self._value

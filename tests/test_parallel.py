@@ -31,3 +31,34 @@ def test_a_failing_job_reports_its_traceback() -> None:
     job = Background(2, _fail)
     with pytest.raises(RuntimeError, match="索引出错"):
         job.result()
+
+
+def _sleep() -> int:
+    import time
+
+    time.sleep(30)
+    return 1
+
+
+def test_a_cancelled_job_leaves_no_process_behind() -> None:
+    import multiprocessing
+
+    job = Background(2, _sleep)
+    job.cancel()
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+def test_a_build_that_fails_while_rendering_stops_its_search_job(mini, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import multiprocessing
+
+    from estate.config import load_config
+    from handbook import build as builder
+    from tests.conftest import TODAY
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("disk full")
+
+    monkeypatch.setattr(builder.parallel, "render_and_write", broken)
+    with pytest.raises(OSError, match="disk full"):
+        builder.build(load_config(mini), mini / "site", today=TODAY, workers=2)
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
