@@ -72,11 +72,9 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     source_keys = {s.digest + s.kind for s in sources}
     del sources  # the raw bytes are parsed; at 5,000 procedures they are worth freeing
     handbook, index_problems = build_index(config, parsed.procedures, parsed.notices,  # index
-                                           frozenset(parsed.unparsed))
+                                           frozenset(parsed.unparsed), parsed.intro)
     if parsed.problems or index_problems:
         raise BuildFailed(parsed.problems + index_problems)
-    if parsed.intro:
-        handbook.intro_title, handbook.intro_html = parsed.intro
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
     indexing = _index_search(config, handbook, synonyms, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist

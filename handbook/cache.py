@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import CONFIG_FILE, EstateConfig
-from handbook.models import BuildProblem, Heading, Notice, Procedure, Section, SourceFile
+from handbook.models import BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
 from render.jinja import assets_digest
 from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = "4"
 _MEMO: dict[Path, BuildCache] = {}   # watch mode keeps the cache in memory between builds
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")  # one write at a time
 
@@ -67,7 +66,7 @@ def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
 @cache
 def code_digest() -> str:
     """The builder's own code: upgrading Estate Desk must not reuse pages parsed by the old version."""
-    h = hashlib.sha256(f"{CACHE_VERSION} {sys.version} marshal {marshal.version}".encode())
+    h = hashlib.sha256(f"{sys.version} marshal {marshal.version}".encode())
     for package in (Path(__file__).parent, Path(__file__).parent.parent / "render"):
         for path in sorted(package.glob("*.py")):
             h.update(path.read_bytes())
@@ -109,17 +108,18 @@ def _next(fh) -> list | None:  # noqa: ANN001
 
 # ---- parsed results as plain data (str, int, tuple, list, dict, None) for marshal ----------------------
 
-_KINDS = {"procedure": Procedure, "notice": Notice}
-_DATES = {"effective", "review_by", "date", "expires"}
+_KINDS: dict[str, type] = {"procedure": Procedure, "notice": Notice, "intro": Intro}
+# fields holding a date (or None), read off the models, so a new one cannot silently stop the cache saving
+_DATES = {f.name for cls in _KINDS.values() for f in fields(cls) if "date" in str(f.type).split(" | ")}
 
 
 def _encode(result: tuple) -> tuple:
-    """(item, problems) → plain data; the item is a Procedure, a Notice, an intro (title, html) or None."""
+    """(item, problems) → plain data; the item is a Procedure, a Notice, an Intro or None."""
     item, problems = result
     plain_problems = [(p.file, p.line, p.message) for p in problems]
-    if item is None or isinstance(item, tuple):
-        return ("intro" if item else "none", item, plain_problems)
-    kind = "procedure" if isinstance(item, Procedure) else "notice"
+    if item is None:
+        return ("none", None, plain_problems)
+    kind = next(name for name, cls in _KINDS.items() if isinstance(item, cls))
     return (kind, {f.name: _encode_field(f.name, getattr(item, f.name)) for f in fields(item)}, plain_problems)
 
 
@@ -136,10 +136,9 @@ def _encode_field(name: str, value: Any) -> Any:
 def _decode(plain: tuple) -> tuple:
     kind, item, problems = plain
     found = [BuildProblem(*p) for p in problems]
-    if kind in ("intro", "none"):
-        return (tuple(item) if item else None), found
-    values = {name: _decode_field(name, value) for name, value in item.items()}
-    return _KINDS[kind](**values), found
+    if item is None:
+        return None, found
+    return _KINDS[kind](**{name: _decode_field(name, value) for name, value in item.items()}), found
 
 
 def _decode_field(name: str, value: Any) -> Any:

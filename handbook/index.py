@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from estate.config import EstateConfig
-from handbook.models import BuildProblem, Notice, Procedure
+from handbook.models import BuildProblem, Intro, Notice, Procedure
 from render.markdown import slugify
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,7 @@ class Handbook:
     by_rel: dict[str, Procedure] = field(default_factory=dict)
     records: dict[str, list[Procedure]] = field(default_factory=dict)
     tags: dict[str, list[Procedure]] = field(default_factory=dict)
-    intro_html: str = ""
-    intro_title: str = ""
+    intro: Intro | None = None
     _positions: dict[int, dict[str, int]] = field(default_factory=dict, repr=False)
 
     def neighbours(self, proc: Procedure, visible: list[Procedure] | None = None
@@ -50,7 +49,8 @@ def resolve_link(from_rel: str, target: str) -> str:
 
 
 def build_index(
-    config: EstateConfig, procedures: list[Procedure], notices: list[Notice], unparsed: frozenset[str] = frozenset()
+    config: EstateConfig, procedures: list[Procedure], notices: list[Notice], unparsed: frozenset[str] = frozenset(),
+    intro: Intro | None = None,
 ) -> tuple[Handbook, list[BuildProblem]]:
     """Check ids, supersedes and links across files; order the navigation.
 
@@ -72,8 +72,8 @@ def build_index(
     for proc in procedures:
         problems.extend(_check_links(proc, by_rel, unparsed))
     _check_notice_ids(notices, problems)
-    for notice in notices:
-        problems.extend(_check_links(notice, by_rel, unparsed))
+    for item in [*notices, *([intro] if intro else [])]:
+        problems.extend(_check_links(item, by_rel, unparsed))
     current = sorted((p for p in procedures if not p.superseded_by), key=_nav_key(config))
     handbook = Handbook(
         procedures=current,
@@ -81,14 +81,15 @@ def build_index(
         notices=sorted(notices, key=lambda n: (not n.pinned, -n.date.toordinal(), n.id)),
         by_id=by_id,
         by_rel=by_rel,
+        intro=intro,
     )
     handbook.records = _group(current, lambda p: p.records)
     handbook.tags = _group(current, lambda p: p.tags)
     return handbook, problems
 
 
-def _file(proc: Procedure) -> str:
-    return proc.source.shown
+def _file(item: Procedure | Notice | Intro) -> str:
+    return item.source.shown
 
 
 def _link_supersedes(proc: Procedure, by_id: dict[str, Procedure], problems: list[BuildProblem]) -> None:
@@ -111,12 +112,12 @@ def _field_line(proc: Procedure, name: str) -> int:
     return proc.field_lines.get(name, 1)
 
 
-def _check_links(item: Procedure | Notice, by_rel: dict[str, Procedure],
+def _check_links(item: Procedure | Notice | Intro, by_rel: dict[str, Procedure],
                  unparsed: frozenset[str]) -> list[BuildProblem]:
     """Links to procedures and their headings must exist. A notice's links are relative to procedures/."""
-    problems, shown = [], item.source.shown
-    base = item.source.rel if isinstance(item, Procedure) else ""
-    public = item.public if isinstance(item, Procedure) else item.audience in ("resident", "both")
+    problems, shown = [], _file(item)
+    base = "" if isinstance(item, Notice) else item.source.rel
+    public = not isinstance(item, Intro) and item.public
     for target, fragment, line in item.links:
         rel = resolve_link(base, target)
         dest = by_rel.get(rel)

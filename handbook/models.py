@@ -116,5 +116,20 @@ class Notice:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def public(self) -> bool:
+        """Shown in the residents' tree too."""
+        return self.audience in ("resident", "both")
+
+    @property
     def slug(self) -> str:
         return self.id.lower()
+
+
+@dataclass(eq=False)
+class Intro:
+    """The handbook's intro page (procedures/index.md), shown on the staff home page."""
+
+    title: str
+    html: str
+    source: SourceFile
+    links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)

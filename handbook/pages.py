@@ -179,9 +179,13 @@ class Views:
                 depts.append({"id": d.id, "name": d.name, "count": count, "description": d.description})
         ctx = self.base(path, self.config.estate.name)
         ctx.update(groups=groups, departments=depts, total=len(self.procedures), built=self.today.isoformat(),
-                   intro=self.body(self.hb.intro_html, "index.md", path) if self.tree == STAFF else "",
+                   intro=self._intro(path),
                    notices=[self.notice_summary(n, path) for n in self.current_notices()[:5]])
         return PageSpec(self.tree, path, f"{self.tree}/home.html", ctx)
+
+    def _intro(self, path: str) -> str:
+        intro = self.hb.intro
+        return self.body(intro.html, intro.source.rel, path) if intro and self.tree == STAFF else ""
 
     def procedure(self, p: Procedure) -> PageSpec:
         """A procedure's page; its context is not even built while its inputs are what they were.

@@ -6,17 +6,17 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from estate.config import EstateConfig
 from handbook import parallel
 from handbook.cache import BuildCache
 from handbook.discover import reread
-from handbook.models import BuildProblem, Notice, Procedure, SourceFile
+from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile
 from handbook.parse import _Problems, decode, parse_notice, parse_procedure, split_front_matter
 from handbook.safety import Body, check_body
-from render.markdown import render_markdown
+from render.markdown import link_lines, render_markdown
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,16 @@ def _authors_html(item: Procedure | Notice) -> str:
     return render_markdown(_PLACEHOLDER.sub("", item.body)).html
 
 
-def parse_intro(source: SourceFile) -> tuple[tuple[str, str] | None, list[BuildProblem]]:
+def parse_intro(source: SourceFile) -> tuple[Intro | None, list[BuildProblem]]:
     """The handbook's intro page (procedures/index.md): optional front matter with a title, then Markdown."""
     problems = _Problems(source)
     text = decode(source, problems) or ""
     parts = split_front_matter(text, problems) if text.startswith("---") else None
     title, body, first_line = ("", text, 1) if parts is None else (str(parts[0].get("title", "")), parts[2], parts[3])
     rendered = render_markdown(body)
-    page = rendered.html
-    found = check_body(Body(source.shown, body, first_line, page, len(rendered.links)))
-    return (None if found else (title, page)), found
+    found = check_body(Body(source.shown, body, first_line, rendered.html, len(rendered.links)))
+    intro = Intro(title, rendered.html, replace(source, raw=b""), link_lines(body, rendered.links, first_line))
+    return (None if found else intro), found
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Parsed:
 
     procedures: list[Procedure] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
-    intro: tuple[str, str] | None = None        # (title, html) of procedures/index.md
+    intro: Intro | None = None                  # procedures/index.md
     problems: list[BuildProblem] = field(default_factory=list)
     unparsed: set[str] = field(default_factory=set)   # procedure files that failed: links to them are not re-reported
     fresh: int = 0                              # how many files were parsed afresh (not from the cache)

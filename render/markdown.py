@@ -231,9 +231,10 @@ def link_lines(text: str, links: list[tuple[str, str]], first_line: int = 1) -> 
     """
     found, start = [], 0
     for path, fragment in links:
-        at = text.find(path, start)
-        if at < 0:
-            at = text.find(path)
+        # where it is written as a link target: "](path", "](<path" or a reference "]: path"
+        target = re.compile(r"\](?:\(\s*<?|:\s*<?)" + re.escape(path))
+        m = target.search(text, start) or target.search(text)
+        at = m.end() - len(path) if m else text.find(path)
         line = first_line + text.count("\n", 0, at) if at >= 0 else first_line
         start = at + len(path) if at >= 0 else start
         found.append((path, fragment, line))

@@ -308,3 +308,14 @@ def test_utf16_file_is_named_as_utf16(mini: Path) -> None:
     write(mini, "notepad.md", GOOD.encode("utf-16"))
     found = problems_for(mini)
     assert found == ["procedures/notepad.md:1: 文件是 UTF-16 编码（记事本的“Unicode”），请另存为 UTF-8 (file is UTF-16; save it as UTF-8)"]
+
+
+def test_a_broken_link_on_the_intro_page_is_a_problem(mini: Path) -> None:
+    (mini / "procedures/index.md").write_text("---\ntitle: 说明\n---\n见[不存在](nope.md)。\n", encoding="utf-8")
+    assert problems_for(mini) == ["procedures/index.md:4: 链接指向不存在的规程 nope.md (broken link)"]
+
+
+def test_a_broken_link_names_its_own_line_not_an_earlier_mention(mini: Path) -> None:
+    write(mini, "mention.md", GOOD.replace("正文。", "旧文件名是 `guides/repair.md`。\n\n见[报修](guides/repair.md#没有这节)。"))
+    found = problems_for(mini)
+    assert len(found) == 1 and found[0].startswith("procedures/mention.md:19: "), found
