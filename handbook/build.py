@@ -78,23 +78,21 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
     indexing = _index_search(config, handbook, synonyms, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
-    specs = chain(*(Views(config, handbook, tree, today, cache.signatures).pages() for tree in (STAFF, PUBLIC)))
+    specs = chain(*(Views(config, handbook, tree, today, cache).pages() for tree in (STAFF, PUBLIC)))
 
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
         build_cache.clean(out)
     try:
         result = parallel.render_and_write(out, specs, cache, workers)            # write
+        assets = _assets()
+        outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{t}/{search.INDEX_FILE}" for t in (STAFF, PUBLIC)}
+        result.removed = build_cache.remove_stale(out, cache, outputs)
+        saving = build_cache.save(config, out, cache, source_keys, outputs)  # written while the index is packed
+        extras = assets | indexing.result() | _root_page(config)
     except BaseException:
-        indexing.cancel()
+        indexing.cancel()  # a build that failed leaves no process behind
         raise
-    assets = _assets()
-    outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{tree}/{search.INDEX_FILE}" for tree in (STAFF, PUBLIC)}
-    result.removed = build_cache.remove_stale(out, cache, outputs)
-    saving = build_cache.save(config, out, cache, source_keys, outputs)  # written while the index is packed
-    extras = assets | indexing.result() | _root_page(config)
-    if not watching:
-        search.clear_cache()  # a one-off build will not rebuild: free the packed chunks
     result.written += sum(write_page(out / rel, data) for rel, data in extras.items())
     if not watching:  # --watch goes on while the cache is written
         saving.result()
@@ -148,8 +146,9 @@ def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[
         built = search.build_index(search_docs(config, handbook, tree), config, synonyms)
         for rel, content in built.items():
             files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
-    if cache_file is not None:
+    if cache_file is not None:  # a one-off build: keep the chunks for the next one on disk, not in memory
         search.save_cache(cache_file, stamp)
+        search.clear_cache()
     return files
 
 
@@ -168,25 +167,11 @@ def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[
     them in memory.
     """
     if watching:
-        return _Later(_search_files, config, handbook, synonyms)
+        return parallel.Later(_search_files, config, handbook, synonyms)
     saved = build_cache.folder(config) / "search.cache"
     if len(handbook.procedures) > CONCURRENT_INDEX_MAX:
-        return _Later(_search_files, config, handbook, synonyms, saved)
+        return parallel.Later(_search_files, config, handbook, synonyms, saved)
     return parallel.Background(workers, _search_files, config, handbook, synonyms, saved)
-
-
-class _Later:
-    """parallel.Background's interface, run in this process when the result is asked for."""
-
-    def __init__(self, fn, *args) -> None:  # noqa: ANN001, ANN002
-        self._call = (fn, args)
-
-    def result(self):  # noqa: ANN201
-        fn, args = self._call
-        return fn(*args)
-
-    def cancel(self) -> None:
-        """Nothing started yet."""
 
 
 __all__ = ["BuildFailed", "BuildResult", "build", "Notice", "PageSpec", "Procedure", "SourceFile"]

@@ -44,7 +44,7 @@ class BuildCache:
     page_stamp: str = ""                     # parse_stamp + templates/static: page fingerprints valid for it
     parsed: dict[str, tuple] = field(default_factory=dict)     # digest+kind -> (item, problems)
     pages: dict[str, str] = field(default_factory=dict)        # tree/path -> fingerprint
-    signatures: dict[str, tuple[str, str]] = field(default_factory=dict)  # tree/path -> (inputs, fingerprint)
+    signatures: dict[str, str] = field(default_factory=dict)   # tree/path -> what a procedure page showed
     outputs: set[str] = field(default_factory=set)             # every file the last build wrote
 
 

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from estate.config import EstateConfig
+from handbook.cache import BuildCache
 from handbook.index import Handbook, resolve_link, status
 from handbook.models import Heading, Notice, Procedure
 from handbook.parallel import fingerprint
@@ -94,13 +95,23 @@ def _signature(*inputs: str | Procedure | None) -> str:
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
 
 
+@dataclass
+class _Around:
+    """The procedures a procedure's page shows besides itself."""
+
+    prev: Procedure | None
+    next: Procedure | None
+    older: list[Procedure]        # versions it superseded
+    newer: Procedure | None       # the version that superseded it
+    targets: list[Procedure | None]  # where its links lead (None: nowhere)
+
+
 class Views:
     """Builds the page specs of one tree."""
 
-    def __init__(self, config: EstateConfig, hb: Handbook, tree: str, today: date,
-                 memo: dict[str, tuple[str, str]] | None = None):
+    def __init__(self, config: EstateConfig, hb: Handbook, tree: str, today: date, cache: BuildCache):
         self.config, self.hb, self.tree, self.today = config, hb, tree, today
-        self.memo = memo  # page key -> (inputs signature, fingerprint): see procedure()
+        self.cache = cache  # its page fingerprints and procedure-page signatures: see procedure()
         self.t = translator(config.estate.language)
         self._summaries: dict[str, dict[str, Any]] = {}
         self.dept = {d.id: d.name for d in config.departments}
@@ -188,49 +199,52 @@ class Views:
         return self.body(intro.html, intro.source.rel, path) if intro and self.tree == STAFF else ""
 
     def procedure(self, p: Procedure) -> PageSpec:
-        """A procedure's page; its context is not even built while its inputs are what they were.
+        """A procedure's page; its context is not even built while what it shows is what it was.
 
-        Its inputs are its own source file and those of its neighbours, versions and link targets (by
-        path and content hash), and the badges today's date gives them; the config, policy, templates and builder
-        code clear the whole memo when they change (see cache.load). With 1,000 procedures, skipping the
-        unchanged pages' contexts is most of what a one-page rebuild saves.
+        It shows the procedure and the procedures around it (neighbours, versions, link targets), each
+        standing for its source file's path and content hash, with the badges today's date gives them;
+        the config, policy, templates and builder code clear the whole memo when they change (see
+        cache.load). With 1,000 procedures, skipping the unchanged pages' contexts is most of what a
+        one-page rebuild saves.
         """
-        if self.memo is None:
-            return self._procedure(p)
-        prev, nxt = self.hb.neighbours(p, self.procedures)
-        targets = [self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links]
-        older = [o for o in self.hb.superseded if o.superseded_by == p.id]
-        newer = self.hb.by_id.get(p.superseded_by or "")
-        shown = [p, prev, nxt, newer, *older]  # their badges depend on the date, nothing else here does
-        badges = ";".join(",".join(status(x, self.today, self.config.build.review_warning_days)) if x else "-"
-                          for x in shown)
-        signature = _signature(badges, p, prev, nxt, newer, "older", *older, "links", *targets)
+        around = self._around(p)
         path = url(self.tree, "procedure", p.slug)
-        known = self.memo.get(f"{self.tree}/{path}")
-        if known and known[0] == signature:
-            return PageSpec(self.tree, path, "procedure.html", None, known[1], lambda: self._procedure(p).context)
-        spec = self._procedure(p)
+        key, signature = f"{self.tree}/{path}", self._signature(p, around)
+        if self.cache.signatures.get(key) == signature and key in self.cache.pages:
+            return PageSpec(self.tree, path, "procedure.html", None, self.cache.pages[key],
+                            lambda: self._procedure(p, around).context)
+        spec = self._procedure(p, around)
         spec.fingerprint = fingerprint(spec.template, spec.context)
-        self.memo[f"{self.tree}/{path}"] = (signature, spec.fingerprint)
+        self.cache.signatures[key] = signature
         return spec
 
-    def _procedure(self, p: Procedure) -> PageSpec:
+    def _around(self, p: Procedure) -> _Around:
+        prev, nxt = self.hb.neighbours(p, self.procedures)
+        return _Around(prev, nxt, [o for o in self.hb.superseded if o.superseded_by == p.id],
+                       self.hb.by_id.get(p.superseded_by or ""),
+                       [self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links])
+
+    def _signature(self, p: Procedure, around: _Around) -> str:
+        shown = [p, around.prev, around.next, around.newer, *around.older]
+        days = self.config.build.review_warning_days  # badges are the only part that follows the date
+        badges = ";".join(",".join(status(x, self.today, days)) if x else "-" for x in shown)
+        return _signature(badges, *shown[:4], "older", *around.older, "links", *around.targets)
+
+    def _procedure(self, p: Procedure, around: _Around) -> PageSpec:
         path = url(self.tree, "procedure", p.slug)
         cat_name = self.cat.get(p.category, p.category)
         ctx = self.base(path, p.title, [(cat_name, url(self.tree, "home") + f"#cat-{p.category}")])
-        prev, nxt = self.hb.neighbours(p, self.procedures)
-        older = [self.summary(o, path) for o in self.hb.superseded if o.superseded_by == p.id]
-        newer = self.hb.by_id.get(p.superseded_by) if p.superseded_by else None
+        summary = self.summary
         ctx.update(
-            proc=self.summary(p, path),
+            proc=summary(p, path),
             tags=[{"name": t, "href": href(path, url(self.tree, "tag", t))} for t in p.tags],
             records=[{"name": r, "href": self.record_href(path, r)} for r in p.records],
             toc=nest_toc(p.headings),
             html=self.body(p.html, p.source.rel, path),
-            prev=self.summary(prev, path) if prev else None,
-            next=self.summary(nxt, path) if nxt else None,
-            older=older,
-            newer=self.summary(newer, path) if newer else None,
+            prev=summary(around.prev, path) if around.prev else None,
+            next=summary(around.next, path) if around.next else None,
+            older=[summary(o, path) for o in around.older],
+            newer=summary(around.newer, path) if around.newer else None,
             show_tags=self.tree == STAFF,
         )
         return PageSpec(self.tree, path, "procedure.html", ctx)

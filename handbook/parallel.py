@@ -80,6 +80,20 @@ class Background:
         return value
 
 
+class Later:
+    """Background's interface for work done here, when its result is asked for (e.g. after the workers end)."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self._call = (fn, args)
+
+    def result(self) -> Any:
+        fn, args = self._call
+        return fn(*args)
+
+    def cancel(self) -> None:
+        """Nothing has started."""
+
+
 def _send_result(send: Any, fn: Any, args: tuple) -> None:
     try:
         send.send((True, fn(*args)))
@@ -126,7 +140,7 @@ def _render_chunk(indices: range) -> int:
     written = 0
     for i in indices:
         spec = _JOB["specs"][i]
-        written += write_page(out / spec.tree / spec.path, render(spec.template, spec.context))
+        written += write_page(out / spec.tree / spec.path, render(spec.template, spec.full_context()))
     return written
 
 
