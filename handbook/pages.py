@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 from estate.config import EstateConfig
@@ -38,12 +39,14 @@ class PageSpec:
     template: str
     context: dict[str, Any] | None  # None: not built yet (a memoised page); `make` builds it if it must be written
     fingerprint: str = ""       # set when already known (a memoised page), else computed when writing
-    make: Callable[[], dict[str, Any]] | None = None
+    make: Callable[[], PageSpec] | None = None
 
     def full_context(self) -> dict[str, Any]:
+        """The context (and template) of a memoised page, built now because its file must be written after all."""
         if self.context is None:
-            self.context = self.make()  # type: ignore[misc]
-        return self.context
+            made = self.make()  # type: ignore[misc]
+            self.template, self.context = made.template, made.context
+        return self.context  # type: ignore[return-value]
 
 
 _LAYOUT = {  # the one place the site's URL layout is decided ({slug} filled in per page)
@@ -168,13 +171,39 @@ class Views:
     # -- pages ---------------------------------------------------------------------------------
     def pages(self) -> Iterator[PageSpec]:
         """Every page of this tree, one at a time."""
-        yield from (self.home(), self.changes(), self.notices_index(), self.search())
+        listed = self._listed
+        yield from (listed("home", self.home), listed("changes", self.changes), listed("notices", self.notices_index))
+        yield self.search()
         yield from map(self.procedure, self.procedures)
         yield from map(self.notice, self.notices)
         if self.tree == STAFF:
             yield from map(self.procedure, self.hb.superseded)
-            yield from (self.records(), self.tags_index(), self.config_page())
-            yield from map(self.tag, self.hb.tags)
+            yield from (listed("records", self.records), listed("tags", self.tags_index), self.config_page())
+            yield from (listed("tag", lambda t=t: self.tag(t), t) for t in self.hb.tags)
+
+    def _listed(self, kind: str, make: Callable[[], PageSpec], slug: str = "") -> PageSpec:
+        """A page that lists procedures or notices, reused while the catalogue is what it was (see below)."""
+        path = url(self.tree, kind, slug)
+        key = f"{self.tree}/{path}"
+        if self.cache.signatures.get(key) == self.catalogue and key in self.cache.pages:
+            return PageSpec(self.tree, path, "", None, self.cache.pages[key], make)
+        spec = make()
+        spec.fingerprint = fingerprint(spec.template, spec.context)
+        self.cache.signatures[key] = self.catalogue
+        return spec
+
+    @cached_property
+    def catalogue(self) -> str:
+        """Everything the listing pages show: each procedure's and notice's listed fields and badges (not
+        their bodies: editing a body changes no list), the intro page, and the date the home page shows."""
+        days = self.config.build.review_warning_days
+        rows = [(p.source.rel, p.id, p.title, p.version, str(p.effective), str(p.review_by), p.owner, p.department,
+                 p.category, p.audience, p.tags, p.records, p.supersedes or "", p.superseded_by or "",
+                 status(p, self.today, days)) for p in [*self.hb.procedures, *self.hb.superseded]]
+        notices = [(n.source.rel, n.id, n.title, str(n.date), n.category, str(n.expires), n.pinned, n.audience)
+                   for n in self.hb.notices]
+        intro = self.hb.intro.source.digest if self.hb.intro else ""
+        return hashlib.blake2b(repr((self.today, rows, notices, intro)).encode(), digest_size=16).hexdigest()
 
     def home(self) -> PageSpec:
         path = url(self.tree, "home")
@@ -212,7 +241,7 @@ class Views:
         key, signature = f"{self.tree}/{path}", self._signature(p, around)
         if self.cache.signatures.get(key) == signature and key in self.cache.pages:
             return PageSpec(self.tree, path, "procedure.html", None, self.cache.pages[key],
-                            lambda: self._procedure(p, around).context)
+                            lambda: self._procedure(p, around))
         spec = self._procedure(p, around)
         spec.fingerprint = fingerprint(spec.template, spec.context)
         self.cache.signatures[key] = signature

@@ -140,7 +140,8 @@ def _render_chunk(indices: range) -> int:
     written = 0
     for i in indices:
         spec = _JOB["specs"][i]
-        written += write_page(out / spec.tree / spec.path, render(spec.template, spec.full_context()))
+        context = spec.full_context()  # first: a memoised page learns its template here too
+        written += write_page(out / spec.tree / spec.path, render(spec.template, context))
     return written
 
 

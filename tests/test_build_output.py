@@ -315,3 +315,24 @@ def test_links_on_the_intro_page_are_resolved(mini: Path) -> None:
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     home = (mini / "site/staff/index.html").read_text(encoding="utf-8")
     assert 'href="procedures/t-001.html#交接班"' in home and "@@doc:" not in home
+
+
+@pytest.mark.parametrize("page", ["staff/changes.html", "staff/tags/报修.html", "public/index.html"])
+def test_a_deleted_listing_page_is_written_again(mini: Path, page: str) -> None:
+    _rebuild(mini)
+    path = mini / "site" / page
+    before = path.read_bytes()
+    path.unlink()
+    assert _rebuild(mini) == {page}
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("watching", [True, False], ids=["watch", "one-off"])
+def test_listing_pages_follow_a_new_notice(mini: Path, watching: bool) -> None:
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=1, watching=watching)
+    (mini / "content/notices/lift.md").write_text(
+        "---\nid: N-002\ntitle: 电梯保养通知\ndate: 2026-11-21\ncategory: works\n---\n周末保养。\n", encoding="utf-8")
+    rendered = set(build(config, mini / "site", today=TODAY, workers=1, watching=watching).rendered)
+    assert {"staff/index.html", "staff/notices/index.html", "public/notices/index.html"} <= rendered
+    assert "电梯保养通知" in (mini / "site/public/notices/index.html").read_text(encoding="utf-8")
