@@ -183,13 +183,17 @@ class Views:
 
     def _listed(self, kind: str, make: Callable[[], PageSpec], slug: str = "") -> PageSpec:
         """A page that lists procedures or notices, reused while the catalogue is what it was (see below)."""
-        path = url(self.tree, kind, slug)
+        return self._memoised(url(self.tree, kind, slug), self.catalogue, make)
+
+    def _memoised(self, path: str, signature: str, make: Callable[[], PageSpec]) -> PageSpec:
+        """PATH's page: from MAKE, or, while SIGNATURE (what the page shows) is what the last build recorded,
+        a spec that carries the last fingerprint and builds its context only if the file must be written."""
         key = f"{self.tree}/{path}"
-        if self.cache.signatures.get(key) == self.catalogue and key in self.cache.pages:
+        if self.cache.signatures.get(key) == signature and key in self.cache.pages:
             return PageSpec(self.tree, path, "", None, self.cache.pages[key], make)
         spec = make()
         spec.fingerprint = fingerprint(spec.template, spec.context)
-        self.cache.signatures[key] = self.catalogue
+        self.cache.signatures[key] = signature
         return spec
 
     @cached_property
@@ -237,15 +241,8 @@ class Views:
         one-page rebuild saves.
         """
         around = self._around(p)
-        path = url(self.tree, "procedure", p.slug)
-        key, signature = f"{self.tree}/{path}", self._signature(p, around)
-        if self.cache.signatures.get(key) == signature and key in self.cache.pages:
-            return PageSpec(self.tree, path, "procedure.html", None, self.cache.pages[key],
-                            lambda: self._procedure(p, around))
-        spec = self._procedure(p, around)
-        spec.fingerprint = fingerprint(spec.template, spec.context)
-        self.cache.signatures[key] = signature
-        return spec
+        return self._memoised(url(self.tree, "procedure", p.slug), self._signature(p, around),
+                              lambda: self._procedure(p, around))
 
     def _around(self, p: Procedure) -> _Around:
         prev, nxt = self.hb.neighbours(p, self.procedures)
