@@ -17,7 +17,7 @@ import yaml
 
 from estate.config import EstateConfig
 from handbook.models import AUDIENCES, BuildProblem, Heading, Notice, Procedure, Section, SourceFile
-from render.markdown import Rendered, link_lines, render_markdown
+from render.markdown import link_lines, render_markdown
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +210,12 @@ def strip_title(body: str, body_line: int) -> tuple[str, int]:
     return body[m.end():], body_line + m.group(0).count("\n")
 
 
-def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> Rendered:
+def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> None:
     rendered = render_markdown(expand(item.body))
     item.html = rendered.html
     item.headings = [Heading(*h) for h in rendered.headings]
     item.sections = [Section(*s) for s in rendered.sections]
-    return rendered
+    item.links = link_lines(item.body, rendered.links, item.body_line)
 
 
 @dataclass
@@ -270,8 +270,7 @@ def parse_procedure(
         return None, problems.items
     proc = Procedure(source=replace(source, raw=b""), body=parsed.body, body_line=parsed.body_line,
                      extra=parsed.extra(PROCEDURE_FIELDS), field_lines=lines, **clean)
-    rendered = _render_into(proc, expand)
-    proc.links = link_lines(proc.body, rendered.links, proc.body_line)
+    _render_into(proc, expand)
     return proc, []
 
 
@@ -286,6 +285,5 @@ def parse_notice(
         return None, parsed.problems.items
     notice = Notice(source=replace(source, raw=b""), body=parsed.body, body_line=parsed.body_line,
                     extra=parsed.extra(NOTICE_FIELDS), **parsed.clean)
-    rendered = _render_into(notice, expand)
-    notice.links = link_lines(notice.body, rendered.links, notice.body_line)
+    _render_into(notice, expand)
     return notice, []
