@@ -101,14 +101,14 @@ class _Sections(Treeprocessor):
         flush()
 
 
-_STASHED = re.compile("\x02wzxhzdk:(\\d+)\x03")
-_ESCAPED = re.compile("\x02(\\d+)\x03")
+_STASHED = re.compile("\x02wzxhzdk:(\\d+)\x03")  # Python-Markdown's placeholder for a piece of raw HTML
+_PLACEHOLDER_P = re.compile(f"<p>{_STASHED.pattern}</p>\n?")  # ... standing alone as a paragraph
+_ESCAPED = re.compile("\x02(\\d+)\x03")  # ... for a backslash-escaped character
+_AMP = re.compile(re.escape(AMP_SUBSTITUTE) + r"(#\d+;|#x[0-9a-fA-F]+;|\w+;)?")
 # Raw HTML as a reader sees it: no comments, no script or style content, no tags (a ">" inside quotes
 # does not end a tag). Comments are author's notes: they never reach a page or the search index.
-_HIDDEN = re.compile(r"<!--.*?-->|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
-_AMP = re.compile(re.escape(AMP_SUBSTITUTE) + r"(#\d+;|#x[0-9a-fA-F]+;|\w+;)?")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
-_PLACEHOLDER_P = re.compile("<p>\x02wzxhzdk:(\\d+)\x03</p>\n?")
+_HIDDEN = re.compile(_COMMENT.pattern + r"|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
 _TAG = re.compile(r"""<[a-zA-Z/!?](?:[^>"']|"[^"]*"|'[^']*')*>?""")
 _NUMBERED = re.compile(r"^(.*)_([0-9]+)$")
 
