@@ -19,7 +19,7 @@ import marshal
 import shutil
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -88,7 +88,7 @@ def _read(path: Path) -> BuildCache:
     try:
         with path.open("rb") as fh:
             head = marshal.load(fh)
-            cache = BuildCache(*head)
+            cache = BuildCache(**head)
             while batch := _next(fh):  # the parsed results follow in batches, see _dump
                 cache.parsed.update((key, _decode(value)) for key, value in batch)
         return cache
@@ -165,8 +165,8 @@ def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], out
     cache.outputs = outputs
     _MEMO[out.resolve()] = cache
     # a copy of the containers (not of what they hold): the next --watch build changes them meanwhile
-    snapshot = BuildCache(cache.parse_stamp, cache.page_stamp, {}, dict(cache.pages), dict(cache.signatures),
-                          set(cache.outputs))
+    snapshot = replace(cache, parsed={}, pages=dict(cache.pages), signatures=dict(cache.signatures),
+                       outputs=set(cache.outputs))
     return _WRITER.submit(_dump, snapshot, list(cache.parsed.items()), cache_path(config, out))
 
 
@@ -175,7 +175,7 @@ DUMP_BATCH = 200  # parsed results encoded and written at a time: no copy of the
 
 def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path) -> None:
     """Write the cache: its small part, then the parsed results in batches."""
-    head = (cache.parse_stamp, cache.page_stamp, {}, cache.pages, cache.signatures, cache.outputs)
+    head = {f.name: getattr(cache, f.name) for f in fields(cache)}  # its parsed results follow in batches
     try:
         with atomic_file(path) as fh:
             marshal.dump(head, fh)
