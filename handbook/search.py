@@ -55,7 +55,7 @@ class SearchDoc:
 
 
 def build_index(docs: list[SearchDoc], config: EstateConfig,
-                synonyms: list[list[str]] | None = None) -> dict[str, str]:
+                synonyms: list[list[str]] | None = None) -> dict[str, bytes]:
     """Return {path relative to the tree root: file content}, e.g. {"assets/search-index.js": ...}.
 
     SYNONYMS default to the estate's synonyms file. search.js and search.css are static assets: the
@@ -346,23 +346,72 @@ def _gzip(raws: list[bytes], deflated: list[bytes]) -> bytes:
     return b"".join([GZIP_HEADER, *deflated, final, struct.pack("<II", crc, size & 0xFFFFFFFF)])
 
 
-def _script(packed: bytes) -> str:
-    """Wrap gzip'd bytes as the index script, inflated by the browser's DecompressionStream.
+def _script(packed: bytes) -> bytes:
+    """Wrap gzip'd bytes as the index script (UTF-16LE with a BOM), inflated by the browser's DecompressionStream.
 
     The gzip holds the JSON of everything but the text, a NUL byte, then the text as UTF-16LE, so the
     browser never runs JSON.parse over the megabytes of text. Measured at 1,000 procedures: the plain
-    JSON script (5.5 MB) took ~250 ms to parse; this one is a third of the size and loads faster.
+    JSON script (5.5 MB) took ~250 ms to parse; this one is a fifth of the size and loads faster.
+    The bytes travel as a string of 15-bit code units (`pack15`): 1.07 bytes of file a byte, where
+    base64 in a UTF-8 file took 1.33 (1.36 MB against 1.09 at 1,000 procedures).
     """
-    data = base64.b64encode(packed).decode("ascii")
     # search.html loads this script async, so it may run before search.js: then it leaves its data
     # in window.EstateSearchPending for search.js to pick up.
     call = "(window.EstateSearch && EstateSearch.ready || function () { window.EstateSearchPending = arguments; })"
-    return f'{call}("gzip-v2", "{data}");\n'
+    return f'\ufeff{call}("{FORMAT}", "{pack15(packed)}", {len(packed)});\n'.encode("utf-16-le")
 
 
-def read_index_script(script: str) -> dict:
-    """Decode an index script back into its payload (for tests and tools)."""
-    raw = gzip.decompress(base64.b64decode(script.split('"')[3]))
+FORMAT = "gzip-b15"
+# Code units 0x4E00-0xCDFF carry 15 bits each: no surrogate, quote, backslash or line break among them,
+# so they stand in a JS string literal as they are. Inputs this short go as base64 (the recursion's end).
+B15_OFFSET = 0x4E00
+B15_BASE64_MAX = 48
+_LOW7 = bytes((b & 0x7F) + (B15_OFFSET >> 8) for b in range(256))   # a high byte's low 7 bits, offset
+_TOP = bytes(ord("1") if b & 0x80 else ord("0") for b in range(256))  # a high byte's top bit, as a digit
+
+
+def pack15(data: bytes) -> str:
+    """DATA as a string of 15-bit code units, decoded by search.js's unpack15 (which is told len(DATA)).
+
+    Byte pairs become code units: the low byte whole, the high byte's 7 low bits plus B15_OFFSET's high
+    byte. The high bytes' top bits (one per pair, an eighth of a byte) follow, packed the same way.
+    Every step is a C-level slice or translate: a per-group loop in Python took ~150 ms at 1 MB.
+    """
+    if len(data) <= B15_BASE64_MAX:
+        return base64.b64encode(data).decode("ascii")
+    even = data if len(data) % 2 == 0 else data + b"\0"
+    units = bytearray(len(even))
+    units[0::2] = even[0::2]
+    high = even[1::2]
+    units[1::2] = high.translate(_LOW7)
+    bits = high.translate(_TOP)
+    bits += b"0" * (-len(bits) % 8)
+    top = int(bits, 2).to_bytes(len(bits) // 8, "big")
+    return units.decode("utf-16-le") + pack15(top)
+
+
+def unpack15(text: str, size: int) -> bytes:
+    """The SIZE bytes pack15 wrote as TEXT (the reference for search.js's unpack15; used by tests and tools)."""
+    if size <= B15_BASE64_MAX:
+        return base64.b64decode(text)
+    pairs = (size + 1) // 2
+    top = unpack15(text[pairs:], (pairs + 7) // 8)
+    bits = bin(int.from_bytes(top, "big"))[2:].zfill(len(top) * 8)
+    units = text[:pairs].encode("utf-16-le")
+    out = bytearray(units)
+    high = bytes(b - (B15_OFFSET >> 8) for b in units[1::2])
+    out[1::2] = bytes(h | (0x80 if bit == "1" else 0) for h, bit in zip(high, bits, strict=False))
+    return bytes(out[:size])
+
+
+def read_index_script(script: bytes) -> dict:
+    """Decode an index script's bytes back into its payload (for tests and tools)."""
+    text = script.decode("utf-16")
+    _, fmt, _, data, rest = text.split('"', 4)
+    if fmt != FORMAT:
+        raise ValueError(f"not a {FORMAT} index script: {fmt!r}")
+    size = int(rest.strip(" ,);\n"))
+    raw = gzip.decompress(unpack15(data, size))
     meta, _, text = raw.partition(b"\0")
     return {**json.loads(meta), "text": text.decode(TEXT_ENCODING)}
 

@@ -82,8 +82,14 @@ def test_every_link_resolves_to_a_file_and_anchor(mini_site: Path) -> None:
 def test_no_external_urls_in_assets_or_references(mini_site: Path) -> None:
     external = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import\s+["']?https?:""")
     offenders = [str(p.relative_to(mini_site)) for p in mini_site.rglob("*")
-                 if p.suffix in (".html", ".css", ".js") and external.search(p.read_text(encoding="utf-8"))]
+                 if p.suffix in (".html", ".css", ".js") and external.search(_decoded(p))]
     assert not offenders
+
+
+def _decoded(path: Path) -> str:
+    """A text file as the browser reads it: its BOM decides (the search index is UTF-16), else UTF-8."""
+    data = path.read_bytes()
+    return data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8")
 
 
 def test_directory_links_point_at_index_html(mini_site: Path) -> None:
@@ -102,9 +108,9 @@ def test_public_tree_never_links_to_staff_or_shows_staff_content(mini_site: Path
                 target = (page.parent / unquote(urlsplit(ref).path)).resolve()
                 assert public.resolve() in target.parents or target == public.resolve(), f"{page}: {ref}"
         assert "T-001" not in text and "值班员须准时到岗" not in text, page  # a staff-only procedure
-    # the index is packed (gzip + base64): decode it, or this check could never fail
-    public_index = read_index_script((public / "assets/search-index.js").read_text(encoding="utf-8"))
-    staff_index = read_index_script((mini_site / "staff/assets/search-index.js").read_text(encoding="utf-8"))
+    # the index is packed (gzip, 15 bits a code unit): decode it, or this check could never fail
+    public_index = read_index_script((public / "assets/search-index.js").read_bytes())
+    staff_index = read_index_script((mini_site / "staff/assets/search-index.js").read_bytes())
     assert "值班员须准时到岗" in staff_index["text"]
     assert "值班员须准时到岗" not in public_index["text"] and "如何报修" in repr(public_index["pages"])
     assert "T-001" not in repr(public_index)

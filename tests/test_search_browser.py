@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import tomllib
 from pathlib import Path
 from urllib.parse import quote
@@ -10,7 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from estate.config import EstateConfig, EstateInfo
-from handbook.search import SearchDoc, build_index
+from handbook.search import SearchDoc, build_index, pack15
 from render.i18n import translator
 from render.jinja import environment, render, static_files
 from tests.conftest import serve, watched_page
@@ -58,7 +57,7 @@ def write_site(out: Path, docs: list[SearchDoc] | None = None) -> Path:
         (out / "assets" / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / "assets" / rel).write_bytes(data)
     for rel, text in build_index(docs or fixture_docs(), config()).items():
-        (out / rel).write_text(text, encoding="utf-8")
+        (out / rel).write_bytes(text)
     t = translator("zh-Hans")
     for p in fixture_pages():
         html = environment().from_string(PAGE).render({**context(p["url"], p["title"]), "t": t,
@@ -167,6 +166,15 @@ def test_search_page_is_shareable_and_filters(page, base_url):
     shot(page, "search-page-filter")
 
 
+def test_browser_unpacks_what_python_packs(page, base_url):
+    """search.js's unpack15 undoes handbook/search.py's pack15 byte for byte (odd, even and tiny sizes)."""
+    page.goto(base_url + "index.html")
+    for size in (0, 1, 48, 49, 50, 777, 70_001):
+        data = bytes((i * 97 + (i >> 9)) % 256 for i in range(size))
+        got = page.evaluate("([t, n]) => Array.from(EstateSearch.unpack15(t, 0, n))", [pack15(data), size])
+        assert bytes(got) == data, size
+
+
 def test_empty_query_lists_recent_changes(page, base_url):
     page.goto(base_url + "search.html")
     page.wait_for_selector(".es-page-results .es-result")
@@ -220,9 +228,12 @@ def test_damaged_index_says_so(page, tmp_path, damage):
     """A half-copied or corrupted index (a USB copy cut short) reports the failure instead of loading forever."""
     site = write_site(tmp_path)
     path = site / "assets" / "search-index.js"
-    head, data, tail = path.read_text(encoding="utf-8").rsplit('"', 2)
-    data = data[: len(data) // 2 // 4 * 4] if damage == "truncated" else base64.b64encode(b"x" * 300).decode()
-    path.write_text(head + '"' + data + '"' + tail, encoding="utf-8")
+    head, data, tail = path.read_bytes().decode("utf-16").rsplit('"', 2)
+    if damage == "truncated":   # the stated size no longer matches what is there
+        data = data[: len(data) // 2]
+    else:
+        data, tail = pack15(b"x" * 300), ", 300);\n"
+    path.write_bytes((head + '"' + data + '"' + tail).encode("utf-16"))
     page.goto(site.as_uri() + "/search.html?q=" + quote("投诉"))
     page.wait_for_function("document.querySelector('.es-status').textContent.includes('载入失败')")
     assert page.evaluate("EstateSearch.loadError") is True

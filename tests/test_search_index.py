@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 import re
 import unicodedata
@@ -19,7 +18,9 @@ from handbook.search import (
     SearchDoc,
     build_index,
     load_synonyms,
+    pack15,
     read_index_script,
+    unpack15,
 )
 from handbook.search_fold import browser_map, fold, t2s_table
 from tests.search_reference import index_payload, index_script, tokens
@@ -27,11 +28,13 @@ from tests.search_reference import index_payload, index_script, tokens
 REPO = Path(__file__).resolve().parent.parent
 
 
-def payload(files: dict[str, str]) -> dict:
+def payload(files: dict[str, bytes]) -> dict:
     """Decode the generated index script back into its data."""
-    text = files[INDEX_FILE]
-    assert text.startswith("(window.EstateSearch && EstateSearch.ready") and text.rstrip().endswith('");')
-    return read_index_script(text)
+    script = files[INDEX_FILE]
+    assert script.startswith(b"\xff\xfe")                     # UTF-16LE, said by its BOM
+    text = script.decode("utf-16")
+    assert text.startswith("(window.EstateSearch && EstateSearch.ready") and text.endswith(");\n")
+    return read_index_script(script)
 
 
 def config_at(root: Path, **build) -> EstateConfig:
@@ -120,10 +123,23 @@ def test_build_index_refuses_anything_but_procedures_faq_notices(tmp_path):
         build_index([doc("tickets/wo-1.html", "", "业主电话 138…", kind="ticket")], config_at(tmp_path))
 
 
+SIZES = [0, 1, 2, 47, 48, 49, 50, 51, 97, 1000, 12_345]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_pack15_round_trips_and_stays_inside_a_js_string(size):
+    """Every byte value, odd and even lengths, both ends of the base64 tail."""
+    data = bytes((i * 131 + (i >> 8)) % 256 for i in range(size))
+    text = pack15(data)
+    assert unpack15(text, size) == data
+    assert not {ch for ch in text if 0xD800 <= ord(ch) <= 0xDFFF or ch in '"\\\n\r\u2028\u2029'}
+    assert len(text) * 2 <= size * 1.08 + 80      # ~15 bits a code unit, not base64's 12 a byte-pair
+
+
 def test_index_size_stays_close_to_the_text(tmp_path):
     text = "接班人员提前 5 分钟到岗，清点对讲机，阅读上一班的《值班记录》。" * 20
     docs = [doc(f"procedures/p{i}.html#s", "4.4 交接班", text) for i in range(50)]
-    size = len(build_index(docs, config_at(tmp_path))[INDEX_FILE].encode("utf-8"))
+    size = len(build_index(docs, config_at(tmp_path))[INDEX_FILE])
     assert size < 0.5 * 50 * len(text.encode("utf-8"))     # compressed: smaller than the text itself
 
 
@@ -171,7 +187,8 @@ def test_text_starts_at_an_even_offset_whatever_the_head_length(tmp_path, small_
     for pages in range(0, 7):
         for script in (build_index(corpus(pages), config)[INDEX_FILE],
                        index_script(index_payload(corpus(pages), [], config.build.recent_changes))):
-            raw = gzip.decompress(base64.b64decode(script.split('"')[3]))
+            _, _, _, data, size = script.decode("utf-16").split('"')
+            raw = gzip.decompress(unpack15(data, int(size.strip(" ,);\n"))))
             cut = raw.index(b"\0")
             assert cut % 2 == 1 and len(raw) % 2 == 0
             assert raw[cut + 1:].decode("utf-16-le") == read_index_script(script)["text"]
@@ -303,7 +320,7 @@ def search_page(tmp_path_factory, chromium):
     (root / "assets").mkdir()
     (root / "content").mkdir()
     (root / "content" / "synonyms.toml").write_text('groups = [["报修", "坏了"]]', encoding="utf-8")
-    (root / INDEX_FILE).write_text(build_index(docs, config_at(root))[INDEX_FILE], encoding="utf-8")
+    (root / INDEX_FILE).write_bytes(build_index(docs, config_at(root))[INDEX_FILE])
     (root / "assets" / "search.js").write_bytes((REPO / "render" / "static" / "search.js").read_bytes())
     (root / "index.html").write_text('<!doctype html><meta charset="utf-8"><script src="assets/search.js"></script>'
                                      '<script src="assets/search-index.js"></script>', encoding="utf-8")

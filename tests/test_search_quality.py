@@ -76,8 +76,8 @@ def test_public_index_holds_public_pages_only(built_staff):
     """The residents' tree gets its own index: no staff-only procedure, no staff-tree link."""
     from handbook.search import INDEX_FILE, read_index_script
 
-    public = read_index_script((built_staff["out"] / "public" / INDEX_FILE).read_text(encoding="utf-8"))
-    staff = read_index_script((built_staff["out"] / "staff" / INDEX_FILE).read_text(encoding="utf-8"))
+    public = read_index_script((built_staff["out"] / "public" / INDEX_FILE).read_bytes())
+    staff = read_index_script((built_staff["out"] / "staff" / INDEX_FILE).read_bytes())
     audiences = {p[6] for p in public["pages"]}
     assert audiences and audiences <= {"resident", "both"}
     assert not any(p[0].startswith(("../", "/", "staff/")) for p in public["pages"])

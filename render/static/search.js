@@ -122,14 +122,15 @@
 
   /* ---------- loading ---------- */
 
-  /* The index script calls this with its gzip'd data in base64 (see handbook/search.py); inflate it
-     natively, then index it. The data is the JSON head in UTF-8, a NUL at an odd offset, then the
-     text in UTF-16LE, read in place as code units: no decoding pass over megabytes of text. */
-  S.ready = function (format, packed) {
+  /* The index script calls this with its gzip'd data packed 15 bits a code unit (see handbook/search.py);
+     inflate it natively, then index it. The data is the JSON head in UTF-8, a NUL at an odd offset, then
+     the text in UTF-16LE, read in place as code units: no decoding pass over megabytes of text. */
+  S.ready = function (format, packed, size) {
     var t0 = performance.now();
     S.timings = { script: t0 };
-    if (format !== "gzip-v2") { loadFailed(); return; }
-    var bytes = Uint8Array.fromBase64 ? Uint8Array.fromBase64(packed) : decodeBase64(packed);
+    if (format !== "gzip-b15" || typeof packed !== "string" || !(size >= 0)) { loadFailed(); return; }
+    var bytes;
+    try { bytes = unpack15(packed, 0, size); } catch (e) { loadFailed(); return; }
     gunzip(bytes).then(function (all) {
       var cut = all.indexOf(0), utf8 = new TextDecoder();
       if (cut < 0 || cut % 2 === 0 || (all.length - cut - 1) % 2) { loadFailed(); return; }   // not this layout
@@ -137,6 +138,28 @@
       start(JSON.parse(utf8.decode(all.subarray(0, cut))), BIG_ENDIAN ? swapped(codes) : codes, t0);
     }, loadFailed);
   };
+
+  /* The SIZE bytes handbook/search.py's pack15 wrote into TEXT from AT: each code unit minus 0x4E00 is a
+     byte pair less the high byte's top bit; those bits follow, packed the same way; short tails are base64. */
+  var B15_OFFSET = 0x4E00, B15_BASE64_MAX = 48;
+  function unpack15(text, at, size) {
+    var out = new Uint8Array(size), i;
+    if (size <= B15_BASE64_MAX) {
+      var bin = atob(text.substr(at, 4 * Math.ceil(size / 3)));
+      if (bin.length !== size) throw new Error("index cut short");
+      for (i = 0; i < size; i++) out[i] = bin.charCodeAt(i);
+      return out;
+    }
+    var pairs = (size + 1) >> 1, top = unpack15(text, at + pairs, (pairs + 7) >> 3);
+    for (i = 0; i < pairs; i++) {
+      var u = text.charCodeAt(at + i) - B15_OFFSET;
+      if (!(u >= 0 && u < 0x8000)) throw new Error("index damaged");
+      out[2 * i] = u & 0xff;
+      if (2 * i + 1 < size) out[2 * i + 1] = (u >> 8) | (((top[i >> 3] >> (7 - (i & 7))) & 1) << 7);
+    }
+    return out;
+  }
+  S.unpack15 = unpack15;   // for the tests: it must undo handbook/search.py's pack15 exactly
 
   var BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
 
@@ -182,11 +205,6 @@
     window.EstateSearchPending = null;
   }
 
-  function decodeBase64(packed) {
-    var bin = atob(packed), bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return bytes;
-  }
 
   function start(data, codes, t0) {
     S.timings.inflated = performance.now();
