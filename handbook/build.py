@@ -22,7 +22,7 @@ from handbook.models import BuildProblem, Notice, Procedure, SourceFile
 from handbook.pages import PUBLIC, STAFF, PageSpec, Views
 from handbook.search_docs import search_docs
 from handbook.sources import Expander, parse_sources
-from render.jinja import static_files
+from render.jinja import tree_assets
 from render.writer import write_page
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
         build_cache.clean(out)
     try:
         result = parallel.render_and_write(out, specs, cache, workers)            # write
-        assets = _assets()
+        assets = _assets(config)
         outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{t}/{search.INDEX_FILE}" for t in (STAFF, PUBLIC)}
         result.removed = build_cache.remove_stale(out, cache, outputs)
         saving = build_cache.save(config, out, cache, source_keys, outputs)  # written while the index is packed
@@ -111,16 +111,19 @@ def _progress(n: int, message: str) -> None:
         log.info(message.format(n=n))
 
 
-def _assets() -> dict[str, bytes]:
-    files = static_files()
-    return {f"{tree}/assets/{rel}": data for tree in (STAFF, PUBLIC) for rel, data in files.items()}
+def _assets(config: EstateConfig) -> dict[str, bytes]:
+    return {f"{tree}/assets/{rel}": data for tree in (STAFF, PUBLIC)
+            for rel, data in tree_assets({**_estate_context(config), "tree": tree}).items()}
+
+
+def _estate_context(config: EstateConfig) -> dict:
+    return {"estate": {"name": config.estate.name, "office": config.estate.office}, "language": config.estate.language}
 
 
 def _root_page(config: EstateConfig) -> dict[str, bytes]:
     from render.jinja import render
 
-    html = render("root.html", {"estate": {"name": config.estate.name, "office": config.estate.office},
-                                "language": config.estate.language})
+    html = render("root.html", _estate_context(config))
     return {ROOT_PAGE: html.encode("utf-8")}
 
 

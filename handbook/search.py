@@ -58,8 +58,8 @@ def build_index(docs: list[SearchDoc], config: EstateConfig,
                 synonyms: list[list[str]] | None = None) -> dict[str, bytes]:
     """Return {path relative to the tree root: file content}, e.g. {"assets/search-index.js": ...}.
 
-    SYNONYMS default to the estate's synonyms file. search.js and search.css are static assets: the
-    builder copies render/static/ into assets/.
+    SYNONYMS default to the estate's synonyms file. search.js and search.css are static sources: the
+    builder ships them inside assets/site.js and assets/site.css (render/jinja.py BUNDLES).
     """
     if synonyms is None:
         synonyms = load_synonyms(config.path(config.build.synonyms_file))

@@ -93,7 +93,7 @@ def test_search_index_from_the_saved_chunks_equals_a_cold_one(mini: Path, tmp_pa
     for tree in ("staff", "public"):
         warm = (mini / f"site/{tree}/assets/search-index.js").read_bytes()
         assert warm == (cold_root / f"site/{tree}/assets/search-index.js").read_bytes(), tree
-    assert "或到前台" in read_index_script((mini / "site/public/assets/search-index.js").read_text(encoding="utf-8"))["text"]
+    assert "或到前台" in read_index_script((mini / "site/public/assets/search-index.js").read_bytes())["text"]
 
 
 def test_a_damaged_search_cache_is_ignored(mini: Path, caplog: pytest.LogCaptureFixture) -> None:

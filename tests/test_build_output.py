@@ -136,9 +136,12 @@ def test_superseded_version_is_kept_hidden_and_linked_from_successor(mini_site: 
 def test_badges_follow_the_dates(mini_site: Path) -> None:
     overdue = (mini_site / "staff/procedures/t-001.html").read_text(encoding="utf-8")
     upcoming = (mini_site / "staff/procedures/t-002.html").read_text(encoding="utf-8")
-    assert "badge--review_overdue" in overdue and "复审日期（2026-06-01）已过" in overdue
-    assert "badge--upcoming" in upcoming and "2027-03-01 起生效" in upcoming
-    assert "badge--upcoming" not in overdue
+    assert "复审日期（2026-06-01）已过" in overdue and "2027-03-01 起生效" in upcoming
+    assert "起生效" not in overdue and "复审日期" not in upcoming
+    # the banner's note says it: the same fact is not repeated as a badge on the page
+    assert "badge--review_overdue" not in overdue and "badge--upcoming" not in upcoming
+    home = (mini_site / "staff/index.html").read_text(encoding="utf-8")
+    assert "badge--review_overdue" in home and "badge--upcoming" in home   # lists keep the badges
 
 
 def test_records_page_lists_each_record_with_its_procedures(mini_site: Path) -> None:
@@ -257,7 +260,7 @@ def test_a_new_day_renders_the_pages_whose_badges_change(mini: Path) -> None:
     later = set(build(load_config(mini), mini / "site", today=date(2027, 3, 2), workers=1).rendered)
     assert {"staff/procedures/t-002.html", "public/guides/t-002.html", "staff/index.html", "public/index.html"} <= later
     assert "staff/procedures/t-000.html" not in later and len(later) < len(first)
-    assert "badge--upcoming" not in (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
+    assert "起生效" not in (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
     assert "2027-03-02" in (mini / "site/staff/index.html").read_text(encoding="utf-8")
 
 
@@ -342,3 +345,25 @@ def test_listing_pages_follow_a_new_notice(mini: Path, watching: bool) -> None:
     rendered = set(build(config, mini / "site", today=TODAY, workers=1, watching=watching).rendered)
     assert {"staff/index.html", "staff/notices/index.html", "public/notices/index.html"} <= rendered
     assert "电梯保养通知" in (mini / "site/public/notices/index.html").read_text(encoding="utf-8")
+
+
+# ---- print header: estate names are free text in CSS -------------------------------------------
+
+@pytest.mark.parametrize("name", ['阳光"花园', "a\\b", "</style><script>alert(1)</script>", "两行\n名字", "A&B"])
+def test_css_string_keeps_any_name_inside_its_quotes(name: str) -> None:
+    from render.jinja import css_string
+
+    quoted = str(css_string(name))
+    inner = quoted[1:-1]
+    assert quoted[0] == quoted[-1] == '"' and not set(inner) & set('"<>&\n')
+    # a CSS parser reads the escapes back into the name: "\HEX " is one character
+    assert re.sub(r"\\([0-9A-F]+) ", lambda m: chr(int(m.group(1), 16)), inner) == name
+
+
+def test_tree_stylesheet_carries_the_print_header(mini_site: Path) -> None:
+    staff = (mini_site / "staff/assets/site.css").read_text(encoding="utf-8")
+    public = (mini_site / "public/assets/site.css").read_text(encoding="utf-8")
+    assert '@top-right { content: "测试花园 员工手册"; }' in staff
+    assert "@top-right" in public and "员工手册" not in public.rsplit("@media print", 1)[1]
+    page = (mini_site / "staff/procedures/t-001.html").read_text(encoding="utf-8")
+    assert '@top-left{content:"T-001 · v2.0"}' in page

@@ -26,7 +26,7 @@ def test_every_language_has_every_key(language: str) -> None:
 def test_every_key_used_by_a_template_exists() -> None:
     used = set()
     for template in TEMPLATES.rglob("*.html"):
-        used |= set(re.findall(r"t\('([a-z_.]+)'", template.read_text(encoding="utf-8")))
+        used |= set(re.findall(r"\bt\('([a-z_.]+)'", template.read_text(encoding="utf-8")))
     static = {k for k in used if not k.endswith(".")}
     assert static <= _keys("zh-Hans"), static - _keys("zh-Hans")
 
@@ -47,8 +47,10 @@ def test_search_ui_strings_follow_the_estate_language(mini: Path) -> None:
                     encoding="utf-8")
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     page = (mini / "site/staff/search.html").read_text(encoding="utf-8")
-    assert 'placeholder="搜尋規程、知識庫（按 / 鍵）"' in page and "輸入關鍵詞" in page
+    assert "輸入關鍵詞" in page
     ui = json.loads(re.search(r"window\.EstateSearchUI = (\{.*?\});</script>", page).group(1))
     assert ui["pages"] == "個頁面" and ui["kinds"]["faq"] == "知識庫"
-    default = (mini / "site/public/index.html").read_text(encoding="utf-8")
-    assert "搜尋公告、辦事指南" in default
+    assert ui["placeholder"] == {"staff": "搜尋規程、知識庫（按 / 鍵）", "public": "搜尋公告、辦事指南（按 / 鍵）"}
+    public = (mini / "site/public/index.html").read_text(encoding="utf-8")
+    assert "搜尋公告、辦事指南" in public                     # as itself, not \\u escapes
+    assert "</script>" not in json.dumps(ui) and "\\u" not in page.split("EstateSearchUI", 1)[1].split("</script>")[0]

@@ -591,13 +591,18 @@
     loading: "正在载入索引…", loadError: "搜索索引载入失败：请确认 assets/search-index.js 存在。",
     label: "搜索手册", results: "搜索结果",
     any: "全部", department: "部门", category: "类别", audience: "适用对象", tag: "标签",
+    placeholder: { staff: "搜索规程、知识库（按 / 键）", public: "搜索公告、办事指南（按 / 键）" },
     kinds: { procedure: "规程", faq: "知识库", notice: "公告" },
     audiences: { staff: "员工", resident: "住户", both: "员工和住户" },
   };
   if (window.EstateSearchUI) Object.assign(UI, window.EstateSearchUI);   // another language's strings
   S.UI = UI;
 
-  function rootOf(el) { return (el && el.getAttribute("data-root")) || ""; }
+  /* The tree's root as a relative URL ("", "../"): an element's data-root, else where this script was
+     loaded from (pages load it as ROOT + "assets/site.js"), so pages need not repeat it. */
+  var OWN_SRC = (document.currentScript && document.currentScript.getAttribute("src")) || "";
+  var SCRIPT_ROOT = (OWN_SRC.match(/^(.*?)assets\/[^\/?#]*(?:[?#].*)?$/) || ["", ""])[1];
+  function rootOf(el) { return (el && el.getAttribute("data-root")) || SCRIPT_ROOT; }
 
   function resultHtml(r, root, sections) {
     var p = r.page, kind = UI.kinds[p.kind] || p.kind;
@@ -777,7 +782,11 @@
   }
 
   /* The header box is made here, not shipped in every page: search needs this script anyway, and the
-     form's markup was ~5% of a thousand-page handbook. Its placeholder comes with the page (per tree). */
+     form's markup was ~5% of a thousand-page handbook. Its placeholder is the tree's, from UI. */
+  function placeholder() {
+    return UI.placeholder[document.body.classList.contains("tree-public") ? "public" : "staff"] || "";
+  }
+
   function makeBox(slot) {
     var root = rootOf(slot);
     slot.innerHTML =
@@ -785,7 +794,7 @@
       '<label class="es-visually-hidden" for="es-q">' + escapeHtml(UI.label) + "</label>" +
       '<input id="es-q" type="search" name="q" autocomplete="off" role="combobox" aria-autocomplete="list"' +
       ' aria-controls="es-dropdown" aria-expanded="false" placeholder="' +
-      escapeHtml(slot.getAttribute("data-placeholder") || "") + '">' +
+      escapeHtml(slot.getAttribute("data-placeholder") || placeholder()) + '">' +
       '<div id="es-dropdown" class="es-dropdown" role="listbox" aria-label="' + escapeHtml(UI.results) +
       '" hidden></div></form>';
     var form = slot.firstChild;
