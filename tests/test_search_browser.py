@@ -239,6 +239,30 @@ def test_damaged_index_says_so(page, tmp_path, damage):
     assert page.evaluate("EstateSearch.loadError") is True
 
 
+@pytest.mark.parametrize("where", ["search page", "drop-down"])
+def test_index_file_cut_short_says_so(browser, tmp_path, where):
+    """A file cut mid-way is not even valid JavaScript: both the search page and the header box report it."""
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    site = write_site(tmp_path)
+    path = site / "assets" / "search-index.js"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    if where == "search page":
+        page.goto(site.as_uri() + "/search.html?q=" + quote("投诉"))
+        page.wait_for_function("document.querySelector('.es-status').textContent.includes('载入失败')")
+    else:
+        page.goto(site.as_uri() + "/index.html")
+        page.keyboard.press("/")
+        page.keyboard.type("投诉")
+        page.wait_for_function("document.querySelector('#es-dropdown').textContent.includes('载入失败')")
+    assert page.evaluate("EstateSearch.loadError") is True
+    context.close()
+    assert len(errors) == 1, errors       # the cut file's own syntax error, and nothing after it
+
+
 def test_ui_strings_can_come_from_the_catalogue(page, tmp_path):
     """A page that passes search_ui gets its strings (the catalogue's other languages), not the Chinese defaults."""
     site = write_site(tmp_path)

@@ -173,7 +173,8 @@
   function loadFailed() {
     S.loadError = true;
     Promise.resolve().then(function () {   // after this script has run: UI is defined by then
-      document.querySelectorAll(".es-status").forEach(function (el) { el.textContent = UI.loadError; });
+      // the search page's status line, and a drop-down still saying "loading"
+      document.querySelectorAll(".es-status, .es-loading").forEach(function (el) { el.textContent = UI.loadError; });
     });
   }
 
@@ -249,7 +250,9 @@
     if (document.querySelector('script[src$="assets/search-index.js"]')) return;  // search.html loads it itself
     var el = document.createElement("script");
     el.src = root + "assets/search-index.js";
-    el.onerror = function () { loadStarted = false; S.loadError = true; };
+    el.onerror = function () { loadStarted = false; loadFailed(); };   // missing: a later focus tries again
+    // a file cut short (a USB copy) fails to parse but still fires load: it never called ready()
+    el.onload = function () { if (!S.timings) loadFailed(); };
     document.head.appendChild(el);
   };
 
@@ -650,7 +653,7 @@
     function render() {
       var q = input.value;
       if (!q.trim()) { close(); return; }
-      if (!idx) { list.innerHTML = '<p class="es-none">' + (S.loadError ? UI.loadError : UI.loading) + "</p>"; list.hidden = false; return; }
+      if (!idx) { list.innerHTML = '<p class="es-none es-loading">' + (S.loadError ? UI.loadError : UI.loading) + "</p>"; list.hidden = false; return; }
       var out = S.search(q, { limit: 8, sections: 1, width: 70 });
       list.innerHTML = out.results.length
         ? out.results.map(function (r) { return resultHtml(r, root, 1); }).join("") +
@@ -736,7 +739,7 @@
     status.textContent = UI.loading;
     S.load(root, function () { fillFilters(); render(); });
     // the index script has run by "load" (it may still be inflating); if it never ran, it is missing
-    window.addEventListener("load", function () { if (!idx && !S.timings) status.textContent = UI.loadError; });
+    window.addEventListener("load", function () { if (!idx && !S.timings) loadFailed(); });
     input.addEventListener("input", function () { if (idx) render(); });
     FILTERS.forEach(function (n) { if (selects[n]) selects[n].addEventListener("change", function () { if (idx) render(); }); });
     box.querySelector("form").addEventListener("submit", function (e) { e.preventDefault(); if (idx) render(); });
