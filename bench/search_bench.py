@@ -297,7 +297,6 @@ PACK_ROUNDS = 5
 
 def measure_pack(root: Path, site: Path) -> None:
     """Time search.build_index on the corpus's docs: cold, warm unchanged, warm after one edit, per level."""
-    import dataclasses
 
     from estate.config import load_config
     from handbook import search
@@ -328,7 +327,7 @@ def measure_pack(root: Path, site: Path) -> None:
             sames.append(_timed(lambda: search.build_index(docs, config))[0])
             edited = list(docs)
             k = (len(docs) // PACK_ROUNDS) * r + 7
-            edited[k] = dataclasses.replace(edited[k], text=edited[k].text + f"补充说明第{r}条。")
+            edited[k] = edited[k]._replace(text=edited[k].text + f"补充说明第{r}条。")
             ms, warm = _timed(functools.partial(search.build_index, edited, config))
             edits.append(ms)
             search._CACHE.clear()

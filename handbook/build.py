@@ -66,7 +66,8 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     expander = Expander.load(config)
     cache = build_cache.load(out, config, expander.digest)
 
-    sources = discover(config, remember=watching)                                # discover
+    known = None if watching else build_cache.known_sources(cache)  # --watch remembers them itself
+    sources = discover(config, remember=watching, known=known)                   # discover
     _progress(len(sources), "解析 {n} 个源文件…")
     parsed = parse_sources(sources, config, expander, cache, workers)            # parse
     source_keys = {s.digest + s.kind for s in sources}

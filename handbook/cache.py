@@ -17,7 +17,9 @@ import hashlib
 import logging
 import marshal
 import shutil
+import struct
 import sys
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
@@ -84,26 +86,39 @@ def cache_path(config: EstateConfig, out: Path) -> Path:
     return folder(config) / f"{key}.cache"
 
 
+MAGIC = b"estate-desk build cache 3\n"   # a file in an older layout is a cold build, silently
+_FRAME = struct.Struct("<Q")              # each marshal blob is preceded by its length
+
+
 def _read(path: Path) -> BuildCache:
     try:
-        with path.open("rb") as fh:
-            head = marshal.load(fh)
-            cache = BuildCache(**head)
-            while batch := _next(fh):  # the parsed results follow in batches, see _dump
-                cache.parsed.update((key, _decode(value)) for key, value in batch)
-        return cache
+        data = memoryview(path.read_bytes())
     except FileNotFoundError:
         return BuildCache()
-    except Exception as exc:  # a damaged or old-format cache only costs a cold build
+    if data[:len(MAGIC)] != MAGIC:
+        log.debug("build cache %s is in an older layout: building cold", path)
+        return BuildCache()
+    try:
+        frames = _frames(data, len(MAGIC))
+        cache = BuildCache(**marshal.loads(next(frames)))
+        for blob in frames:  # the parsed results follow in batches, see _dump
+            cache.parsed.update((key, _decode(value)) for key, value in marshal.loads(blob))
+        return cache
+    except Exception as exc:  # a damaged cache only costs a cold build
         log.warning("ignoring unreadable build cache %s: %s", path, exc)
         return BuildCache()
 
 
-def _next(fh) -> list | None:  # noqa: ANN001
-    try:
-        return marshal.load(fh)
-    except EOFError:
-        return None
+def _frames(data: memoryview, at: int) -> Iterator[memoryview]:
+    """The length-prefixed blobs of DATA from AT. marshal.loads over the bytes read at once: marshal.load
+    on a file reads it object by object, 4x slower (0.12 s against 0.03 for 12 MB at 1,000 procedures)."""
+    while at < len(data):
+        (size,) = _FRAME.unpack_from(data, at)
+        at += _FRAME.size
+        if at + size > len(data):
+            raise ValueError("cut short")
+        yield data[at:at + size]
+        at += size
 
 
 # ---- parsed results as plain data (str, int, tuple, list, dict, None) for marshal ----------------------
@@ -154,6 +169,12 @@ def _decode_field(name: str, value: Any) -> Any:
     return value
 
 
+def known_sources(cache: BuildCache) -> dict[Path, tuple[tuple[int, int], SourceFile]]:
+    """The source files the cached results were parsed from, by path, with the stamp they had then (for discover)."""
+    return {item.source.path: (item.source.stamp, item.source)
+            for item, _ in cache.parsed.values() if item is not None and item.source.stamp != (0, 0)}
+
+
 def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], outputs: set[str]) -> Future:
     """Keep only what this build used, and write it in the background; the future says when it is written.
 
@@ -178,11 +199,18 @@ def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path) -> Non
     head = {f.name: getattr(cache, f.name) for f in fields(cache)}  # its parsed results follow in batches
     try:
         with atomic_file(path) as fh:
-            marshal.dump(head, fh)
+            fh.write(MAGIC)
+            _write_frame(fh, head)
             for start in range(0, len(parsed), DUMP_BATCH):
-                marshal.dump([(key, _encode(value)) for key, value in parsed[start:start + DUMP_BATCH]], fh)
+                _write_frame(fh, [(key, _encode(value)) for key, value in parsed[start:start + DUMP_BATCH]])
     except (ValueError, OSError) as exc:  # a value marshal cannot hold, a full disk: the old file stays, and
         log.warning("build cache not saved (%s): %s", path, exc)  # its entries, keyed by content, stay right
+
+
+def _write_frame(fh, value: Any) -> None:  # noqa: ANN001
+    blob = marshal.dumps(value)
+    fh.write(_FRAME.pack(len(blob)))
+    fh.write(blob)
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,14 +17,17 @@ log = logging.getLogger(__name__)
 INTRO_NAMES = ("index.md", "README.md")
 
 
-def discover(config: EstateConfig, remember: bool = False) -> list[SourceFile]:
+def discover(config: EstateConfig, remember: bool = False,
+             known: dict[Path, tuple[tuple[int, int], SourceFile]] | None = None) -> list[SourceFile]:
     """Read every procedure and notice file, in a stable order.
 
-    REMEMBER (watch mode) keeps what was read, so the next call re-reads only files whose size or
-    mtime changed; a one-off build does not hold on to the bytes.
+    A file whose size and mtime are those of a file the last build parsed is not read again (its
+    SourceFile comes back without bytes; parse_sources finds its result in the cache). REMEMBER
+    (watch mode) keeps what was read for the next call; a one-off build passes KNOWN, what the build
+    cache says it parsed, and does not hold on to the bytes.
     """
     found: list[SourceFile] = []
-    seen = _SEEN.get(config.root.resolve(), {}) if remember else {}
+    seen = _SEEN.get(config.root.resolve(), {}) if remember else (known or {})
     for folder, kind in ((config.build.procedures_dir, "procedure"), (config.build.notices_dir, "notice")):
         base = config.path(folder)
         if not base.is_dir():
@@ -48,11 +52,17 @@ def reread(source: SourceFile) -> SourceFile:
 _SEEN: dict[Path, dict[Path, tuple[tuple[int, int], SourceFile]]] = {}
 
 
+# A file modified this recently may be modified again within the same mtime tick (file times advance
+# in steps of a few ms) and keep its size: its stamp is not trusted, it is read and hashed every time.
+RACY_NS = 2_000_000_000
+
+
 def _read(path: Path, rel: str, kind: str, seen: dict, shown: str) -> SourceFile:
     st = os.stat(path)
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_mtime_ns, st.st_size) if time.time_ns() - st.st_mtime_ns > RACY_NS else (0, 0)
     known = seen.get(path)
-    if known and known[0] == stamp and (known[1].rel, known[1].kind, known[1].shown) == (rel, kind, shown):
+    if known and stamp != (0, 0) and known[0] == stamp and \
+            (known[1].rel, known[1].kind, known[1].shown) == (rel, kind, shown):
         return known[1]
     with open(path, "rb") as fh:  # plain open(): pathlib's per-call overhead shows at 1,000s of files
         raw = fh.read()

@@ -19,8 +19,9 @@ import struct
 import tomllib
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from estate.config import EstateConfig
 from handbook.search_fold import browser_map, code_points, fold, fold_char
@@ -37,8 +38,9 @@ class SearchConfigError(ValueError):
     """The synonym file is unreadable or malformed."""
 
 
-@dataclass(frozen=True, slots=True)  # 50,000 of them at 5,000 procedures (kept by --watch)
-class SearchDoc:
+# A named tuple: 10,000 are made for every build at 1,000 procedures, and hashed and compared as cache
+# keys; a tuple does all three in C (a frozen dataclass took ~60 ms of a one-page rebuild to make them).
+class SearchDoc(NamedTuple):
     """One section of a page, the unit that search finds."""
 
     url: str            # relative to the tree root, with anchor: "procedures/cs-sop-003.html#交接班"
@@ -137,10 +139,7 @@ class _Chunk:
 
 
 class _Docs:
-    """A chunk's docs as a cache key: their fields as plain tuples, hashed once and compared in C.
-
-    SearchDoc's generated __hash__ and __eq__ run Python code, ~1 µs a doc: 20 ms of a warm build.
-    """
+    """A chunk's docs as a cache key: a tuple of them (tuples themselves), hashed once and compared in C."""
 
     __slots__ = ("docs", "rows", "hash", "_digest")
 
@@ -154,7 +153,8 @@ class _Docs:
         """A digest of the rows that is the same in every process (hash() is not), for the saved cache."""
         if not self._digest:
             # marshal format 2 writes no back-references: equal rows give equal bytes whatever they share
-            self._digest = hashlib.blake2b(marshal.dumps(self.rows, 2), digest_size=16).digest()
+            plain = tuple(map(tuple, self.rows))   # marshal takes plain tuples only, not SearchDoc
+            self._digest = hashlib.blake2b(marshal.dumps(plain, 2), digest_size=16).digest()
         return self._digest
 
     def __hash__(self) -> int:
@@ -215,9 +215,8 @@ class _PackCache:
     # (~0.35 s at 1,000 procedures). marshal, for the reason given in handbook/cache.py.
 
     def load(self, path: Path, stamp: str) -> None:
-        try:
-            with path.open("rb") as fh:
-                saved_stamp, chunks, pieces = marshal.load(fh)
+        try:   # loads over the bytes read at once: marshal.load on a file reads it object by object, 3x slower
+            saved_stamp, chunks, pieces = marshal.loads(path.read_bytes())
         except FileNotFoundError:
             return
         except Exception as exc:  # damaged or old: the index is packed from scratch
@@ -243,8 +242,7 @@ class _PackCache:
 
 
 _CACHE = _PackCache()
-_NAMES = [f.name for f in fields(SearchDoc)]
-_FIELDS = operator.attrgetter(*_NAMES)
+_NAMES = list(SearchDoc._fields)
 _URL, _SECTION, _TEXT, _KIND = (operator.itemgetter(_NAMES.index(n)) for n in ("url", "section", "text", "kind"))
 _FIRST = operator.itemgetter(0)
 
@@ -253,7 +251,7 @@ def _chunks(docs: list[SearchDoc]) -> list[tuple[_Docs, _Chunk]]:
     """Cut DOCS, grouped by page, into cached chunks of whole pages."""
     # Every doc is looked at on every rebuild, so this runs in C (map, itemgetter, accumulate):
     # the same steps as Python loops took ~20 ms at 10,000 sections.
-    rows = list(map(_FIELDS, docs))
+    rows = docs
     if not set(map(_KIND, rows)) <= set(INDEXED_KINDS):
         bad = next(d for d in docs if d.kind not in INDEXED_KINDS)
         raise ValueError(f"{bad.url}: 不能索引类型为 {bad.kind!r} 的内容（只索引规程、知识库和公告）")
