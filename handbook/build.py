@@ -84,6 +84,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
         build_cache.clean(out)
+    build_cache.start_writing(config, out)
     try:
         result = parallel.render_and_write(out, specs, cache, workers)            # write
         assets = _assets(config)

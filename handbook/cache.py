@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import CONFIG_FILE, EstateConfig
+from handbook.discover import UNTRUSTED
 from handbook.models import BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
 from render.jinja import assets_digest
 from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
 
+TREES = ("staff", "public")   # handbook.pages.STAFF, PUBLIC: the folders a build owns under its output
 _MEMO: dict[Path, BuildCache] = {}   # watch mode keeps the cache in memory between builds
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")  # one write at a time
 
@@ -55,14 +57,44 @@ def load(out: Path, config: EstateConfig, policy_digest: str) -> BuildCache:
     config_bytes = config.path(CONFIG_FILE).read_bytes()
     parse_stamp = hashlib.sha256(config_bytes + policy_digest.encode() + code_digest().encode()).hexdigest()
     page_stamp = hashlib.sha256((parse_stamp + assets_digest()).encode()).hexdigest()
-    cache = _MEMO.get(out.resolve()) or _read(cache_path(config, out))
+    cache = _MEMO.get(out.resolve())
+    cut_short = False
+    if cache is None:  # (--watch keeps its cache in memory, which knows what it wrote; its save may still run)
+        cache = _read(cache_path(config, out))
+        cut_short = _cut_short(config, out, cache)
     if cache.parse_stamp != parse_stamp:
         cache.parsed.clear()
-    if cache.page_stamp != page_stamp:
+    if cache.page_stamp != page_stamp or cut_short:
         cache.pages.clear()
         cache.signatures.clear()
     cache.parse_stamp, cache.page_stamp = parse_stamp, page_stamp
     return cache
+
+
+# A build writes pages first and its cache last. One cut short in between (killed, a full disk) leaves
+# pages the cache knows nothing of: a marker beside the cache says so until the cache is saved.
+
+def _writing_marker(config: EstateConfig, out: Path) -> Path:
+    return cache_path(config, out).with_suffix(".writing")
+
+
+def start_writing(config: EstateConfig, out: Path) -> None:
+    """Called before the first page is written."""
+    marker = _writing_marker(config, out)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def _cut_short(config: EstateConfig, out: Path, cache: BuildCache) -> bool:
+    """Did the last build stop between writing pages and saving the cache? Then no page on disk is known:
+    every page is rendered again, and every file in the trees counts as written by the last build, so
+    that one whose source is gone since is removed."""
+    if not _writing_marker(config, out).exists():
+        return False
+    log.info("the last build into %s was cut short: every page is rendered again", out)
+    cache.outputs |= {p.relative_to(out).as_posix() for tree in TREES if (out / tree).is_dir()
+                      for p in (out / tree).rglob("*") if p.is_file()}
+    return True
 
 
 @cache
@@ -97,7 +129,7 @@ def _read(path: Path) -> BuildCache:
         return BuildCache()
     if data[:len(MAGIC)] != MAGIC:
         log.debug("build cache %s is in an older layout: building cold", path)
-        return BuildCache()
+        return BuildCache(outputs=_older_outputs(data))
     try:
         frames = _frames(data, len(MAGIC))
         cache = BuildCache(**marshal.loads(next(frames)))
@@ -107,6 +139,17 @@ def _read(path: Path) -> BuildCache:
     except Exception as exc:  # a damaged cache only costs a cold build
         log.warning("ignoring unreadable build cache %s: %s", path, exc)
         return BuildCache()
+
+
+def _older_outputs(data: memoryview) -> set[str]:
+    """The pages an older layout's cache says its build wrote (its head, a marshalled dict, came first):
+    kept, so that a page whose procedure is deleted along with an upgrade is still removed."""
+    try:
+        head = marshal.loads(data)
+        outputs = head.get("outputs", set()) if isinstance(head, dict) else set()
+        return {o for o in outputs if isinstance(o, str)} if isinstance(outputs, (set, frozenset)) else set()
+    except Exception:  # not even that: nothing to keep
+        return set()
 
 
 def _frames(data: memoryview, at: int) -> Iterator[memoryview]:
@@ -169,10 +212,10 @@ def _decode_field(name: str, value: Any) -> Any:
     return value
 
 
-def known_sources(cache: BuildCache) -> dict[Path, tuple[tuple[int, int], SourceFile]]:
+def known_sources(cache: BuildCache) -> dict[Path, tuple[tuple[int, ...], SourceFile]]:
     """The source files the cached results were parsed from, by path, with the stamp they had then (for discover)."""
     return {item.source.path: (item.source.stamp, item.source)
-            for item, _ in cache.parsed.values() if item is not None and item.source.stamp != (0, 0)}
+            for item, _ in cache.parsed.values() if item is not None and item.source.stamp != UNTRUSTED}
 
 
 def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], outputs: set[str]) -> Future:
@@ -188,14 +231,15 @@ def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], out
     # a copy of the containers (not of what they hold): the next --watch build changes them meanwhile
     snapshot = replace(cache, parsed={}, pages=dict(cache.pages), signatures=dict(cache.signatures),
                        outputs=set(cache.outputs))
-    return _WRITER.submit(_dump, snapshot, list(cache.parsed.items()), cache_path(config, out))
+    return _WRITER.submit(_dump, snapshot, list(cache.parsed.items()), cache_path(config, out),
+                          _writing_marker(config, out))
 
 
 DUMP_BATCH = 200  # parsed results encoded and written at a time: no copy of the whole cache in memory
 
 
-def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path) -> None:
-    """Write the cache: its small part, then the parsed results in batches."""
+def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path, marker: Path) -> None:
+    """Write the cache: its small part, then the parsed results in batches; then the build is complete."""
     head = {f.name: getattr(cache, f.name) for f in fields(cache)}  # its parsed results follow in batches
     try:
         with atomic_file(path) as fh:
@@ -203,8 +247,9 @@ def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path) -> Non
             _write_frame(fh, head)
             for start in range(0, len(parsed), DUMP_BATCH):
                 _write_frame(fh, [(key, _encode(value)) for key, value in parsed[start:start + DUMP_BATCH]])
+        marker.unlink(missing_ok=True)
     except (ValueError, OSError) as exc:  # a value marshal cannot hold, a full disk: the old file stays, and
-        log.warning("build cache not saved (%s): %s", path, exc)  # its entries, keyed by content, stay right
+        log.warning("build cache not saved (%s): %s", path, exc)  # the marker with it: pages are redone
 
 
 def _write_frame(fh, value: Any) -> None:  # noqa: ANN001
@@ -214,10 +259,16 @@ def _write_frame(fh, value: Any) -> None:  # noqa: ANN001
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:
-    """Delete pages the last build wrote that this build no longer produces (a removed procedure)."""
+    """Delete pages the last build wrote that this build no longer produces (a removed procedure).
+
+    Only inside OUT: the list comes from a file in var/, which must not be able to name any other file.
+    """
     removed = 0
     for rel in sorted(cache.outputs - outputs):
         path = out / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            log.warning("not removing %s: outside %s", rel, out)
+            continue
         if path.is_file():
             path.unlink()
             removed += 1

@@ -18,10 +18,10 @@ INTRO_NAMES = ("index.md", "README.md")
 
 
 def discover(config: EstateConfig, remember: bool = False,
-             known: dict[Path, tuple[tuple[int, int], SourceFile]] | None = None) -> list[SourceFile]:
+             known: dict[Path, tuple[tuple[int, ...], SourceFile]] | None = None) -> list[SourceFile]:
     """Read every procedure and notice file, in a stable order.
 
-    A file whose size and mtime are those of a file the last build parsed is not read again (its
+    A file whose stamp (size, mtime, ctime, inode) is that of a file the last build parsed is not read again (its
     SourceFile comes back without bytes; parse_sources finds its result in the cache). REMEMBER
     (watch mode) keeps what was read for the next call; a one-off build passes KNOWN, what the build
     cache says it parsed, and does not hold on to the bytes.
@@ -47,21 +47,26 @@ def reread(source: SourceFile) -> SourceFile:
     return source if source.raw else _read(source.path, source.rel, source.kind, {}, source.shown)
 
 
-# estate root -> {path: ((mtime_ns, size), SourceFile without its bytes)} from the last --watch build:
-# unchanged files are not read again, and their bytes (25 MB at 5,000 procedures) are not kept
-_SEEN: dict[Path, dict[Path, tuple[tuple[int, int], SourceFile]]] = {}
+# estate root -> {path: (stamp, SourceFile without its bytes)} from the last --watch build: unchanged
+# files are not read again, and their bytes (25 MB at 5,000 procedures) are not kept
+_SEEN: dict[Path, dict[Path, tuple[tuple[int, ...], SourceFile]]] = {}
+UNTRUSTED = (0, 0)  # the stamp of a file read while it may still have been changing
 
 
-# A file modified this recently may be modified again within the same mtime tick (file times advance
-# in steps of a few ms) and keep its size: its stamp is not trusted, it is read and hashed every time.
+# A file changed this recently may change again within the same tick of the file clock (a few ms) and
+# keep its size: its stamp is not trusted, it is read and hashed every time.
 RACY_NS = 2_000_000_000
 
 
 def _read(path: Path, rel: str, kind: str, seen: dict, shown: str) -> SourceFile:
     st = os.stat(path)
-    stamp = (st.st_mtime_ns, st.st_size) if time.time_ns() - st.st_mtime_ns > RACY_NS else (0, 0)
+    # mtime alone can be set back (tar, cp -p, rsync -t, touch -d, mv of an older file); ctime cannot:
+    # any of those, and any write, sets it to now. The inode tells a replaced file from the one it replaced.
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) <= RACY_NS:
+        stamp = UNTRUSTED
     known = seen.get(path)
-    if known and stamp != (0, 0) and known[0] == stamp and \
+    if known and stamp != UNTRUSTED and known[0] == stamp and \
             (known[1].rel, known[1].kind, known[1].shown) == (rel, kind, shown):
         return known[1]
     with open(path, "rb") as fh:  # plain open(): pathlib's per-call overhead shows at 1,000s of files

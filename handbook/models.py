@@ -20,7 +20,7 @@ class SourceFile:
     raw: bytes
     digest: str         # sha256 of raw, for the incremental-build manifest
     shown: str = ""     # the path problems are reported under, relative to the estate root
-    stamp: tuple[int, int] = (0, 0)  # (mtime_ns, size) when read: --watch re-reads only changed files
+    stamp: tuple[int, ...] = (0, 0)  # (mtime_ns, size, ctime_ns, inode) when read, see discover._read
 
     def __post_init__(self) -> None:
         if not self.shown:

@@ -114,6 +114,7 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
     for src in sources:
         hit = cache.parsed.get(src.digest + src.kind)
         if hit is not None and hit[0] is not None and _same_file(hit[0], src):
+            _restamp(hit[0], src)
             results[src.rel + src.kind] = hit
         else:
             todo.append(src)
@@ -134,6 +135,13 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
         elif src.kind == "procedure":
             parsed.unparsed.add(src.rel)
     return parsed
+
+
+def _restamp(item: Procedure | Notice | Intro, src: SourceFile) -> None:
+    """A file read again (touched, copied, checked out) but unchanged: keep the stamp it has now, so the
+    next one-off build can trust it instead of reading it every time."""
+    if src.raw and item.source.stamp != src.stamp:
+        item.source = replace(item.source, stamp=src.stamp)
 
 
 def _same_file(item: object, src: SourceFile) -> bool:

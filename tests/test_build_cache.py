@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import sys
-import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import pytest
 
 from estate.config import load_config
 from handbook import cache as build_cache
+from handbook import discover
 from handbook.build import build
 from handbook.search import read_index_script
 from tests.conftest import TODAY
@@ -146,17 +147,17 @@ def test_compiled_templates_live_with_the_program_not_in_var(mini: Path, monkeyp
         [_cache_file(mini).name, "search.cache"])  # var/build/ holds data only
 
 
-# ---- one-off builds trust a file's size and mtime, unless the file was still changing --------------
+# ---- one-off builds trust a file's stamp, unless the file was still changing ------------------------
 
-def _age(root: Path, seconds: float = 60) -> None:
-    """Make every source look written SECONDS ago (a test writes its files just before building)."""
-    old = time.time_ns() - int(seconds * 1e9)
-    for path in (root / "procedures").rglob("*.md"):
-        os.utime(path, ns=(old, old))
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files count as settled however new: a test writes its files just before building (and cannot age a
+    ctime), so without this every stamp would be untrusted."""
+    monkeypatch.setattr(discover, "RACY_NS", -1)
 
 
-def test_a_one_off_build_does_not_read_files_it_parsed_before(mini: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _age(mini)
+def test_a_one_off_build_does_not_read_files_it_parsed_before(mini: Path, settled: None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     build_cache._MEMO.clear()                     # a new process: only the file on disk
     opened: list[str] = []
@@ -169,24 +170,102 @@ def test_a_one_off_build_does_not_read_files_it_parsed_before(mini: Path, monkey
     assert read == {"duty.md"} and again.parsed == 1
 
 
-def test_a_file_changed_within_the_same_mtime_tick_is_still_seen(mini: Path) -> None:
-    """Same size, same mtime (two saves inside one tick of the file clock): its stamp was never trusted."""
+@pytest.mark.parametrize("how", ["rewritten, old mtime put back", "replaced by a copy with the old mtime"])
+def test_a_changed_file_with_its_old_size_and_mtime_is_still_seen(mini: Path, settled: None, how: str) -> None:
+    """tar, cp -p, rsync -t and touch -d set mtime back; ctime and the inode still tell."""
     edited = mini / "procedures/duty.md"
-    edited.touch()                                                     # saved just now
-    build(load_config(mini), mini / "site", today=TODAY, workers=1)   # read within the tick: racy
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
     build_cache._MEMO.clear()
     before = os.stat(edited)
     text = edited.read_text(encoding="utf-8")
-    assert "值班" in text
-    edited.write_text(text.replace("值班", "值守", 1), encoding="utf-8")           # same byte length
+    changed = text.replace("值班规程", "值守规程", 1)                  # same byte length
+    if how.startswith("rewritten"):
+        edited.write_text(changed, encoding="utf-8")
+    else:
+        copy = edited.with_name("copy.tmp")
+        copy.write_text(changed, encoding="utf-8")
+        copy.replace(edited)
     os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert os.stat(edited).st_size == before.st_size
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
-    assert "值守" in (mini / "site/staff/procedures" / _slug_of(mini, edited)).read_text(encoding="utf-8")
+    assert "值守规程" in (mini / "site/staff/procedures/t-001.html").read_text(encoding="utf-8")
 
 
-def _slug_of(root: Path, source: Path) -> str:
-    for line in source.read_text(encoding="utf-8").splitlines():
-        if line.startswith("id:"):
-            return line.split(":", 1)[1].strip().strip("\"'").lower() + ".html"
-    raise AssertionError(f"{source} has no id")
+def test_a_file_read_while_it_may_still_change_is_never_trusted(mini: Path) -> None:
+    """Two saves inside one tick of the file clock can leave size, mtime and ctime alike: a file this
+    fresh is read again by every build until it has settled."""
+    edited = mini / "procedures/duty.md"
+    edited.touch()
+    fresh = next(s for s in discover.discover(load_config(mini)) if s.path.name == "duty.md")
+    assert fresh.stamp == discover.UNTRUSTED and fresh.raw
+    assert not any(p.name == "duty.md" for p in build_cache.known_sources(_built_cache(mini)))
+
+
+def _built_cache(root: Path) -> build_cache.BuildCache:
+    build(load_config(root), root / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    return build_cache._read(_cache_file(root))
+
+
+def test_a_file_read_again_unchanged_is_trusted_next_time(mini: Path, settled: None) -> None:
+    """A touched (or checked-out, copied) file is read once, then known by its new stamp."""
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    (mini / "procedures/duty.md").touch()
+    known = build_cache.known_sources(_built_cache(mini))
+    stamp = next(v[0] for k, v in known.items() if k.name == "duty.md")
+    st = os.stat(mini / "procedures/duty.md")
+    assert stamp == (st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)
+
+
+def test_pages_written_by_a_build_cut_short_are_redone_and_cleaned_up(mini: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after writing pages, before saving its cache: the next build must not trust the old cache's
+    fingerprints (the pages on disk are newer), and must remove a page whose source has gone since."""
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    extra = mini / "procedures/extra.md"
+    extra.write_text((mini / "procedures/duty.md").read_text(encoding="utf-8")
+                     .replace("T-001", "T-099").replace("supersedes: T-000\n", ""), encoding="utf-8")
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(build_cache, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    monkeypatch.undo()
+    assert (mini / "site/staff/procedures/t-099.html").is_file()
+    build_cache._MEMO.clear()
+    extra.unlink()
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert not (mini / "site/staff/procedures/t-099.html").exists()
+    assert "T-099" not in (mini / "site/staff/index.html").read_text(encoding="utf-8")
+    assert not build_cache._writing_marker(load_config(mini), mini / "site").exists()
+
+
+def test_an_older_cache_layout_still_removes_pages_of_deleted_procedures(mini: Path) -> None:
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    path = _cache_file(mini)
+    outputs = build_cache._read(path).outputs
+    path.write_bytes(marshal.dumps({"parse_stamp": "old", "outputs": outputs | {"staff/procedures/gone.html"},
+                                    "planted": 1}) + marshal.dumps([]))
+    (mini / "site/staff/procedures/gone.html").write_text("old page", encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert not (mini / "site/staff/procedures/gone.html").exists()
+
+
+def test_a_planted_cache_cannot_delete_files_outside_the_site(mini: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    rel = os.path.relpath(victim, mini / "site")
+    path = _cache_file(mini)
+    path.write_bytes(marshal.dumps({"outputs": {rel, str(victim)}}))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert victim.read_text(encoding="utf-8") == "keep me"
+
+
+def test_tree_names_agree_with_the_pages_module() -> None:
+    from handbook.pages import PUBLIC, STAFF
+    assert build_cache.TREES == (STAFF, PUBLIC)
