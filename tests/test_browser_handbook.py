@@ -64,6 +64,14 @@ def test_header_search_box_knows_its_tree(page, base: str, path: str, placeholde
     page.wait_for_selector(".es-page-results .es-result, .es-status")
 
 
+def test_tag_chips_on_a_procedure_keep_apart(page, base: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/staff/procedures/t-001.html")
+    chips = page.locator(".proc-tags a")
+    assert chips.count() >= 2
+    first, second = chips.nth(0).bounding_box(), chips.nth(1).bounding_box()
+    assert second["x"] - (first["x"] + first["width"]) >= 6       # a space and both margins apart
+
+
 def test_print_stylesheet_hides_navigation(page, base: str) -> None:  # noqa: ANN001
     page.goto(f"{base}/staff/procedures/t-001.html")
     assert page.is_visible(".site-nav")

@@ -364,6 +364,8 @@ def test_tree_stylesheet_carries_the_print_header(mini_site: Path) -> None:
     staff = (mini_site / "staff/assets/site.css").read_text(encoding="utf-8")
     public = (mini_site / "public/assets/site.css").read_text(encoding="utf-8")
     assert '@top-right { content: "测试花园 员工手册"; }' in staff
+    # a named page: only procedure pages print it, not notices, lists or the root chooser
+    assert "@page procedure {" in staff and "body.page-procedure { page: procedure; }" in staff
     assert "@top-right" in public and "员工手册" not in public.rsplit("@media print", 1)[1]
     page = (mini_site / "staff/procedures/t-001.html").read_text(encoding="utf-8")
     assert '@top-left{content:"T-001 · v2.0"}' in page

@@ -591,7 +591,7 @@
   var UI = {
     pages: "个页面", none: "没有找到与“{q}”相关的内容。",
     didYouMean: "您是不是要找：", recent: "最近更新", all: "查看全部结果", more: "显示全部 {n} 个页面",
-    loading: "正在载入索引…", loadError: "搜索索引载入失败：请确认 assets/search-index.js 存在。",
+    loading: "正在载入索引…", loadError: "搜索索引载入失败：assets/search-index.js 缺失或已损坏，请重新构建，或重新复制整个 site 文件夹。",
     label: "搜索手册", results: "搜索结果",
     any: "全部", department: "部门", category: "类别", audience: "适用对象", tag: "标签",
     placeholder: { staff: "搜索规程、知识库（按 / 键）", public: "搜索公告、办事指南（按 / 键）" },
