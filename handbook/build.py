@@ -6,6 +6,7 @@ writes anything, so a failed build leaves the previous site/ as it was.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     workers = parallel.worker_count(config.build.workers if workers is None else workers)
     expander = Expander.load(config)
     cache = build_cache.load(out, config, expander.digest)
+    _settle(watching)
 
     known = None if watching else build_cache.known_sources(cache)  # --watch remembers them itself
     sources = discover(config, remember=watching, known=known)                   # discover
@@ -76,6 +78,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
                                            frozenset(parsed.unparsed), parsed.intro)
     if parsed.problems or index_problems:
         raise BuildFailed(parsed.problems + index_problems)
+    _settle(watching)  # before the render workers and the search packer fork
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
     indexing = _index_search(config, handbook, synonyms, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
@@ -102,6 +105,17 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())
     return result
+
+
+def _settle(watching: bool) -> None:
+    """In a one-off build, move what is loaded so far (the cache, the parsed handbook: ~10^5 objects that
+    live until the process ends) out of the garbage collector's sight. Its full passes walked all of them
+    again and again while pages were made (~40% of making the search documents; a one-page rebuild at
+    1,000 procedures 0.51 -> 0.46 s, a cold build ~5%); forked workers also keep sharing those pages, as
+    the collector no longer writes to them. --watch, which lives on, never does: what it drops must stay
+    collectable."""
+    if not watching:
+        gc.freeze()
 
 
 ROOT_PAGE = "index.html"  # the page that links the two trees

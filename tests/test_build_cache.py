@@ -269,3 +269,15 @@ def test_a_planted_cache_cannot_delete_files_outside_the_site(mini: Path, tmp_pa
 def test_tree_names_agree_with_the_pages_module() -> None:
     from handbook.pages import PUBLIC, STAFF
     assert build_cache.TREES == (STAFF, PUBLIC)
+
+
+def test_watch_builds_leave_what_they_drop_collectable(mini: Path) -> None:
+    """A one-off build freezes what it loaded (it ends soon); --watch lives on and must not."""
+    import gc
+
+    gc.unfreeze()
+    build(load_config(mini), mini / "site", today=TODAY, workers=1, watching=True)
+    assert gc.get_freeze_count() == 0
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
