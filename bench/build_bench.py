@@ -234,7 +234,12 @@ def snapshot(work: Path) -> tuple[Path, str]:
     code.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(code)], check=True)   # no .pyc cost in run 1
+    # compiled as on a user's machine after its first build: Python (.pyc) and the templates (Jinja's
+    # bytecode cache, render/__pycache__), so run 1 pays neither compile; written even where the caller's
+    # environment says PYTHONDONTWRITEBYTECODE, which the builds then honour by only reading them
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(code)], check=True)
+    subprocess.run([sys.executable, "-c", "from render.jinja import preload; preload()"], cwd=code, check=True,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     return code, commit
 
 

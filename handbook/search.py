@@ -177,6 +177,29 @@ class _PackCache:
         # what load() read from disk, taken over by a build as it finds them (chunks by a digest of their docs)
         self.stored_chunks: dict[bytes, _Chunk] = {}
         self.stored_pieces: dict[tuple[bytes, bytes], bytes] = {}
+        self.fold_maps: dict[bytes, str] = {}   # by the characters they were made for, the last few
+
+    FOLD_MAPS_KEPT = 4   # staff and public tree, this build and the one before
+
+    def fold_map(self, chars: set[str]) -> str:
+        """The Traditional→Simplified pairs the browser needs for text made of CHARS (browser_map).
+
+        Kept, saved and loaded with the chunks: making it needs the fold table (OpenCC over 28,000
+        characters), ~30 ms of every new process, on the path of a one-page CLI rebuild.
+        """
+        import opencc  # its version is part of the key: another OpenCC may fold otherwise
+
+        key = hashlib.blake2b(f"{opencc.__version__}\0{''.join(sorted(chars))}".encode("utf-8", "surrogatepass"),
+                              digest_size=16).digest()
+        found = self.fold_maps.pop(key, None)
+        if found is None:
+            alphabet = {fold_char(ch) for ch in chars}
+            alphabet.discard("")
+            found = browser_map(alphabet)
+        self.fold_maps[key] = found                          # last used, last out
+        while len(self.fold_maps) > self.FOLD_MAPS_KEPT:
+            self.fold_maps.pop(next(iter(self.fold_maps)))
+        return found
 
     def chunk(self, docs: _Docs) -> _Chunk:
         found = self.chunks.get(docs)
@@ -216,16 +239,19 @@ class _PackCache:
 
     def load(self, path: Path, stamp: str) -> None:
         try:   # loads over the bytes read at once: marshal.load on a file reads it object by object, 3x slower
-            saved_stamp, chunks, pieces = marshal.loads(path.read_bytes())
+            saved = marshal.loads(path.read_bytes())
+            if saved[0] != stamp:   # another version's: its layout may differ too
+                return
+            _, chunks, pieces, fold_maps = saved
         except FileNotFoundError:
             return
-        except Exception as exc:  # damaged or old: the index is packed from scratch
+        except Exception as exc:  # damaged: the index is packed from scratch
             log.warning("ignoring unreadable search cache %s: %s", path, exc)
             return
-        if saved_stamp == stamp:
-            self.stored_chunks = {digest: _Chunk(pages, sections, text, chars, dict(raws))
-                                  for digest, pages, sections, text, chars, raws in chunks}
-            self.stored_pieces = {(before, raw): packed for before, raw, packed in pieces}
+        self.fold_maps = dict(fold_maps)
+        self.stored_chunks = {digest: _Chunk(pages, sections, text, chars, dict(raws))
+                              for digest, pages, sections, text, chars, raws in chunks}
+        self.stored_pieces = {(before, raw): packed for before, raw, packed in pieces}
 
     def save(self, path: Path, stamp: str) -> None:
         chunks = [(docs.digest, c.pages, c.sections, c.text, c.chars, list(c.raws.items()))
@@ -235,7 +261,7 @@ class _PackCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_file(path) as fh:
-                marshal.dump((stamp, chunks, pieces), fh)
+                marshal.dump((stamp, chunks, pieces, list(self.fold_maps.items())), fh)
         except OSError as exc:  # only the next rebuild is slower for it
             log.warning("search cache not saved (%s): %s", path, exc)
 
@@ -306,9 +332,8 @@ def _json(value: object) -> bytes:
 
 def _raws(chunks: list[tuple[_Docs, _Chunk]], synonyms: list[list[str]], recent: int) -> list[bytes]:
     """The payload as raw pieces: the JSON of everything but the text, a NUL (see _head_end), the text."""
-    alphabet = {fold_char(ch) for ch in set("".join(map("".join, synonyms))).union(*(c.chars for _, c in chunks))}
-    alphabet.discard("")
-    head = _json({"v": 1, "recent": recent, "fold": browser_map(alphabet), "synonyms": synonyms})
+    chars = set("".join(map("".join, synonyms))).union(*(c.chars for _, c in chunks))
+    head = _json({"v": 1, "recent": recent, "fold": _CACHE.fold_map(chars), "synonyms": synonyms})
     placed, n = [], 0
     for _, chunk in chunks:
         placed.append((chunk, n))

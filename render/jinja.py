@@ -54,17 +54,23 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     Part of the program, like them: never in the estate's var/, where people who may edit procedures
     could plant code the build would run. The folder names this module's and Jinja's versions, so new
     environment settings never meet templates compiled under old ones; Jinja checks each template's source.
-    Honours PYTHONDONTWRITEBYTECODE; a read-only install just compiles each time (~0.1 s).
+    Under PYTHONDONTWRITEBYTECODE it does what Python does with .pyc files: reads what is there, writes
+    nothing. A read-only install just compiles each time (~0.1 s).
     """
-    if sys.dont_write_bytecode:
-        return None
     digest = hashlib.sha256(Path(__file__).read_bytes() + jinja2.__version__.encode()).hexdigest()[:16]
     folder = Path(__file__).parent / "__pycache__" / f"jinja-{digest}"
+    if sys.dont_write_bytecode:
+        return _ReadOnlyBytecodeCache(str(folder)) if folder.is_dir() else None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
     return jinja2.FileSystemBytecodeCache(str(folder)) if os.access(folder, os.W_OK) else None
+
+
+class _ReadOnlyBytecodeCache(jinja2.FileSystemBytecodeCache):
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        pass
 
 
 def preload() -> None:

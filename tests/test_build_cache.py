@@ -9,6 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from estate.config import load_config
@@ -129,6 +130,7 @@ def test_saved_chunks_are_reused_by_the_next_process(mini: Path, tmp_path: Path,
     search.clear_cache()  # as a new process starts
     laid_out = []
     monkeypatch.setattr(search, "_layout", lambda docs: laid_out.append(docs) or pytest.fail("chunk laid out again"))
+    monkeypatch.setattr(search, "browser_map", lambda alphabet: pytest.fail("fold map made again"))
     assert builder._search_files(config, handbook, [], cache_file) == first
     assert laid_out == []
     search.clear_cache()
@@ -140,8 +142,22 @@ def test_compiled_templates_live_with_the_program_not_in_var(mini: Path, monkeyp
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     cache = jinja._bytecode_cache()
     assert cache is not None and Path(cache.directory).parent == Path(jinja.__file__).parent / "__pycache__"
+    # PYTHONDONTWRITEBYTECODE is honoured as Python does for .pyc files: what is there is read, nothing written
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    assert jinja._bytecode_cache() is None  # PYTHONDONTWRITEBYTECODE is honoured
+    reader = jinja._bytecode_cache()
+    assert reader is not None and reader.directory == cache.directory
+    before = sorted(Path(cache.directory).iterdir())
+    template = jinja2.Environment(bytecode_cache=reader).from_string("{{ 1 }}")  # noqa: S701
+    bucket = reader.get_bucket(template.environment, "probe.html", None, "{{ 1 }}")
+    bucket.code = compile("1", "probe", "eval")
+    reader.set_bucket(bucket)
+    assert sorted(Path(cache.directory).iterdir()) == before
+    elsewhere = mini / "elsewhere"                  # an install whose templates were never compiled
+    elsewhere.mkdir()
+    (elsewhere / "jinja.py").write_bytes(b"")
+    monkeypatch.setattr(jinja, "__file__", str(elsewhere / "jinja.py"))
+    assert jinja._bytecode_cache() is None and not (elsewhere / "__pycache__").exists()
+    monkeypatch.undo()
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert sorted(p.name for p in build_cache.folder(load_config(mini)).iterdir()) == sorted(
         [_cache_file(mini).name, "search.cache"])  # var/build/ holds data only
