@@ -81,8 +81,11 @@ def _writing_marker(config: EstateConfig, out: Path) -> Path:
 def start_writing(config: EstateConfig, out: Path) -> None:
     """Called before the first page is written."""
     marker = _writing_marker(config, out)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError as exc:  # var/ not writable: the build goes on; its cache will not be saved either
+        log.warning("build cache folder not writable (%s): %s", marker.parent, exc)
 
 
 def _cut_short(config: EstateConfig, out: Path, cache: BuildCache) -> bool:
@@ -126,6 +129,9 @@ def _read(path: Path) -> BuildCache:
     try:
         data = memoryview(path.read_bytes())
     except FileNotFoundError:
+        return BuildCache()
+    except OSError as exc:  # unreadable: a cold build
+        log.warning("ignoring unreadable build cache %s: %s", path, exc)
         return BuildCache()
     if data[:len(MAGIC)] != MAGIC:
         log.debug("build cache %s is in an older layout: building cold", path)

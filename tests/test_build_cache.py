@@ -297,3 +297,14 @@ def test_watch_builds_leave_what_they_drop_collectable(mini: Path) -> None:
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert gc.get_freeze_count() > 0
     gc.unfreeze()
+
+
+def test_a_build_goes_on_where_its_cache_cannot_be_written(mini: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """var/build/ unusable (here a file stands where the folder should be): pages are still built."""
+    folder = build_cache.folder(load_config(mini))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("not a folder", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert (mini / "site/staff/procedures/t-001.html").is_file()
+    assert "not writable" in caplog.text and "not saved" in caplog.text
