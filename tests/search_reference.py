@@ -47,7 +47,7 @@ def index_payload(docs: list[SearchDoc], synonyms: list[list[str]], recent: int)
             "pages": pages, "sections": sections, "text": "\n".join(texts)}
 
 
-def index_script(payload: dict) -> str:
+def index_script(payload: dict) -> bytes:
     """Wrap PAYLOAD as the index script in one piece (the reference layout the chunked packing must match)."""
     meta = _json({k: v for k, v in payload.items() if k != "text"})
     raw = meta + _head_end(len(meta)) + payload["text"].encode(TEXT_ENCODING)
