@@ -206,7 +206,6 @@
     window.EstateSearchPending = null;
   }
 
-
   function start(data, codes, t0) {
     S.timings.inflated = performance.now();
     TABLE = new Uint16Array(65536);
