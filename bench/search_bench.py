@@ -65,13 +65,13 @@ def make_estate(root: Path, n: int) -> list[dict]:
     return json.loads(queries.read_text(encoding="utf-8"))
 
 
-def build_ours(root: Path, out: Path) -> float:
+def build_ours(root: Path, out: Path, workers: int | None = None) -> float:
     """Build the corpus with our builder; return seconds."""
     from estate.config import load_config
     from handbook.build import build
 
     started = time.perf_counter()
-    build(load_config(root), out=out)
+    build(load_config(root), out=out, workers=workers)
     return time.perf_counter() - started
 
 
@@ -304,13 +304,13 @@ def measure_pack(root: Path, site: Path) -> None:
     captured: list[list] = []
     original = search.build_index
 
-    def spy(docs, config):    # the docs exactly as the builder hands them over
+    def spy(docs, config, synonyms=None):    # the docs exactly as the builder hands them over
         captured.append(list(docs))
-        return original(docs, config)
+        return original(docs, config, synonyms)
 
     search.build_index = spy
     try:
-        build_ours(root, site)
+        build_ours(root, site, workers=1)   # in this process: a forked packer's docs would not reach the spy
     finally:
         search.build_index = original
     docs, config = max(captured, key=len), load_config(root)
@@ -332,7 +332,7 @@ def measure_pack(root: Path, site: Path) -> None:
             edits.append(ms)
             search._CACHE.clear()
             identical &= warm == search.build_index(edited, config)
-        size = len(out[search.INDEX_FILE].encode("utf-8"))
+        size = len(out[search.INDEX_FILE])
         print(f"| {search.LEVEL} | {size / 1e6:.2f} MB | {_mm(colds)} | {_mm(sames)} | {_mm(edits)} | "
               f"{'yes' if identical else 'NO'} |")
     search.LEVEL = level
