@@ -184,11 +184,11 @@ def bench_batch(base: Path, count: int) -> dict[str, Any]:
     policy = load_policy(config.path(config.processor.policy_file))
     timer = Timer()
 
-    def parse(raw: bytes, source: str, cfg: Any, pol: Any) -> Any:
+    def parse(raw: bytes, source: str, cfg: Any, pol: Any, **kw: Any) -> Any:
         t = time.perf_counter()
         json.loads(raw)
         timer.spent["parse (JSON)"] += time.perf_counter() - t
-        return parse_form(raw, source, cfg, pol)
+        return parse_form(raw, source, cfg, pol, **kw)
 
     tune_gc()                                  # as `python -m processor` does
     store = Store(config.path(config.processor.var_dir), lambda f, t, now: apply_form(f, t, policy, now))
