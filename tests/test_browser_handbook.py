@@ -64,6 +64,29 @@ def test_header_search_box_knows_its_tree(page, base: str, path: str, placeholde
     page.wait_for_selector(".es-page-results .es-result, .es-status")
 
 
+@pytest.mark.parametrize("width", [1280, 390])
+def test_meta_labels_stay_with_their_values_however_long(chromium, mini_site: Path, width: int) -> None:  # noqa: ANN001
+    """No wrapper per pair: a label must still start its value's line, and a long value must wrap, not spill."""
+    with watched_page(chromium, width, 900) as page:
+        page.goto(f"{mini_site.as_uri()}/staff/procedures/t-001.html")
+        page.evaluate("""() => {
+            const dds = document.querySelectorAll('.proc-meta dd');
+            dds[3].textContent = 'Customer Relationship Management Supervisor (Night Shift)';
+            dds[4].textContent = '工程设备设施维护保养与智能化系统运行管理中心工程设备设施维护保养与智能化系统运行管理中心';
+            dds[5].textContent = 'Telecommunications/Infrastructure/Maintenance/Department';
+        }""")
+        report = page.evaluate("""() => {
+            const meta = document.querySelector('.proc-meta'), out = [];
+            for (const dt of meta.querySelectorAll('dt')) {
+                const dd = dt.nextElementSibling, a = [...dt.getClientRects()].pop(), b = dd.getClientRects()[0];
+                if (Math.abs(a.top - b.top) > 1 || b.left < a.right - 1) out.push(dt.textContent + ' is not beside its value');
+            }
+            if (meta.scrollWidth > meta.clientWidth + 1) out.push('a value spills out of the list');
+            return out;
+        }""")
+        assert report == []
+
+
 def test_tag_chips_on_a_procedure_keep_apart(page, base: str) -> None:  # noqa: ANN001
     page.goto(f"{base}/staff/procedures/t-001.html")
     chips = page.locator(".proc-tags a")
