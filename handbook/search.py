@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from estate.config import EstateConfig
-from handbook.search_fold import browser_map, code_points, fold, fold_char
+from handbook.search_fold import browser_map, code_points, fold, fold_points
 from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
@@ -141,19 +141,19 @@ class _Chunk:
 class _Docs:
     """A chunk's docs as a cache key: a tuple of them (tuples themselves), hashed once and compared in C."""
 
-    __slots__ = ("docs", "rows", "hash", "_digest")
+    __slots__ = ("docs", "hash", "_digest")
 
-    def __init__(self, docs: list[SearchDoc], rows: list[tuple]):
-        self.docs, self.rows = docs, tuple(rows)
-        self.hash = hash(self.rows)
+    def __init__(self, docs: list[SearchDoc]):
+        self.docs = tuple(docs)
+        self.hash = hash(self.docs)
         self._digest = b""
 
     @property
     def digest(self) -> bytes:
-        """A digest of the rows that is the same in every process (hash() is not), for the saved cache."""
+        """A digest of the docs that is the same in every process (hash() is not), for the saved cache."""
         if not self._digest:
-            # marshal format 2 writes no back-references: equal rows give equal bytes whatever they share
-            plain = tuple(map(tuple, self.rows))   # marshal takes plain tuples only, not SearchDoc
+            # marshal format 2 writes no back-references: equal docs give equal bytes whatever they share
+            plain = tuple(map(tuple, self.docs))   # marshal takes plain tuples only, not SearchDoc
             self._digest = hashlib.blake2b(marshal.dumps(plain, 2), digest_size=16).digest()
         return self._digest
 
@@ -161,7 +161,7 @@ class _Docs:
         return self.hash
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Docs) and self.hash == other.hash and self.rows == other.rows
+        return isinstance(other, _Docs) and self.hash == other.hash and self.docs == other.docs
 
 
 class _PackCache:
@@ -193,9 +193,7 @@ class _PackCache:
                               digest_size=16).digest()
         found = self.fold_maps.pop(key, None)
         if found is None:
-            alphabet = {fold_char(ch) for ch in chars}
-            alphabet.discard("")
-            found = browser_map(alphabet)
+            found = browser_map(fold_points(set(map(ord, chars))))
         self.fold_maps[key] = found                          # last used, last out
         while len(self.fold_maps) > self.FOLD_MAPS_KEPT:
             self.fold_maps.pop(next(iter(self.fold_maps)))
@@ -277,24 +275,23 @@ def _chunks(docs: list[SearchDoc]) -> list[tuple[_Docs, _Chunk]]:
     """Cut DOCS, grouped by page, into cached chunks of whole pages."""
     # Every doc is looked at on every rebuild, so this runs in C (map, itemgetter, accumulate):
     # the same steps as Python loops took ~20 ms at 10,000 sections.
-    rows = docs
-    if not set(map(_KIND, rows)) <= set(INDEXED_KINDS):
+    if not set(map(_KIND, docs)) <= set(INDEXED_KINDS):
         bad = next(d for d in docs if d.kind not in INDEXED_KINDS)
         raise ValueError(f"{bad.url}: 不能索引类型为 {bad.kind!r} 的内容（只索引规程、知识库和公告）")
     if not docs:                        # e.g. a public tree with no public page yet
         return []
-    pages = list(map(_FIRST, map(str.partition, map(_URL, rows), itertools.repeat("#"))))
+    pages = list(map(_FIRST, map(str.partition, map(_URL, docs), itertools.repeat("#"))))
     ends = [*itertools.compress(range(1, len(pages)), map(operator.ne, pages[1:], pages)), len(pages)]
     if len(ends) != len(set(pages)):    # a page's sections are apart: bring them together
         order = {p: n for n, p in enumerate(dict.fromkeys(pages))}
         return _chunks(sorted(docs, key=lambda d: order[d.url.partition("#")[0]]))
-    sizes = [0, *itertools.accumulate(map(operator.add, map(len, map(_TEXT, rows)), map(len, map(_SECTION, rows))))]
+    sizes = [0, *itertools.accumulate(map(operator.add, map(len, map(_TEXT, docs)), map(len, map(_SECTION, docs))))]
     out, start = [], 0
     for end in ends:
         size = sizes[end] - sizes[start]
         cut = size >= CHUNK_MIN and zlib.crc32(pages[end - 1].encode("utf-8")) % CUT_EVERY == 0
         if cut or size >= CHUNK_MAX or end == len(docs):
-            out.append(_Docs(docs[start:end], rows[start:end]))
+            out.append(_Docs(docs[start:end]))
             start = end
     return [(key, _CACHE.chunk(key)) for key in out]
 
