@@ -19,11 +19,11 @@ from handbook import cache as build_cache
 from handbook import parallel, search
 from handbook.discover import discover
 from handbook.index import Handbook, build_index
-from handbook.models import BuildProblem, Notice, Procedure, SourceFile
-from handbook.pages import PUBLIC, STAFF, PageSpec, Views
+from handbook.models import TREES, BuildProblem, Notice, Procedure, SourceFile
+from handbook.pages import PageSpec, Views, estate_context
 from handbook.search_docs import search_docs
 from handbook.sources import Expander, parse_sources
-from render.jinja import tree_assets
+from render.jinja import static_files, tree_assets
 from render.writer import write_page
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
     indexing = _index_search(config, handbook, synonyms, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
-    specs = chain(*(Views(config, handbook, tree, today, cache).pages() for tree in (STAFF, PUBLIC)))
+    specs = chain(*(Views(config, handbook, tree, today, cache).pages() for tree in TREES))
 
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
@@ -91,7 +91,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     try:
         result = parallel.render_and_write(out, specs, cache, workers)            # write
         assets = _assets(config)
-        outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{t}/{search.INDEX_FILE}" for t in (STAFF, PUBLIC)}
+        outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{t}/{search.INDEX_FILE}" for t in TREES}
         result.removed = build_cache.remove_stale(out, cache, outputs)
         saving = build_cache.save(config, out, cache, source_keys, outputs)  # written while the index is packed
         extras = assets | indexing.result() | _root_page(config)
@@ -128,18 +128,15 @@ def _progress(n: int, message: str) -> None:
 
 
 def _assets(config: EstateConfig) -> dict[str, bytes]:
-    return {f"{tree}/assets/{rel}": data for tree in (STAFF, PUBLIC)
-            for rel, data in tree_assets({**_estate_context(config), "tree": tree}).items()}
-
-
-def _estate_context(config: EstateConfig) -> dict:
-    return {"estate": {"name": config.estate.name, "office": config.estate.office}, "language": config.estate.language}
+    files = static_files()  # read once for both trees
+    return {f"{tree}/assets/{rel}": data for tree in TREES
+            for rel, data in tree_assets(files, {**estate_context(config), "tree": tree}).items()}
 
 
 def _root_page(config: EstateConfig) -> dict[str, bytes]:
     from render.jinja import render
 
-    html = render("root.html", _estate_context(config))
+    html = render("root.html", estate_context(config))
     return {ROOT_PAGE: html.encode("utf-8")}
 
 
@@ -161,10 +158,9 @@ def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[
     if cache_file is not None:
         search.load_cache(cache_file, stamp)
     files: dict[str, bytes] = {}
-    for tree in (STAFF, PUBLIC):
+    for tree in TREES:
         built = search.build_index(search_docs(config, handbook, tree), config, synonyms)
-        for rel, content in built.items():
-            files[f"{tree}/{rel}"] = content.encode("utf-8") if isinstance(content, str) else content
+        files.update((f"{tree}/{rel}", content) for rel, content in built.items())
     if cache_file is not None:  # a one-off build: keep the chunks for the next one on disk, not in memory
         search.save_cache(cache_file, stamp)
         search.clear_cache()

@@ -29,13 +29,12 @@ from typing import Any
 
 from estate.config import CONFIG_FILE, EstateConfig
 from handbook.discover import UNTRUSTED
-from handbook.models import BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
+from handbook.models import TREES, BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
 from render.jinja import assets_digest
 from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
 
-TREES = ("staff", "public")   # handbook.pages.STAFF, PUBLIC: the folders a build owns under its output
 _MEMO: dict[Path, BuildCache] = {}   # watch mode keeps the cache in memory between builds
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")  # one write at a time
 

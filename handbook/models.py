@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 AUDIENCES = ("staff", "resident", "both")
+STAFF, PUBLIC = "staff", "public"   # the two output trees, each deployable alone
+TREES = (STAFF, PUBLIC)
 
 
 @dataclass(frozen=True)

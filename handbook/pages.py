@@ -18,14 +18,13 @@ from typing import Any
 from estate.config import EstateConfig
 from handbook.cache import BuildCache
 from handbook.index import Handbook, resolve_link, status
-from handbook.models import Heading, Notice, Procedure
+from handbook.models import PUBLIC, STAFF, Heading, Notice, Procedure
 from handbook.parallel import fingerprint
 from render.i18n import translator
 from render.markdown import LINK_MARKER, slugify
 
 log = logging.getLogger(__name__)
 
-STAFF, PUBLIC = "staff", "public"
 _URL_ESCAPES = str.maketrans({" ": "%20", '"': "%22", "?": "%3F", "%": "%25", "<": "%3C", ">": "%3E"})
 _MARKER = re.compile(r'<a href="' + re.escape(LINK_MARKER) + r'([^"#]*)#([^"]*)"([^>]*)>(.*?)</a>', re.S)
 
@@ -72,6 +71,13 @@ def href(from_path: str, to_path: str) -> str:
         rel = "../" * from_path.count("/") + to_path
     # Keep CJK readable (printed link targets, status bar); escape only what breaks a URL.
     return rel.translate(_URL_ESCAPES)
+
+
+def estate_context(config: EstateConfig) -> dict[str, Any]:
+    """What every page, the root chooser and the trees' stylesheets say of the estate, and in which language."""
+    e = config.estate
+    return {"language": e.language, "estate": {"name": e.name, "office": e.office, "phone": e.phone,
+                                               "emergency_phone": e.emergency_phone, "address": e.address}}
 
 
 def nest_toc(headings: list[Heading], deepest: int = 3) -> list[dict[str, Any]]:
@@ -132,10 +138,7 @@ class Views:
             "path": path,
             "title": title,
             "crumbs": [{"title": t, "href": href(path, u)} for t, u in (crumbs or [])],
-            "language": self.config.estate.language,
-            "estate": {"name": self.config.estate.name, "office": self.config.estate.office,
-                       "phone": self.config.estate.phone, "emergency_phone": self.config.estate.emergency_phone,
-                       "address": self.config.estate.address},
+            **estate_context(self.config),
             "built": "",  # the build date shows on the home pages only: other pages change when they do
         }
 

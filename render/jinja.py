@@ -136,12 +136,10 @@ BUNDLES: dict[str, tuple[tuple[str, str], ...]] = {
 _JOIN = {".css": b"\n", ".js": b"\n;\n"}   # a script that ends without ";" must not run into the next
 
 
-def tree_assets(context: dict[str, Any]) -> dict[str, bytes]:
-    """A tree's assets: static_files(), with site.css ending in what is the same on every page of the tree
-    (the printed page header's right side: estate and tree names), rendered from tree.css with CONTEXT."""
-    files = static_files()
-    files["site.css"] += b"\n" + render("tree.css", context).encode("utf-8")
-    return files
+def tree_assets(files: dict[str, bytes], context: dict[str, Any]) -> dict[str, bytes]:
+    """A tree's assets: FILES (static_files()), with site.css ending in what is the same on every page of
+    the tree (the printed page header's right side: estate and tree names), rendered from tree.css."""
+    return {**files, "site.css": files["site.css"] + b"\n" + render("tree.css", context).encode("utf-8")}
 
 
 def static_files() -> dict[str, bytes]:
