@@ -295,26 +295,37 @@ def _material_query(page, query: str) -> tuple[float | None, list[str]]:
 PACK_ROUNDS = 5
 
 
+def _edit_page(pages: list, k: int, extra: str) -> list:
+    """PAGES with page K's first section longer by EXTRA, as the builder would hand them over after that edit."""
+    docs = pages[k].make()
+    edited_docs = [docs[0]._replace(text=docs[0].text + extra), *docs[1:]]
+    edited = list(pages)
+    edited[k] = pages[k]._replace(key=pages[k].key + extra.encode(), size=pages[k].size + len(extra),
+                                  make=lambda: edited_docs)
+    return edited
+
+
 def measure_pack(root: Path, site: Path) -> None:
-    """Time search.build_index on the corpus's docs: cold, warm unchanged, warm after one edit, per level."""
+    """Time search.index_pages on the corpus's pages: cold, warm unchanged, warm after one edit, per level."""
 
     from estate.config import load_config
     from handbook import search
 
     captured: list[list] = []
-    original = search.build_index
+    original = search.index_pages
 
-    def spy(docs, config, synonyms=None):    # the docs exactly as the builder hands them over
-        captured.append(list(docs))
-        return original(docs, config, synonyms)
+    def spy(pages, config, synonyms=None):    # the pages exactly as the builder hands them over
+        captured.append(list(pages))
+        return original(pages, config, synonyms)
 
-    search.build_index = spy
+    search.index_pages = spy
     try:
-        build_ours(root, site, workers=1)   # in this process: a forked packer's docs would not reach the spy
+        build_ours(root, site, workers=1)   # in this process: a forked packer's pages would not reach the spy
     finally:
-        search.build_index = original
-    docs, config = max(captured, key=len), load_config(root)
-    print(f"index packing: {len(docs)} sections; min / median of {PACK_ROUNDS} rounds, ms")
+        search.index_pages = original
+    pages, config = max(captured, key=len), load_config(root)
+    print(f"index packing: {len(pages)} pages, {sum(len(p.make()) for p in pages)} sections; "
+          f"min / median of {PACK_ROUNDS} rounds, ms")
     print("| level | size | cold | unchanged | one body edited | warm == cold |")
     print("|---|---|---|---|---|---|")
     level = search.LEVEL
@@ -322,16 +333,14 @@ def measure_pack(root: Path, site: Path) -> None:
         colds, sames, edits, identical = [], [], [], True
         for r in range(PACK_ROUNDS):
             search._CACHE.clear()
-            ms, out = _timed(lambda: search.build_index(docs, config))
+            ms, out = _timed(lambda: search.index_pages(pages, config))
             colds.append(ms)
-            sames.append(_timed(lambda: search.build_index(docs, config))[0])
-            edited = list(docs)
-            k = (len(docs) // PACK_ROUNDS) * r + 7
-            edited[k] = edited[k]._replace(text=edited[k].text + f"补充说明第{r}条。")
-            ms, warm = _timed(functools.partial(search.build_index, edited, config))
+            sames.append(_timed(lambda: search.index_pages(pages, config))[0])
+            edited = _edit_page(pages, (len(pages) // PACK_ROUNDS) * r + 3, f"补充说明第{r}条。")
+            ms, warm = _timed(functools.partial(search.index_pages, edited, config))
             edits.append(ms)
             search._CACHE.clear()
-            identical &= warm == search.build_index(edited, config)
+            identical &= warm == search.index_pages(edited, config)
         size = len(out[search.INDEX_FILE])
         print(f"| {search.LEVEL} | {size / 1e6:.2f} MB | {_mm(colds)} | {_mm(sames)} | {_mm(edits)} | "
               f"{'yes' if identical else 'NO'} |")

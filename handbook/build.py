@@ -21,7 +21,7 @@ from handbook.discover import discover
 from handbook.index import Handbook, build_index
 from handbook.models import TREES, BuildProblem, Notice, Procedure, SourceFile
 from handbook.pages import PageSpec, Views, estate_context
-from handbook.search_docs import search_docs
+from handbook.search_docs import search_pages
 from handbook.sources import Expander, parse_sources
 from render.jinja import static_files, tree_assets
 from render.writer import write_page
@@ -80,7 +80,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
         raise BuildFailed(parsed.problems + index_problems)
     _settle(watching)  # before the render workers and the search packer fork
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
-    indexing = _index_search(config, handbook, synonyms, workers, watching)
+    indexing = _index_search(config, handbook, synonyms, cache.parse_stamp, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
     specs = chain(*(Views(config, handbook, tree, today, cache).pages() for tree in TREES))
 
@@ -147,11 +147,11 @@ def _synonyms(config: EstateConfig) -> list[list[str]]:
         raise BuildFailed([BuildProblem(config.build.synonyms_file, 1, str(exc))]) from exc
 
 
-def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]],
+def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]], parse_stamp: str,
                   cache_file: Path | None = None) -> dict[str, bytes]:
     """Search index files of each tree (the public one holds public pages only).
 
-    With CACHE_FILE (one-off builds), the packed chunks of the last build are read from it and this
+    PARSE_STAMP (the build cache's) lets a page's packed text be reused on its source's word. With CACHE_FILE (one-off builds), the packed chunks of the last build are read from it and this
     build's are written back.
     """
     stamp = build_cache.code_digest()
@@ -159,7 +159,7 @@ def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[
         search.load_cache(cache_file, stamp)
     files: dict[str, bytes] = {}
     for tree in TREES:
-        built = search.build_index(search_docs(config, handbook, tree), config, synonyms)
+        built = search.index_pages(search_pages(config, handbook, tree, parse_stamp), config, synonyms)
         files.update((f"{tree}/{rel}", content) for rel, content in built.items())
     if cache_file is not None:  # a one-off build: keep the chunks for the next one on disk, not in memory
         search.save_cache(cache_file, stamp)
@@ -170,8 +170,8 @@ def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[
 CONCURRENT_INDEX_MAX = 2000  # procedures: beyond this, pack the search index before rendering, not during
 
 
-def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]], workers: int,
-                  watching: bool):  # noqa: ANN202
+def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]], parse_stamp: str,
+                  workers: int, watching: bool):  # noqa: ANN202
     """Start packing the search index (≈10% of a full build); `.result()` gives its files.
 
     A one-off build packs it in a forked process while the pages render. Its working memory (~16 KB a
@@ -182,11 +182,11 @@ def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[
     them in memory.
     """
     if watching:
-        return parallel.Later(_search_files, config, handbook, synonyms)
+        return parallel.Later(_search_files, config, handbook, synonyms, parse_stamp)
     saved = build_cache.folder(config) / "search.cache"
     if len(handbook.procedures) > CONCURRENT_INDEX_MAX:
-        return parallel.Later(_search_files, config, handbook, synonyms, saved)
-    return parallel.Background(workers, _search_files, config, handbook, synonyms, saved)
+        return parallel.Later(_search_files, config, handbook, synonyms, parse_stamp, saved)
+    return parallel.Background(workers, _search_files, config, handbook, synonyms, parse_stamp, saved)
 
 
 __all__ = ["BuildFailed", "BuildResult", "build", "Notice", "PageSpec", "Procedure", "SourceFile"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import itertools
 import json
 import logging
 import marshal
@@ -18,6 +17,7 @@ import operator
 import struct
 import tomllib
 import zlib
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,15 @@ class SearchDoc(NamedTuple):
     date: str = ""      # ISO effective/notice date
 
 
+class PageDocs(NamedTuple):
+    """One page's search documents, made only if no cached chunk holds them already."""
+
+    url: str            # the page, without anchor
+    key: Hashable       # stands for everything its docs are made from: the same key, the same docs
+    size: int           # characters of its sections' headings and text: where a chunk may end
+    make: Callable[[], list[SearchDoc]]
+
+
 def build_index(docs: list[SearchDoc], config: EstateConfig,
                 synonyms: list[list[str]] | None = None) -> dict[str, bytes]:
     """Return {path relative to the tree root: file content}, e.g. {"assets/search-index.js": ...}.
@@ -63,14 +72,30 @@ def build_index(docs: list[SearchDoc], config: EstateConfig,
     SYNONYMS default to the estate's synonyms file. search.js and search.css are static sources: the
     builder ships them inside assets/site.js and assets/site.css (render/jinja.py BUNDLES).
     """
+    return index_pages(group_docs(docs), config, synonyms)
+
+
+def index_pages(pages: list[PageDocs], config: EstateConfig,
+                synonyms: list[list[str]] | None = None) -> dict[str, bytes]:
+    """build_index for docs already grouped by page, as the builder hands them over (search_docs.search_pages)."""
     if synonyms is None:
         synonyms = load_synonyms(config.path(config.build.synonyms_file))
-    chunks = _chunks(docs)
+    chunks = _chunks(pages)
     raws = _raws(chunks, synonyms, config.build.recent_changes)
     files = {INDEX_FILE: _script(_gzip(raws, _CACHE.deflate(raws)))}
     _CACHE.keep(chunks)
-    log.info("search index: %d sections, %d KB", len(docs), len(files[INDEX_FILE]) // 1024)
+    log.info("search index: %d pages, %d KB", len(pages), len(files[INDEX_FILE]) // 1024)
     return files
+
+
+def group_docs(docs: list[SearchDoc]) -> list[PageDocs]:
+    """DOCS by page, in the order pages first appear (a page's sections apart are brought together);
+    each page is keyed by its docs themselves."""
+    by_page: dict[str, list[SearchDoc]] = {}
+    for doc in docs:
+        by_page.setdefault(doc.url.partition("#")[0], []).append(doc)
+    return [PageDocs(url, tuple(group), sum(len(d.text) + len(d.section) for d in group), lambda g=group: g)
+            for url, group in by_page.items()]
 
 
 def clear_cache() -> None:
@@ -94,7 +119,8 @@ def save_cache(path: Path, stamp: str) -> None:
 # JSON, deflate ~4 MB) took ~0.5 s at 1,000 procedures. So the docs are cut into chunks of whole
 # pages, at content-defined points (a page whose URL hashes to 0 mod CUT_EVERY, once the chunk has
 # CHUNK_MIN characters), so that an edit moves no other chunk's edges; each chunk is laid out once
-# and cached by its docs. The payload is then a row of raw pieces (JSON head, each chunk's pages,
+# and cached by its pages' keys (the builder keys a page by its source, so the docs of pages in cached
+# chunks are never even made). The payload is then a row of raw pieces (JSON head, each chunk's pages,
 # sections and text), each raw-deflated on its own and ended with Z_FULL_FLUSH, so the pieces
 # concatenate into one valid deflate stream; each is deflated with the 32 KB before it as preset
 # dictionary (as pigz does), so cutting costs almost no compression. A piece is cached by itself
@@ -138,30 +164,37 @@ class _Chunk:
         return self.raws[key]
 
 
-class _Docs:
-    """A chunk's docs as a cache key: a tuple of them (tuples themselves), hashed once and compared in C."""
+class _Key:
+    """A chunk as a cache key: its pages' keys, hashed once; its digest is the same in every process."""
 
-    __slots__ = ("docs", "hash", "_digest")
+    __slots__ = ("keys", "hash", "_digest")
 
-    def __init__(self, docs: list[SearchDoc]):
-        self.docs = tuple(docs)
-        self.hash = hash(self.docs)
+    def __init__(self, keys: tuple):
+        self.keys = keys
+        self.hash = hash(keys)
         self._digest = b""
 
     @property
     def digest(self) -> bytes:
-        """A digest of the docs that is the same in every process (hash() is not), for the saved cache."""
+        """For the saved cache (hash() differs from process to process)."""
         if not self._digest:
-            # marshal format 2 writes no back-references: equal docs give equal bytes whatever they share
-            plain = tuple(map(tuple, self.docs))   # marshal takes plain tuples only, not SearchDoc
-            self._digest = hashlib.blake2b(marshal.dumps(plain, 2), digest_size=16).digest()
+            h = hashlib.blake2b(digest_size=16)
+            for key in self.keys:
+                h.update(key if isinstance(key, bytes) else _docs_digest(key))
+            self._digest = h.digest()
         return self._digest
 
     def __hash__(self) -> int:
         return self.hash
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Docs) and self.hash == other.hash and self.docs == other.docs
+        return isinstance(other, _Key) and self.hash == other.hash and self.keys == other.keys
+
+
+def _docs_digest(docs: tuple[SearchDoc, ...]) -> bytes:
+    # marshal format 2 writes no back-references: equal docs give equal bytes whatever they share
+    plain = tuple(map(tuple, docs))   # marshal takes plain tuples only, not SearchDoc
+    return hashlib.blake2b(marshal.dumps(plain, 2), digest_size=16).digest()
 
 
 class _PackCache:
@@ -171,7 +204,7 @@ class _PackCache:
     """
 
     def __init__(self) -> None:
-        self.chunks: dict[_Docs, _Chunk] = {}
+        self.chunks: dict[_Key, _Chunk] = {}
         self.pieces: dict[tuple[bytes, bytes], bytes] = {}
         self.used: list[tuple[set, set]] = [(set(), set()), (set(), set())]
         # what load() read from disk, taken over by a build as it finds them (chunks by a digest of their docs)
@@ -199,11 +232,11 @@ class _PackCache:
             self.fold_maps.pop(next(iter(self.fold_maps)))
         return found
 
-    def chunk(self, docs: _Docs) -> _Chunk:
-        found = self.chunks.get(docs)
+    def chunk(self, key: _Key, pages: list[PageDocs]) -> _Chunk:
+        found = self.chunks.get(key)
         if found is None:
-            found = self.stored_chunks.pop(docs.digest, None) if self.stored_chunks else None
-            found = self.chunks[docs] = found or _layout(docs.docs)
+            found = self.stored_chunks.pop(key.digest, None) if self.stored_chunks else None
+            found = self.chunks[key] = found or _layout([doc for page in pages for doc in page.make()])
         return found
 
     def deflate(self, raws: list[bytes]) -> list[bytes]:
@@ -219,7 +252,7 @@ class _PackCache:
         self.used[-1][1].update(keys)
         return [self.pieces[k] for k in keys]
 
-    def keep(self, chunks: list[tuple[_Docs, _Chunk]]) -> None:
+    def keep(self, chunks: list[tuple[_Key, _Chunk]]) -> None:
         """Forget what neither this build nor the one before used; start the next build's record."""
         self.used[-1][0].update(key for key, _ in chunks)
         live_chunks = self.used[0][0] | self.used[1][0]
@@ -252,8 +285,8 @@ class _PackCache:
         self.stored_pieces = {(before, raw): packed for before, raw, packed in pieces}
 
     def save(self, path: Path, stamp: str) -> None:
-        chunks = [(docs.digest, c.pages, c.sections, c.text, c.chars, list(c.raws.items()))
-                  for docs, c in self.chunks.items()]
+        chunks = [(key.digest, c.pages, c.sections, c.text, c.chars, list(c.raws.items()))
+                  for key, c in self.chunks.items()]
         pieces = [(before, raw, packed) for (before, raw), packed in self.pieces.items()]
         self.stored_chunks, self.stored_pieces = {}, {}
         try:
@@ -266,38 +299,26 @@ class _PackCache:
 
 
 _CACHE = _PackCache()
-_NAMES = list(SearchDoc._fields)
-_URL, _SECTION, _TEXT, _KIND = (operator.itemgetter(_NAMES.index(n)) for n in ("url", "section", "text", "kind"))
-_FIRST = operator.itemgetter(0)
+_KIND = operator.itemgetter(SearchDoc._fields.index("kind"))
 
 
-def _chunks(docs: list[SearchDoc]) -> list[tuple[_Docs, _Chunk]]:
-    """Cut DOCS, grouped by page, into cached chunks of whole pages."""
-    # Every doc is looked at on every rebuild, so this runs in C (map, itemgetter, accumulate):
-    # the same steps as Python loops took ~20 ms at 10,000 sections.
-    if not set(map(_KIND, docs)) <= set(INDEXED_KINDS):
-        bad = next(d for d in docs if d.kind not in INDEXED_KINDS)
-        raise ValueError(f"{bad.url}: 不能索引类型为 {bad.kind!r} 的内容（只索引规程、知识库和公告）")
-    if not docs:                        # e.g. a public tree with no public page yet
-        return []
-    pages = list(map(_FIRST, map(str.partition, map(_URL, docs), itertools.repeat("#"))))
-    ends = [*itertools.compress(range(1, len(pages)), map(operator.ne, pages[1:], pages)), len(pages)]
-    if len(ends) != len(set(pages)):    # a page's sections are apart: bring them together
-        order = {p: n for n, p in enumerate(dict.fromkeys(pages))}
-        return _chunks(sorted(docs, key=lambda d: order[d.url.partition("#")[0]]))
-    sizes = [0, *itertools.accumulate(map(operator.add, map(len, map(_TEXT, docs)), map(len, map(_SECTION, docs))))]
-    out, start = [], 0
-    for end in ends:
-        size = sizes[end] - sizes[start]
-        cut = size >= CHUNK_MIN and zlib.crc32(pages[end - 1].encode("utf-8")) % CUT_EVERY == 0
-        if cut or size >= CHUNK_MAX or end == len(docs):
-            out.append(_Docs(docs[start:end]))
-            start = end
-    return [(key, _CACHE.chunk(key)) for key in out]
+def _chunks(pages: list[PageDocs]) -> list[tuple[_Key, _Chunk]]:
+    """Cut PAGES into cached chunks of whole pages, at points an edit elsewhere does not move."""
+    out, start, size = [], 0, 0
+    for end, page in enumerate(pages, 1):
+        size += page.size
+        cut = size >= CHUNK_MIN and zlib.crc32(page.url.encode("utf-8")) % CUT_EVERY == 0
+        if cut or size >= CHUNK_MAX or end == len(pages):
+            out.append(pages[start:end])
+            start, size = end, 0
+    return [(key, _CACHE.chunk(key, group)) for group in out for key in [_Key(tuple(p.key for p in group))]]
 
 
 def _layout(docs: list[SearchDoc]) -> _Chunk:
     """Lay out one chunk's pages, sections and text (its docs are whole pages)."""
+    if not set(map(_KIND, docs)) <= set(INDEXED_KINDS):
+        bad = next(d for d in docs if d.kind not in INDEXED_KINDS)
+        raise ValueError(f"{bad.url}: 不能索引类型为 {bad.kind!r} 的内容（只索引规程、知识库和公告）")
     pages: list[list] = []
     page_of: dict[str, int] = {}
     sections: list = []
@@ -327,7 +348,7 @@ def _json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _raws(chunks: list[tuple[_Docs, _Chunk]], synonyms: list[list[str]], recent: int) -> list[bytes]:
+def _raws(chunks: list[tuple[_Key, _Chunk]], synonyms: list[list[str]], recent: int) -> list[bytes]:
     """The payload as raw pieces: the JSON of everything but the text, a NUL (see _head_end), the text."""
     chars = set("".join(map("".join, synonyms))).union(*(c.chars for _, c in chunks))
     head = _json({"v": 1, "recent": recent, "fold": _CACHE.fold_map(chars), "synonyms": synonyms})

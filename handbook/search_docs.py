@@ -6,33 +6,52 @@ Only procedures, the knowledge base and notices: nothing carrying a resident's p
 
 from __future__ import annotations
 
+import hashlib
+from operator import attrgetter
 from weakref import WeakKeyDictionary
 
 from estate.config import EstateConfig
 from handbook.index import Handbook
 from handbook.models import Notice, Procedure
 from handbook.pages import PUBLIC, url
-from handbook.search import SearchDoc
+from handbook.search import PageDocs, SearchDoc
 
 # Parsed procedures and notices are reused across --watch rebuilds (the cache hands back the same
 # objects), so their documents are made once per object and tree. Weak keys: forgotten with the object.
 _MEMO: WeakKeyDictionary[Procedure | Notice, dict[str, list[SearchDoc]]] = WeakKeyDictionary()
 
 
-def search_docs(config: EstateConfig, hb: Handbook, tree: str) -> list[SearchDoc]:
-    """Section-level documents for TREE."""
+def search_pages(config: EstateConfig, hb: Handbook, tree: str, parse_stamp: str) -> list[PageDocs]:
+    """TREE's pages for the search index, each keyed by its source, made into documents only when asked.
+
+    PARSE_STAMP is the build cache's: config, policy and code, under which the same source file parses to
+    the same procedure. A one-page rebuild thus never makes the documents of the other pages.
+    """
     dept = {d.id: d.name for d in config.departments}
     cat = {c.id: c.name for c in config.categories}
-    docs: list[SearchDoc] = []
+    pages: list[PageDocs] = []
     for p in hb.procedures:
         if tree == PUBLIC and not p.public:
             continue
-        docs += _memo(p, tree, lambda p=p: _procedure_docs(p, tree, dept, cat))
+        names = (dept.get(p.department, p.department), cat.get(p.category, p.category))
+        pages.append(_page(p, tree, parse_stamp, names, lambda p=p: _procedure_docs(p, tree, dept, cat)))
     for n in hb.notices:
         if tree == PUBLIC and n.audience not in ("resident", "both"):
             continue
-        docs += _memo(n, tree, lambda n=n: _notice_docs(n, tree))
-    return docs
+        pages.append(_page(n, tree, parse_stamp, (), lambda n=n: _notice_docs(n, tree)))
+    return pages
+
+
+_TEXT, _TITLE = attrgetter("text"), attrgetter("title")
+
+
+def _page(item: Procedure | Notice, tree: str, parse_stamp: str, names: tuple[str, ...], make) -> PageDocs:  # noqa: ANN001
+    page = url(tree, "procedure" if isinstance(item, Procedure) else "notice", item.slug)
+    src = item.source
+    key = hashlib.blake2b("\0".join((parse_stamp, tree, page, src.rel, src.kind, src.digest, *names))
+                          .encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    size = sum(map(len, map(_TEXT, item.sections))) + sum(map(len, map(_TITLE, item.sections)))  # in C: 10^4 sections
+    return PageDocs(page, key, size, lambda: _memo(item, tree, make))
 
 
 def _memo(item: Procedure | Notice, tree: str, make) -> list[SearchDoc]:  # noqa: ANN001

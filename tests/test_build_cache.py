@@ -104,6 +104,37 @@ def test_search_index_from_the_saved_chunks_equals_a_cold_one(mini: Path, tmp_pa
     assert "或到前台" in read_index_script((mini / "site/public/assets/search-index.js").read_bytes())["text"]
 
 
+def test_a_one_page_rebuild_makes_only_that_pages_search_documents(mini: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packer keys a page by its source: the documents of pages whose chunk is saved are never made."""
+    from handbook import search, search_docs
+
+    monkeypatch.setattr(search, "CHUNK_MIN", 1)   # a chunk a page
+    monkeypatch.setattr(search, "CUT_EVERY", 1)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    body = mini / "procedures/duty.md"
+    body.write_text(body.read_text(encoding="utf-8") + "\n补充：交班前清点钥匙。\n", encoding="utf-8")
+    build_cache._MEMO.clear()   # as a new process: caches from var/build/ only
+    search.clear_cache()
+    made = []
+    real = search_docs._procedure_docs
+    monkeypatch.setattr(search_docs, "_procedure_docs", lambda p, *a: made.append(p.id) or real(p, *a))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert made and set(made) == {"T-001"}
+    assert "清点钥匙" in read_index_script((mini / "site/staff/assets/search-index.js").read_bytes())["text"]
+
+
+def test_what_the_index_shows_of_the_config_follows_it(mini: Path) -> None:
+    """A department renamed in estate.toml reaches every page of the index, though no procedure changed."""
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('name = "工程部"', 'name = "工程维修部"'), encoding="utf-8")
+    build_cache._MEMO.clear()
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    pages = read_index_script((mini / "site/staff/assets/search-index.js").read_bytes())["pages"]
+    depts = {row[4] for row in pages}
+    assert "工程维修部" in depts and "工程部" not in depts
+
+
 def test_a_damaged_search_cache_is_ignored(mini: Path, caplog: pytest.LogCaptureFixture) -> None:
     build(load_config(mini), mini / "site", today=TODAY)
     saved = build_cache.folder(load_config(mini)) / "search.cache"
@@ -126,12 +157,12 @@ def test_saved_chunks_are_reused_by_the_next_process(mini: Path, tmp_path: Path,
     parsed = parse_sources(discover(config), config, Expander.load(config), build_cache.BuildCache(), workers=1)
     handbook, _ = build_index(config, parsed.procedures, parsed.notices, frozenset())
     cache_file = tmp_path / "search.cache"
-    first = builder._search_files(config, handbook, [], cache_file)
+    first = builder._search_files(config, handbook, [], "stamp", cache_file)
     search.clear_cache()  # as a new process starts
     laid_out = []
     monkeypatch.setattr(search, "_layout", lambda docs: laid_out.append(docs) or pytest.fail("chunk laid out again"))
     monkeypatch.setattr(search, "browser_map", lambda alphabet: pytest.fail("fold map made again"))
-    assert builder._search_files(config, handbook, [], cache_file) == first
+    assert builder._search_files(config, handbook, [], "stamp", cache_file) == first
     assert laid_out == []
     search.clear_cache()
 
