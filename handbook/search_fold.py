@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 # Basic CJK blocks that OpenCC's character table covers (astral extensions are rare in SOPs).
 CJK_BLOCKS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
+# Traditional spellings OpenCC's character table leaves alone because the character is also Simplified
+# in other words (著名, 瞭望, 慰藉) or is a Hong Kong form (衞): folded anyway, so 著裝 finds 着装 and
+# 瞭解 finds 了解. Folding both spellings of 显著 to 显着 costs nothing: index and query fold alike.
+EXTRA_T2S = {"著": "着", "瞭": "了", "藉": "借", "衞": "卫", "粧": "妆", "敍": "叙", "甦": "苏"}
 # Unicode categories ignored by search: punctuation, separators (spaces), symbols, controls.
 DROPPED_CATEGORIES = ("P", "Z", "S", "C")
 
@@ -34,6 +38,7 @@ def t2s_table() -> dict[str, str]:
     if len(converted) != len(chars):  # OpenCC changed how it treats line breaks: ask per character
         converted = [converter.convert(ch) for ch in chars]
     table = {ch: out for ch, out in zip(chars, converted, strict=True) if out != ch and len(out) == 1}
+    table.update(EXTRA_T2S)
     log.debug("OpenCC t2s: %d characters differ", len(table))
     return table
 

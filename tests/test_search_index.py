@@ -77,6 +77,13 @@ def test_t2s_table_comes_from_opencc_and_is_large():
     assert "诉" not in table                    # Simplified characters fold to themselves
 
 
+def test_spellings_opencc_keeps_fold_together_too():
+    """著/瞭/藉 are Simplified characters in other words, so OpenCC's table keeps them: 著裝 found nothing."""
+    assert fold("著裝") == fold("着装") and fold("瞭解") == fold("了解") and fold("憑藉") == fold("凭借")
+    assert fold("衞生") == fold("卫生")
+    assert "著着" in browser_map(set(fold("着装规范")))    # the browser folds them alike as well
+
+
 def test_browser_map_ships_only_pairs_for_the_indexed_alphabet():
     pairs = browser_map(set("投诉回访"))
     assert len(pairs) % 2 == 0
