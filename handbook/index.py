@@ -50,15 +50,17 @@ def resolve_link(from_rel: str, target: str) -> str:
 
 def build_index(
     config: EstateConfig, procedures: list[Procedure], notices: list[Notice], unparsed: frozenset[str] = frozenset(),
-    intro: Intro | None = None,
+    intro: Intro | None = None, today: date | None = None,
 ) -> tuple[Handbook, list[BuildProblem]]:
     """Check ids, supersedes and links across files; order the navigation.
 
-    UNPARSED names procedure files that failed to parse: links to them are not reported again.
+    UNPARSED names procedure files that failed to parse: links to them are not reported again. TODAY decides
+    which versions are in force: a version superseded by one whose effective date is still to come stays current.
     """
     problems: list[BuildProblem] = []
-    for proc in procedures:
-        proc.superseded_by = None  # derived afresh each build (cached objects are reused in watch mode)
+    today = today or date.today()
+    for proc in procedures:  # derived afresh each build (cached objects are reused in watch mode)
+        proc.superseded_by = proc.upcoming_successor = None
     by_id: dict[str, Procedure] = {}
     for proc in procedures:
         other = by_id.get(proc.id)
@@ -67,7 +69,8 @@ def build_index(
         else:
             by_id[proc.id] = proc
     for proc in procedures:
-        _link_supersedes(proc, by_id, problems)
+        _link_supersedes(proc, by_id, problems, today)
+    problems.extend(_supersedes_cycles(procedures, by_id))
     by_rel = {p.source.rel: p for p in procedures}
     for proc in procedures:
         problems.extend(_check_links(proc, by_rel, unparsed))
@@ -92,20 +95,38 @@ def _file(item: Procedure | Notice | Intro) -> str:
     return item.source.shown
 
 
-def _link_supersedes(proc: Procedure, by_id: dict[str, Procedure], problems: list[BuildProblem]) -> None:
+def _link_supersedes(proc: Procedure, by_id: dict[str, Procedure], problems: list[BuildProblem],
+                     today: date) -> None:
     if not proc.supersedes:
         return
     old = by_id.get(proc.supersedes)
     line = _field_line(proc, "supersedes")
+    claimed = old and (old.superseded_by or old.upcoming_successor)
     if old is None:
         problems.append(BuildProblem(_file(proc), line, f"supersedes 指向不存在的编号 {proc.supersedes} (unknown id)"))
     elif old is proc:
         problems.append(BuildProblem(_file(proc), line, "规程不能取代自己 (a procedure cannot supersede itself)"))
-    elif old.superseded_by and old.superseded_by != proc.id:
-        problems.append(BuildProblem(_file(proc), line,
-                                     f"{old.id} 已被 {old.superseded_by} 取代 (already superseded)"))
+    elif claimed and claimed != proc.id:
+        problems.append(BuildProblem(_file(proc), line, f"{old.id} 已被 {claimed} 取代 (already superseded)"))
+    elif proc.effective > today:  # staff go on working by the old version until the new one is in force
+        old.upcoming_successor = proc.id
     else:
         old.superseded_by = proc.id
+
+
+def _supersedes_cycles(procedures: list[Procedure], by_id: dict[str, Procedure]) -> list[BuildProblem]:
+    """A → B → A would leave no version current: each procedure on a cycle is reported at its supersedes line."""
+    problems = []
+    for proc in procedures:
+        chain, cur = [proc.id], by_id.get(proc.supersedes or "")
+        while cur is not None and cur is not proc and cur.id not in chain and cur.supersedes:
+            chain.append(cur.id)
+            cur = by_id.get(cur.supersedes)
+        if cur is proc and len(chain) > 1:
+            loop = " → ".join([*chain, proc.id])
+            problems.append(BuildProblem(_file(proc), _field_line(proc, "supersedes"),
+                                         f"supersedes 构成循环：{loop}，没有哪个版本是现行的 (supersedes cycle)"))
+    return problems
 
 
 def _field_line(proc: Procedure, name: str) -> int:

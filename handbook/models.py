@@ -86,6 +86,8 @@ class Procedure:
     sections: list[Section] = field(default_factory=list)
     links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
     superseded_by: str | None = None                       # filled by the index step
+    upcoming_successor: str | None = None                  # filled by the index step: a newer version that
+                                                           # supersedes this one once its effective date comes
 
     @property
     def slug(self) -> str:

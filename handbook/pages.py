@@ -113,6 +113,8 @@ class _Around:
     older: list[Procedure]        # versions it superseded
     newer: Procedure | None       # the version that superseded it
     targets: list[Procedure | None]  # where its links lead (None: nowhere)
+    successor: Procedure | None   # the version that will supersede it, not in force yet
+    replaces: Procedure | None    # the version still in force that this one, not yet in force, will supersede
 
 
 class Views:
@@ -156,15 +158,28 @@ class Views:
         return {**base, "href": href(from_path, base["path"])}
 
     def record_href(self, from_path: str, record: str) -> str:
-        """Records are listed on a staff page only; the public tree shows the name without a link."""
-        return href(from_path, url(self.tree, "records")) + "#" + slugify(record) if self.tree == STAFF else ""
+        """Records are listed on a staff page only, and only the current versions' records; else no link."""
+        if self.tree != STAFF or record not in self.hb.records:
+            return ""
+        return href(from_path, url(self.tree, "records")) + "#" + slugify(record)
+
+    def tag_href(self, from_path: str, tag: str) -> str:
+        """Tag pages list current versions only: a superseded version's other tags get no link."""
+        return href(from_path, url(self.tree, "tag", tag)) if tag in self.hb.tags else ""
+
+    def shown(self, p: Procedure | None) -> Procedure | None:
+        """P, if this tree has a page for it: the staff tree has every version, the public one the current
+        versions of residents' procedures. Links and version notes name only pages the reader can open."""
+        if p is None or self.tree == STAFF or (p.public and not p.superseded_by):
+            return p
+        return None
 
     def body(self, html: str, source_rel: str, from_path: str) -> str:
         """Resolve cross-links for this tree; in the public tree, links to staff-only pages become text."""
 
         def swap(m: re.Match[str]) -> str:
-            dest = self.hb.by_rel.get(resolve_link(source_rel, m.group(1)))
-            if dest is None or (self.tree == PUBLIC and not dest.public):
+            dest = self.shown(self.hb.by_rel.get(resolve_link(source_rel, m.group(1))))
+            if dest is None:
                 return m.group(4)
             target = url(self.tree, "procedure", dest.slug) + (f"#{m.group(2)}" if m.group(2) else "")
             return f'<a href="{href(from_path, target)}"{m.group(3)}>{m.group(4)}</a>'
@@ -206,7 +221,7 @@ class Views:
         days = self.config.build.review_warning_days
         rows = [(p.source.rel, p.id, p.title, p.version, str(p.effective), str(p.review_by), p.owner, p.department,
                  p.category, p.audience, p.tags, p.records, p.supersedes or "", p.superseded_by or "",
-                 status(p, self.today, days)) for p in [*self.hb.procedures, *self.hb.superseded]]
+                 p.upcoming_successor or "", status(p, self.today, days)) for p in [*self.hb.procedures, *self.hb.superseded]]
         notices = [(n.source.rel, n.id, n.title, str(n.date), n.category, str(n.expires), n.pinned, n.audience)
                    for n in self.hb.notices]
         intro = self.hb.intro.source.digest if self.hb.intro else ""
@@ -249,15 +264,19 @@ class Views:
 
     def _around(self, p: Procedure) -> _Around:
         prev, nxt = self.hb.neighbours(p, self.procedures)
-        return _Around(prev, nxt, [o for o in self.hb.superseded if o.superseded_by == p.id],
-                       self.hb.by_id.get(p.superseded_by or ""),
-                       [self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links])
+        by_id, shown = self.hb.by_id, self.shown
+        replaces = by_id.get(p.supersedes or "")
+        return _Around(prev, nxt, [o for o in self.hb.superseded if o.superseded_by == p.id and shown(o)],
+                       shown(by_id.get(p.superseded_by or "")),
+                       [self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links],
+                       shown(by_id.get(p.upcoming_successor or "")),
+                       shown(replaces) if replaces and replaces.upcoming_successor == p.id else None)
 
     def _signature(self, p: Procedure, around: _Around) -> str:
-        shown = [p, around.prev, around.next, around.newer, *around.older]
+        shown = [p, around.prev, around.next, around.newer, around.successor, around.replaces, *around.older]
         days = self.config.build.review_warning_days  # badges are the only part that follows the date
         badges = ";".join(",".join(status(x, self.today, days)) if x else "-" for x in shown)
-        return _signature(badges, *shown[:4], "older", *around.older, "links", *around.targets)
+        return _signature(badges, *shown[:6], "older", *around.older, "links", *around.targets)
 
     def _procedure(self, p: Procedure, around: _Around) -> PageSpec:
         path = url(self.tree, "procedure", p.slug)
@@ -266,7 +285,7 @@ class Views:
         summary = self.summary
         ctx.update(
             proc=summary(p, path),
-            tags=[{"name": t, "href": href(path, url(self.tree, "tag", t))} for t in p.tags],
+            tags=[{"name": t, "href": self.tag_href(path, t)} for t in p.tags],
             records=[{"name": r, "href": self.record_href(path, r)} for r in p.records],
             toc=nest_toc(p.headings),
             html=self.body(p.html, p.source.rel, path),
@@ -274,6 +293,8 @@ class Views:
             next=summary(around.next, path) if around.next else None,
             older=[summary(o, path) for o in around.older],
             newer=summary(around.newer, path) if around.newer else None,
+            successor=summary(around.successor, path) if around.successor else None,
+            replaces=summary(around.replaces, path) if around.replaces else None,
             show_tags=self.tree == STAFF,
         )
         return PageSpec(self.tree, path, "procedure.html", ctx)
@@ -283,8 +304,10 @@ class Views:
         items = sorted(self.procedures + (self.hb.superseded if self.tree == STAFF else []),
                        key=lambda p: (p.effective, p.id), reverse=True)
         ctx = self.base(path, self.t("changes.title"))
+        shown = self.shown  # the public list names only versions residents can open
         ctx.update(items=[self.summary(p, path) | {"superseded_by": p.superseded_by or "",
-                                                   "supersedes": p.supersedes or ""} for p in items])
+                                                   "supersedes": p.supersedes if shown(self.hb.by_id.get(p.supersedes or ""))
+                                                   else ""} for p in items])
         return PageSpec(self.tree, path, "changes.html", ctx)
 
     def records(self) -> PageSpec:
