@@ -62,12 +62,14 @@ def build_index(
     for proc in procedures:  # derived afresh each build (cached objects are reused in watch mode)
         proc.superseded_by = proc.upcoming_successor = None
     by_id: dict[str, Procedure] = {}
+    by_slug: dict[str, Procedure] = {}   # pages are named by the id in lower case: EN-1 and en-1 would share one
     for proc in procedures:
-        other = by_id.get(proc.id)
+        other = by_slug.get(proc.slug)
         if other:
-            problems.append(BuildProblem(_file(proc), 2, f"编号 {proc.id} 重复，已用于 {_file(other)} (duplicate id)"))
+            problems.append(BuildProblem(_file(proc), _field_line(proc, "id"),
+                                         f"编号 {proc.id} 重复，已用于 {_file(other)}（{other.id}；页面名不分大小写）(duplicate id)"))
         else:
-            by_id[proc.id] = proc
+            by_id[proc.id] = by_slug[proc.slug] = proc
     for proc in procedures:
         _link_supersedes(proc, by_id, problems, today)
     problems.extend(_supersedes_cycles(procedures, by_id))
@@ -88,6 +90,7 @@ def build_index(
     )
     handbook.records = _group(current, lambda p: p.records)
     handbook.tags = _group(current, lambda p: p.tags)
+    problems.extend(_tag_page_clashes(handbook.tags))
     return handbook, problems
 
 
@@ -129,8 +132,8 @@ def _supersedes_cycles(procedures: list[Procedure], by_id: dict[str, Procedure])
     return problems
 
 
-def _field_line(proc: Procedure, name: str) -> int:
-    return proc.field_lines.get(name, 1)
+def _field_line(item: Procedure | Notice, name: str) -> int:
+    return item.field_lines.get(name, 1)
 
 
 def _check_links(item: Procedure | Notice | Intro, by_rel: dict[str, Procedure],
@@ -154,13 +157,38 @@ def _check_links(item: Procedure | Notice | Intro, by_rel: dict[str, Procedure],
     return problems
 
 
+RESERVED_SLUGS = {"index"}   # tags/index.html and notices/index.html list the others
+
+
 def _check_notice_ids(notices: list[Notice], problems: list[BuildProblem]) -> None:
     seen: dict[str, Notice] = {}
     for n in notices:
-        if n.id in seen:
-            problems.append(BuildProblem(n.source.shown, 2,
-                                         f"公告编号 {n.id} 重复，已用于 {seen[n.id].source.shown} (duplicate id)"))
-        seen.setdefault(n.id, n)
+        line = _field_line(n, "id")
+        if n.slug in RESERVED_SLUGS:
+            problems.append(BuildProblem(n.source.shown, line, f"公告编号 {n.id} 与公告列表页 notices/index.html 重名，"
+                                         "请换一个编号 (id clashes with a page name)"))
+        elif n.slug in seen:
+            other = seen[n.slug]
+            problems.append(BuildProblem(n.source.shown, line, f"公告编号 {n.id} 重复，已用于 {other.source.shown}"
+                                         f"（{other.id}；页面名不分大小写）(duplicate id)"))
+        seen.setdefault(n.slug, n)
+
+
+def _tag_page_clashes(tags: dict[str, list[Procedure]]) -> list[BuildProblem]:
+    """Tags whose pages would overwrite another page: two spellings with one page name ("A B", "a-b"), or the
+    tag index's own name. Reported at each procedure that uses such a tag."""
+    by_page: dict[str, list[str]] = defaultdict(list)
+    for tag in tags:
+        by_page[slugify(tag)].append(tag)
+    problems = []
+    for page, names in by_page.items():
+        if len(names) < 2 and page not in RESERVED_SLUGS:
+            continue
+        clash = "、".join(f"“{n}”" for n in names)
+        why = (f"标签 {clash} 的页面同为 tags/{page}.html，请统一写法 (tags share a page)" if len(names) > 1 else
+               f"标签 {clash} 的页面会与标签总览 tags/{page}.html 重名，请换个写法 (tag clashes with a page name)")
+        problems.extend(BuildProblem(_file(p), _field_line(p, "tags"), why) for n in names for p in tags[n])
+    return problems
 
 
 def _nav_key(config: EstateConfig) -> Callable[[Procedure], tuple[int, str]]:

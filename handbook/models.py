@@ -118,6 +118,7 @@ class Notice:
     sections: list[Section] = field(default_factory=list)
     links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
     extra: dict[str, Any] = field(default_factory=dict)
+    field_lines: dict[str, int] = field(default_factory=dict)  # front-matter key -> line, for messages
 
     @property
     def public(self) -> bool:

@@ -284,6 +284,6 @@ def parse_notice(
     if parsed.problems.items:
         return None, parsed.problems.items
     notice = Notice(source=replace(source, raw=b""), body=parsed.body, body_line=parsed.body_line,
-                    extra=parsed.extra(NOTICE_FIELDS), **parsed.clean)
+                    extra=parsed.extra(NOTICE_FIELDS), field_lines=parsed.lines, **parsed.clean)
     _render_into(notice, expand)
     return notice, []

@@ -319,3 +319,33 @@ def test_a_broken_link_names_its_own_line_not_an_earlier_mention(mini: Path) -> 
     write(mini, "mention.md", GOOD.replace("正文。", "旧文件名是 `guides/repair.md`。\n\n见[报修](guides/repair.md#没有这节)。"))
     found = problems_for(mini)
     assert len(found) == 1 and found[0].startswith("procedures/mention.md:19: "), found
+
+
+# ---- output names that would collide: one page would silently overwrite another ----------------
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ("[index]", "标签 “index” 的页面会与标签总览 tags/index.html 重名"),
+        ("[A B, a-b]", "标签 “A B”、“a-b” 的页面同为 tags/a-b.html"),
+        ("['🔥', '💧']", "标签 “💧”、“🔥” 的页面同为 tags/section.html"),
+    ],
+)
+def test_tags_whose_pages_collide_fail_the_build(mini: Path, tags: str, expected: str) -> None:
+    write(mini, "new.md", GOOD.replace("tags: [测试]", f"tags: {tags}"))
+    assert any(p.startswith("procedures/new.md:11: " + expected) for p in problems_for(mini))
+
+
+def test_ids_differing_only_in_case_fail_the_build(mini: Path) -> None:
+    """Pages are named by the id in lower case: t-001 would overwrite T-001's page."""
+    write(mini, "new.md", GOOD.replace("id: T-009", "id: t-001"))
+    assert any(p.startswith("procedures/new.md:2: 编号 t-001 重复，已用于 procedures/duty.md（T-001")
+               for p in problems_for(mini))
+
+
+@pytest.mark.parametrize(("new_id", "expected"), [("INDEX", "公告编号 INDEX 与公告列表页 notices/index.html 重名"),
+                                                  ("n-001", "公告编号 n-001 重复，已用于 content/notices/water.md")])
+def test_notice_ids_that_would_overwrite_a_page_fail_the_build(mini: Path, new_id: str, expected: str) -> None:
+    water = (mini / "content/notices/water.md").read_text(encoding="utf-8")
+    (mini / "content/notices/zz.md").write_text(water.replace("id: N-001", f"id: {new_id}"), encoding="utf-8")
+    assert any(p.startswith("content/notices/zz.md:2: " + expected) for p in problems_for(mini))
