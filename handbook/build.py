@@ -62,6 +62,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     """
     started = time.perf_counter()
     out = out or config.path(config.build.site_dir)
+    check_output_folder(config, out)
     today = today or date.today()
     workers = parallel.worker_count(config.build.workers if workers is None else workers)
     expander = Expander.load(config)
@@ -105,6 +106,20 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     result.seconds = time.perf_counter() - started
     log.debug(result.summary())
     return result
+
+
+def check_output_folder(config: EstateConfig, out: Path) -> None:
+    """Refuse an output folder that holds the estate or lies inside its sources or runtime data: the build
+    writes and deletes pages there, and --clean empties it (`--out .` would have deleted procedures/)."""
+    root, target = config.root.resolve(), out.resolve()
+    kept = [config.path(p).resolve() for p in ("content", config.build.procedures_dir, config.build.notices_dir,
+                                               config.processor.var_dir, config.processor.inbox_dir)]
+    holds_estate = target == root or target in root.parents
+    inside_kept = any(target == k or k in target.parents for k in kept)
+    if holds_estate or inside_kept:
+        raise BuildFailed([BuildProblem(str(out), 1, "输出文件夹不能是规程库根目录或它的上级，也不能在 content/、"
+                                        "procedures/、var/、inbox/ 之内：构建会在那里写入和删除文件 "
+                                        "(output folder would overwrite the estate's sources)")])
 
 
 def _settle(watching: bool) -> None:

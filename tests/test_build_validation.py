@@ -126,6 +126,17 @@ def test_cli_exits_1_and_prints_problems(mini: Path) -> None:
     assert not (mini / "site").exists()
 
 
+@pytest.mark.parametrize("out", [".", "..", "procedures", "content/site", "var/site", "inbox"])
+def test_an_output_folder_over_the_sources_is_refused_and_nothing_is_deleted(mini: Path, out: str) -> None:
+    """`--out . --clean` emptied the estate root: procedures/ and content/ were gone."""
+    before = sorted(p.relative_to(mini) for p in mini.rglob("*"))
+    run = subprocess.run([sys.executable, "build.py", "--root", str(mini), "--out", str(mini / out), "--clean"],
+                         capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert run.returncode == 1
+    assert "输出文件夹不能是规程库根目录或它的上级" in run.stderr and "(output folder would overwrite" in run.stderr
+    assert sorted(p.relative_to(mini) for p in mini.rglob("*")) == before
+
+
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
