@@ -11,7 +11,7 @@ from datetime import date
 
 from estate.config import EstateConfig
 from handbook.models import BuildProblem, Intro, Notice, Procedure
-from render.markdown import slugify
+from render.markdown import find_anchor, slugify
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _check_links(item: Procedure | Notice | Intro, by_rel: dict[str, Procedure],
                         "(link to a staff-only procedure is shown as text on public pages)", shown, line, dest.id)
         if dest is None:
             problems.append(BuildProblem(shown, line, f"链接指向不存在的规程 {target} (broken link)"))
-        elif fragment and slugify(fragment) not in {h.anchor for h in dest.headings}:
+        elif fragment and find_anchor(dest.headings, fragment) is None:
             problems.append(BuildProblem(shown, line, f"链接指向 {target} 中不存在的标题 #{fragment} (no such heading)"))
     return problems
 

@@ -7,6 +7,7 @@ context: the incremental build re-renders exactly the pages whose context change
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from handbook.index import Handbook, resolve_link, status
 from handbook.models import PUBLIC, STAFF, Heading, Notice, Procedure
 from handbook.parallel import fingerprint
 from render.i18n import translator
-from render.markdown import LINK_MARKER, slugify
+from render.markdown import LINK_MARKER, find_anchor, slugify
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +175,18 @@ class Views:
             return p
         return None
 
-    def body(self, html: str, source_rel: str, from_path: str) -> str:
+    def body(self, body_html: str, source_rel: str, from_path: str) -> str:
         """Resolve cross-links for this tree; in the public tree, links to staff-only pages become text."""
 
         def swap(m: re.Match[str]) -> str:
             dest = self.shown(self.hb.by_rel.get(resolve_link(source_rel, m.group(1))))
             if dest is None:
                 return m.group(4)
-            target = url(self.tree, "procedure", dest.slug) + (f"#{m.group(2)}" if m.group(2) else "")
-            return f'<a href="{href(from_path, target)}"{m.group(3)}>{m.group(4)}</a>'
+            anchor = find_anchor(dest.headings, html.unescape(m.group(2))) if m.group(2) else None
+            target = url(self.tree, "procedure", dest.slug) + (f"#{anchor}" if anchor else "")
+            return f'<a href="{href(from_path, target).replace("&", "&amp;")}"{m.group(3)}>{m.group(4)}</a>'
 
-        return _MARKER.sub(swap, html)
+        return _MARKER.sub(swap, body_html)
 
     # -- pages ---------------------------------------------------------------------------------
     def pages(self) -> Iterator[PageSpec]:

@@ -71,7 +71,7 @@ class _LinkRewriter(Treeprocessor):
                 continue
             path, fragment = unquote(parts.path), unquote(parts.fragment)
             self.md.links_out.append((path, fragment))  # type: ignore[attr-defined]
-            a.set("href", f"{LINK_MARKER}{path}#{slugify(fragment) if fragment else ''}")
+            a.set("href", f"{LINK_MARKER}{path}#{fragment}")   # the builder finds the heading: find_anchor
 
 
 class _Sections(Treeprocessor):
@@ -113,6 +113,12 @@ _TAG = re.compile(r"""<[a-zA-Z/!?](?:[^>"']|"[^"]*"|'[^']*')*>?""")
 _NUMBERED = re.compile(r"^(.*)_([0-9]+)$")
 
 
+# Ids the page templates and search.js give their own elements: a heading "Main" or "ES Page" must not take
+# one (a second id="es-page" broke the page's search script). tests/test_markdown.py checks the list is whole.
+RESERVED_IDS = frozenset({"main", "es-page", "es-page-q", "es-q", "es-dropdown", "h-contact", "h-depts", "h-guides",
+                          "h-notices"})
+
+
 class _HeadingIds(Treeprocessor):
     """Give each heading a unique anchor from its text, as Python-Markdown's toc extension names them.
 
@@ -121,7 +127,7 @@ class _HeadingIds(Treeprocessor):
     """
 
     def run(self, root: etree.Element) -> None:
-        used = {el.get("id") for el in root.iter() if el.get("id")}
+        used = {el.get("id") for el in root.iter() if el.get("id")} | RESERVED_IDS
         for el in root.iter():
             if el.tag in _HEADING_TAGS and "id" not in el.attrib:
                 el.set("id", _unique(slugify(_plain_text(self.md, el)), used))
@@ -157,6 +163,21 @@ def _as_written(text: str) -> str:
 def visible_text(raw_html: str) -> str:
     """The text a browser shows for RAW_HTML."""
     return html.unescape(_TAG.sub("", _HIDDEN.sub("", raw_html)))
+
+
+def find_anchor(headings: list, fragment: str) -> str | None:
+    """The anchor of the heading a link's FRAGMENT names, as readers write it: the anchor itself (an explicit
+    {#Id} keeps its case), the heading's text, or its text in anchor form; None if no heading matches."""
+    anchors = [h.anchor for h in headings]
+    if fragment in anchors:
+        return fragment
+    wanted = slugify(fragment)
+    if wanted in anchors:
+        return wanted
+    # an explicit {#Escalate-Now} linked as #escalate-now; then a heading whose anchor was numbered away
+    # from its text ("Main" → main_1, beside the page's own id="main")
+    return next((a for a in anchors if slugify(a) == wanted), None) or \
+        next((h.anchor for h in headings if slugify(h.text) == wanted), None)
 
 
 def _unique(anchor: str, used: set[str]) -> str:

@@ -369,3 +369,20 @@ def test_tree_stylesheet_carries_the_print_header(mini_site: Path) -> None:
     assert "@top-right" in public and "员工手册" not in public.rsplit("@media print", 1)[1]
     page = (mini_site / "staff/procedures/t-001.html").read_text(encoding="utf-8")
     assert '@top-left{content:"T-001 · v2.0"}' in page
+
+
+def test_links_reach_headings_by_anchor_text_or_explicit_id_in_any_case(mini: Path) -> None:
+    from tests.test_build_versions import broken_links
+
+    duty = mini / "procedures/duty.md"
+    duty.write_text(duty.read_text(encoding="utf-8") + "\n## Escalation {#Escalate-Now}\n\n升级。\n\n## Main\n\n主要。\n",
+                    encoding="utf-8")
+    repair = mini / "procedures/guides/repair.md"
+    links = "[a](../duty.md#Escalate-Now) [b](../duty.md#escalate-now) [c](../duty.md#Escalation) [d](../duty.md#Main)"
+    repair.write_text(repair.read_text(encoding="utf-8") + f"\n{links}\n", encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    html = (mini / "site/staff/procedures/t-002.html").read_text(encoding="utf-8")
+    for text in "abc":
+        assert f'<a href="t-001.html#Escalate-Now">{text}</a>' in html
+    assert '<a href="t-001.html#main_1">d</a>' in html
+    assert html.count('id="main"') == 1 and not broken_links(mini / "site")

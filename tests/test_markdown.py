@@ -10,7 +10,7 @@ from pathlib import Path
 import markdown
 import pytest
 
-from render.markdown import LINK_MARKER, render_markdown, slugify
+from render.markdown import LINK_MARKER, RESERVED_IDS, find_anchor, render_markdown, slugify
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = ROOT / "tests" / "data" / "markdown" / "edge-cases.md"
@@ -57,10 +57,34 @@ def test_heading_titles_and_section_text_are_plain_text() -> None:
     assert "a@b.cn" in everything  # the obfuscated mail link reads as written
 
 
-def test_links_to_procedures_become_markers_with_slugged_fragments() -> None:
+def test_links_to_procedures_become_markers_with_the_fragment_as_written() -> None:
     html = render_markdown("[交接](duty-handover.md#交接 班) [外部](https://example.com/a.md)").html
-    assert f'href="{LINK_MARKER}duty-handover.md#交接-班"' in html
+    assert f'href="{LINK_MARKER}duty-handover.md#交接 班"' in html     # the builder finds the heading
     assert 'href="https://example.com/a.md"' in html
+
+
+def test_a_fragment_finds_its_heading_however_the_reader_wrote_it() -> None:
+    from handbook.models import Heading
+
+    text = "## 交接 班\n\n## Escalation {#Escalate-Now}\n\n## Main\n\n## 交接 班\n"
+    headings = [Heading._make(h) for h in render_markdown(text).headings]
+    assert [h.anchor for h in headings] == ["交接-班", "Escalate-Now", "main_1", "交接-班_1"]
+    for fragment, anchor in [("交接 班", "交接-班"), ("交接-班", "交接-班"), ("交接-班_1", "交接-班_1"),
+                             ("Escalate-Now", "Escalate-Now"), ("escalate-now", "Escalate-Now"),
+                             ("Escalation", "Escalate-Now"), ("Main", "main_1"), ("main_1", "main_1"), ("没有", None)]:
+        assert find_anchor(headings, fragment) == anchor, fragment
+
+
+def test_headings_never_take_an_id_the_page_gives_its_own_elements() -> None:
+    """A heading "ES Page" once took id="es-page", and the page's search script broke on the second one."""
+    root = Path(__file__).parent.parent / "render"
+    ids = set()
+    for path in [*root.glob("templates/**/*.html"), *root.glob("static/*.js")]:
+        text = path.read_text(encoding="utf-8")
+        ids |= set(re.findall(r'\bid="([^"{}]+)"', text)) | set(re.findall(r'getElementById\("([^"]+)"\)', text))
+    assert ids and ids <= RESERVED_IDS
+    anchors = [anchor for _, _, anchor in render_markdown("\n\n".join(f"## {i}" for i in sorted(ids))).headings]
+    assert not set(anchors) & ids
 
 
 def test_table_of_contents_nests_subheadings_under_their_heading() -> None:
