@@ -83,7 +83,8 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
     indexing = _index_search(config, handbook, synonyms, cache.parse_stamp, workers, watching)
     # page specs are generated lazily and rendered a batch at a time, so their contexts never all coexist
-    specs = chain(*(Views(config, handbook, tree, today, cache).pages() for tree in TREES))
+    views = [Views(config, handbook, tree, today, cache) for tree in TREES]
+    specs = chain(*(v.pages() for v in views))
 
     _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
     if clean:
@@ -92,7 +93,9 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     try:
         result = parallel.render_and_write(out, specs, cache, workers)            # write
         assets = _assets(config)
-        outputs = result.outputs | set(assets) | {ROOT_PAGE} | {f"{t}/{search.INDEX_FILE}" for t in TREES}
+        media = {f"{v.tree}/{rel}": path for v in views for rel, path in v.media().items()}
+        result.written += sum(write_page(out / rel, path.read_bytes()) for rel, path in media.items())
+        outputs = result.outputs | set(assets) | set(media) | {ROOT_PAGE} | {f"{t}/{search.INDEX_FILE}" for t in TREES}
         result.removed = build_cache.remove_stale(out, cache, outputs)
         saving = build_cache.save(config, out, cache, source_keys, outputs)  # written while the index is packed
         extras = assets | indexing.result() | _root_page(config)

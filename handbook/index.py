@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from estate.config import EstateConfig
 from handbook.models import BuildProblem, Intro, Notice, Procedure
@@ -48,6 +49,32 @@ def resolve_link(from_rel: str, target: str) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(from_rel), target))
 
 
+MEDIA = "media"   # site/<tree>/media/<procedures|notices>/<path>: the local files pages use
+
+
+def local_file(config: EstateConfig, item: Procedure | Notice | Intro, written: str) -> tuple[str, Path] | None:
+    """(URL under the tree, file on disk) of a local file ITEM uses, written relative to ITEM's source; None
+    if it lies outside ITEM's folder (procedures/ or the notices folder): only those folders are published."""
+    notice = isinstance(item, Notice)
+    rel = posixpath.normpath(posixpath.join(posixpath.dirname(item.source.rel), written.replace("\\", "/")))
+    if rel == ".." or rel.startswith(("../", "/")):
+        return None
+    folder = config.build.notices_dir if notice else config.build.procedures_dir
+    return f"{MEDIA}/{'notices' if notice else 'procedures'}/{rel}", config.path(folder) / rel
+
+
+def _check_files(config: EstateConfig, item: Procedure | Notice | Intro) -> list[BuildProblem]:
+    problems = []
+    for written, line in item.files:
+        found = local_file(config, item, written)
+        if found is None:
+            problems.append(BuildProblem(_file(item), line, f"引用的文件 {written} 不在规程或公告文件夹内，不会随站点发布 "
+                                         "(file outside the procedures/notices folder)"))
+        elif not found[1].is_file():
+            problems.append(BuildProblem(_file(item), line, f"引用的文件不存在：{written} (missing file)"))
+    return problems
+
+
 def build_index(
     config: EstateConfig, procedures: list[Procedure], notices: list[Notice], unparsed: frozenset[str] = frozenset(),
     intro: Intro | None = None, today: date | None = None,
@@ -79,6 +106,8 @@ def build_index(
     _check_notice_ids(notices, problems)
     for item in [*notices, *([intro] if intro else [])]:
         problems.extend(_check_links(item, by_rel, unparsed))
+    for item in [*procedures, *notices, *([intro] if intro else [])]:
+        problems.extend(_check_files(config, item))
     current = sorted((p for p in procedures if not p.superseded_by), key=_nav_key(config))
     handbook = Handbook(
         procedures=current,

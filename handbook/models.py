@@ -85,6 +85,7 @@ class Procedure:
     headings: list[Heading] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
+    files: list[tuple[str, int]] = field(default_factory=list)  # local files it uses (path as written, line)
     superseded_by: str | None = None                       # filled by the index step
     upcoming_successor: str | None = None                  # filled by the index step: a newer version that
                                                            # supersedes this one once its effective date comes
@@ -117,6 +118,7 @@ class Notice:
     headings: list[Heading] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
+    files: list[tuple[str, int]] = field(default_factory=list)  # local files it uses (path as written, line)
     extra: dict[str, Any] = field(default_factory=dict)
     field_lines: dict[str, int] = field(default_factory=dict)  # front-matter key -> line, for messages
 
@@ -138,3 +140,4 @@ class Intro:
     html: str
     source: SourceFile
     links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
+    files: list[tuple[str, int]] = field(default_factory=list)  # local files it uses (path as written, line)

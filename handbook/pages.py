@@ -14,20 +14,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from estate.config import EstateConfig
 from handbook.cache import BuildCache
-from handbook.index import Handbook, resolve_link, status
-from handbook.models import PUBLIC, STAFF, Heading, Notice, Procedure
+from handbook.index import Handbook, local_file, resolve_link, status
+from handbook.models import PUBLIC, STAFF, Heading, Intro, Notice, Procedure
 from handbook.parallel import fingerprint
 from render.i18n import translator
-from render.markdown import LINK_MARKER, find_anchor, slugify
+from render.markdown import FILE_MARKER, LINK_MARKER, find_anchor, slugify
 
 log = logging.getLogger(__name__)
 
 _URL_ESCAPES = str.maketrans({" ": "%20", '"': "%22", "?": "%3F", "%": "%25", "<": "%3C", ">": "%3E"})
 _MARKER = re.compile(r'<a href="' + re.escape(LINK_MARKER) + r'([^"#]*)#([^"]*)"([^>]*)>(.*?)</a>', re.S)
+_FILE = re.compile(re.escape(FILE_MARKER) + r"""([^"']*)""")
 
 
 @dataclass
@@ -175,8 +178,10 @@ class Views:
             return p
         return None
 
-    def body(self, body_html: str, source_rel: str, from_path: str) -> str:
-        """Resolve cross-links for this tree; in the public tree, links to staff-only pages become text."""
+    def body(self, item: Procedure | Notice | Intro, from_path: str) -> str:
+        """ITEM's HTML with cross-links resolved for this tree (in the public tree, links to staff-only pages
+        become text) and its local files pointed at their copies under media/."""
+        source_rel = "" if isinstance(item, Notice) else item.source.rel   # a notice links as if in procedures/
 
         def swap(m: re.Match[str]) -> str:
             dest = self.shown(self.hb.by_rel.get(resolve_link(source_rel, m.group(1))))
@@ -186,7 +191,24 @@ class Views:
             target = url(self.tree, "procedure", dest.slug) + (f"#{anchor}" if anchor else "")
             return f'<a href="{href(from_path, target).replace("&", "&amp;")}"{m.group(3)}>{m.group(4)}</a>'
 
-        return _MARKER.sub(swap, body_html)
+        def media(m: re.Match[str]) -> str:
+            parts = urlsplit(html.unescape(m.group(1)))
+            found = local_file(self.config, item, unquote(parts.path))
+            target = href(from_path, found[0]) if found else ""   # validated: found unless the build failed
+            # it may stand in '…' as well as "…" (raw HTML): neither quote may end the attribute early
+            target += f"#{parts.fragment}" if parts.fragment else ""
+            return target.replace("&", "&amp;").replace("'", "%27").replace('"', "%22")
+
+        text = _MARKER.sub(swap, item.html)
+        return _FILE.sub(media, text) if FILE_MARKER in text else text
+
+    def media(self) -> dict[str, Path]:
+        """The local files this tree's pages use: {path under the tree: file to copy}."""
+        items = [*self.procedures, *self.notices]
+        if self.tree == STAFF:
+            items += [*self.hb.superseded, *([self.hb.intro] if self.hb.intro else [])]
+        return {found[0]: found[1] for item in items for written, _ in item.files
+                if (found := local_file(self.config, item, written))}
 
     # -- pages ---------------------------------------------------------------------------------
     def pages(self) -> Iterator[PageSpec]:
@@ -249,7 +271,7 @@ class Views:
 
     def _intro(self, path: str) -> str:
         intro = self.hb.intro
-        return self.body(intro.html, intro.source.rel, path) if intro and self.tree == STAFF else ""
+        return self.body(intro, path) if intro and self.tree == STAFF else ""
 
     def procedure(self, p: Procedure) -> PageSpec:
         """A procedure's page; its context is not even built while what it shows is what it was.
@@ -290,7 +312,7 @@ class Views:
             tags=[{"name": t, "href": self.tag_href(path, t)} for t in p.tags],
             records=[{"name": r, "href": self.record_href(path, r)} for r in p.records],
             toc=nest_toc(p.headings),
-            html=self.body(p.html, p.source.rel, path),
+            html=self.body(p, path),
             prev=summary(around.prev, path) if around.prev else None,
             next=summary(around.next, path) if around.next else None,
             older=[summary(o, path) for o in around.older],
@@ -351,7 +373,7 @@ class Views:
     def notice(self, n: Notice) -> PageSpec:
         path = url(self.tree, "notice", n.slug)
         ctx = self.base(path, n.title, [(self.t("notices.title"), url(self.tree, "notices"))])
-        ctx.update(notice=self.notice_summary(n, path), html=self.body(n.html, "", path))
+        ctx.update(notice=self.notice_summary(n, path), html=self.body(n, path))
         return PageSpec(self.tree, path, "notice.html", ctx)
 
     def search(self) -> PageSpec:

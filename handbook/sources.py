@@ -90,7 +90,8 @@ def parse_intro(source: SourceFile) -> tuple[Intro | None, list[BuildProblem]]:
     title, body, first_line = ("", text, 1) if parts is None else (str(parts[0].get("title", "")), parts[2], parts[3])
     rendered = render_markdown(body)
     found = check_body(Body(source.shown, body, first_line, rendered.html, len(rendered.links)))
-    intro = Intro(title, rendered.html, replace(source, raw=b""), link_lines(body, rendered.links, first_line))
+    files = [(path, line) for path, _, line in link_lines(body, [(f, "") for f in rendered.files], first_line)]
+    intro = Intro(title, rendered.html, replace(source, raw=b""), link_lines(body, rendered.links, first_line), files)
     return (None if found else intro), found
 
 

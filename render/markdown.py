@@ -30,6 +30,7 @@ from render.markdown_speed import speed_up
 log = logging.getLogger(__name__)
 
 LINK_MARKER = "@@doc:"
+FILE_MARKER = "@@file:"   # a local file (image, video, PDF) the page uses: the builder copies it and points here
 _STRIP = re.compile(r"[^\w\s-]")
 _SPACES = re.compile(r"\s+")
 _HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
@@ -49,6 +50,7 @@ class Rendered:
     html: str
     headings: list[tuple[int, str, str]] = field(default_factory=list)   # (level, text, anchor)
     links: list[tuple[str, str]] = field(default_factory=list)  # (path, fragment) of links to .md files
+    files: list[str] = field(default_factory=list)   # local files it uses (images, videos, documents), as written
     sections: list[tuple[str, str, int, str]] = field(default_factory=list)  # (anchor, title, level, text)
 
 
@@ -240,9 +242,45 @@ def render_markdown(text: str) -> Rendered:
         _converter = _new_converter()
     md = _converter
     md.reset()
-    html = md.convert(text)
+    html, files = _mark_files(md.convert(text))
     return Rendered(html, headings=list(getattr(md, "headings_out", [])),
-                    sections=list(getattr(md, "sections_out", [])), links=list(getattr(md, "links_out", [])))
+                    sections=list(getattr(md, "sections_out", [])), links=list(getattr(md, "links_out", [])),
+                    files=files)
+
+
+# Tags that make the browser fetch or open a file, and their attributes that name it ("..." or '...').
+_FILE_TAG = re.compile(r"<(?:img|a|video|audio|source|track)\s[^>]*>", re.I)
+_FILE_ATTRIBUTE = re.compile(r"""(\s(?:src|href|poster)\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
+
+
+_CONTROLS = re.compile(r"[\x00-\x20]+")
+_SCHEME_LIKE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def _mark_files(html_text: str) -> tuple[str, list[str]]:
+    """Mark the local files HTML_TEXT uses (relative paths, not .md pages) with FILE_MARKER, and list them.
+
+    Written beside a procedure (`![平面图](images/plan.png)`), they must reach site/ too, or a USB copy shows
+    broken images. Only real tags are read: code shows `<img src=…>` escaped, as text.
+    """
+    files: list[str] = []
+
+    def attribute(m: re.Match[str]) -> str:
+        value = html.unescape(m.group(3))
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return m.group(0)
+        squeezed = _CONTROLS.sub("", value)   # as the safety check reads it: "java script:" is a scheme there
+        if parts.scheme or parts.netloc or not parts.path or squeezed.startswith(("/", "\\", "@@")) or \
+                _SCHEME_LIKE.match(squeezed) or parts.path.endswith(".md"):
+            return m.group(0)
+        files.append(unquote(parts.path))
+        return f"{m.group(1)}{m.group(2)}{FILE_MARKER}{m.group(3)}{m.group(2)}"
+
+    if "src" not in html_text and "href" not in html_text:
+        return html_text, files
+    return _FILE_TAG.sub(lambda tag: _FILE_ATTRIBUTE.sub(attribute, tag.group(0)), html_text), files
 
 
 def link_lines(text: str, links: list[tuple[str, str]], first_line: int = 1) -> list[tuple[str, str, int]]:

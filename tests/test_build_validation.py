@@ -256,7 +256,8 @@ def test_the_intro_page_is_checked_too(mini: Path) -> None:
 
 
 def test_words_that_look_like_handlers_and_commented_html_are_fine(mini: Path) -> None:
-    write(mini, "fine.md", GOOD.replace("正文。", '见[缴费](fees.html "可 online=在线缴费")。\n\n<!-- <iframe src="x"></iframe> -->\n'))
+    (mini / "procedures/fees.pdf").write_bytes(b"%PDF-1.4")  # a local file the link needs (a missing one is a problem)
+    write(mini, "fine.md", GOOD.replace("正文。", '见[缴费](fees.pdf "可 online=在线缴费")。\n\n<!-- <iframe src="x"></iframe> -->\n'))
     build(load_config(mini), mini / "site", today=TODAY, workers=1)  # no BuildFailed
     assert "iframe" not in (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
 
@@ -276,6 +277,7 @@ def test_a_malformed_url_is_left_to_the_browser_not_a_crash(mini: Path) -> None:
 
 
 def test_a_title_that_mentions_javascript_is_only_text(mini: Path) -> None:
+    (mini / "procedures/fees.html").write_text("<p>缴费</p>", encoding="utf-8")
     write(mini, "title.md", GOOD.replace("正文。", '[提示](fees.html "不要点 javascript: 开头的链接")'))
     build(load_config(mini), mini / "site", today=TODAY, workers=1)  # no BuildFailed
 

@@ -1,0 +1,75 @@
+"""Local files a page uses (images, videos, forms as PDF) travel with the site; a missing one is a problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from estate.config import load_config
+from handbook.build import build
+from tests.conftest import TODAY
+from tests.test_build_validation import problems_for
+from tests.test_build_versions import broken_links, edit
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+
+
+def add_files(root: Path) -> None:
+    (root / "procedures/images").mkdir()
+    (root / "procedures/images/钥匙柜 1.png").write_bytes(PNG)
+    (root / "procedures/guides/forms").mkdir()
+    (root / "procedures/guides/forms/报修单.pdf").write_bytes(b"%PDF-1.4 form")
+    edit(root / "procedures/duty.md", "值班员须准时到岗。",
+         "值班员须准时到岗。\n\n![钥匙柜](images/钥匙柜%201.png)\n\n<img src='images/钥匙柜 1.png' alt='柜'>\n\n"
+         "```html\n<img src=\"images/nothing.png\">\n```\n")
+    edit(root / "procedures/guides/repair.md", "告诉业主如何报修。", "告诉业主如何报修，可下载[报修单](forms/报修单.pdf#page=1)。")
+    (root / "content/notices/停水范围.png").write_bytes(PNG)
+    notice = root / "content/notices/water.md"
+    notice.write_text(notice.read_text(encoding="utf-8") + "\n![范围](停水范围.png)\n", encoding="utf-8")
+
+
+def test_local_files_are_copied_into_each_tree_that_shows_them(mini: Path) -> None:
+    add_files(mini)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    site = mini / "site"
+    assert (site / "staff/media/procedures/images/钥匙柜 1.png").read_bytes() == PNG
+    assert (site / "public/media/procedures/guides/forms/报修单.pdf").read_bytes() == b"%PDF-1.4 form"
+    assert not (site / "public/media/procedures/images").exists()       # only a staff page uses it
+    duty = (site / "staff/procedures/t-001.html").read_text(encoding="utf-8")
+    assert 'src="../media/procedures/images/钥匙柜%201.png"' in duty            # Markdown's image
+    assert "src='../media/procedures/images/钥匙柜%201.png'" in duty            # raw HTML, its quotes kept
+    assert "&lt;img src=&quot;images/nothing.png&quot;&gt;" in duty             # code shows it: not a file
+    guide = (site / "public/guides/t-002.html").read_text(encoding="utf-8")
+    assert 'href="../media/procedures/guides/forms/报修单.pdf#page=1"' in guide
+    assert (site / "public/media/notices/停水范围.png").read_bytes() == PNG   # beside the notice, not procedures/
+    assert not broken_links(site)
+
+
+def test_a_file_no_page_uses_any_more_leaves_the_site(mini: Path) -> None:
+    add_files(mini)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    edit(mini / "procedures/guides/repair.md", "可下载[报修单](forms/报修单.pdf#page=1)", "")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert not (mini / "site/public/media/procedures/guides/forms/报修单.pdf").exists()
+    assert (mini / "site/staff/media/procedures/images/钥匙柜 1.png").is_file()
+
+
+def test_a_changed_file_is_copied_again(mini: Path) -> None:
+    add_files(mini)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    (mini / "procedures/images/钥匙柜 1.png").write_bytes(PNG + b"new")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert (mini / "site/staff/media/procedures/images/钥匙柜 1.png").read_bytes() == PNG + b"new"
+
+
+@pytest.mark.parametrize(("ref", "expected"), [
+    ("![图](images/missing.png)", "引用的文件不存在：images/missing.png (missing file)"),
+    ("[表](../content/estate.toml)", "引用的文件 ../content/estate.toml 不在规程或公告文件夹内"),
+    ('<video src="clips/none.mp4" controls></video>', "引用的文件不存在：clips/none.mp4"),
+])
+def test_a_missing_or_outside_file_is_a_problem_on_its_line(mini: Path, ref: str, expected: str) -> None:
+    duty = mini / "procedures/duty.md"
+    edit(duty, "## 一、目的\n", f"## 一、目的\n{ref}\n\n")
+    line = duty.read_text(encoding="utf-8").split("\n").index(ref) + 1
+    assert f"procedures/duty.md:{line}: {expected}" in "\n".join(problems_for(mini))
