@@ -250,6 +250,12 @@ def _read(source: SourceFile, rules: tuple[FieldRule, ...]) -> _Parsed | list[Bu
     return _Parsed(problems, data, lines, clean, body, body_line)
 
 
+def read_body(source: SourceFile) -> tuple[str, int] | None:
+    """SOURCE's body and the line it starts on, whatever its front matter holds; None if it cannot be read."""
+    parsed = _read(source, ())
+    return None if isinstance(parsed, list) else (parsed.body, parsed.body_line)
+
+
 def parse_procedure(
     source: SourceFile, config: EstateConfig, expand: Callable[[str], str]
 ) -> tuple[Procedure | None, list[BuildProblem]]:

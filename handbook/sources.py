@@ -14,7 +14,7 @@ from handbook import parallel
 from handbook.cache import BuildCache
 from handbook.discover import reread
 from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile
-from handbook.parse import _Problems, decode, parse_notice, parse_procedure, split_front_matter
+from handbook.parse import _Problems, decode, parse_notice, parse_procedure, read_body, split_front_matter
 from handbook.safety import Body, check_body
 from render.markdown import link_lines, render_markdown
 
@@ -50,14 +50,14 @@ class Expander:
                    frozenset(policy_views.PLACEHOLDERS), digest)
 
 
-def check_placeholders(item: Procedure | Notice, names: frozenset[str]) -> list[BuildProblem]:
+def check_placeholders(body: Body, names: frozenset[str]) -> list[BuildProblem]:
     """Report `[[policy:NAME]]` lines whose NAME the policy views do not know."""
     problems = []
-    for m in _PLACEHOLDER.finditer(item.body):
+    for m in _PLACEHOLDER.finditer(body.text):
         if m.group(1) not in names:
-            line = item.body_line + item.body[: m.start()].count("\n")
+            line = body.first_line + body.text[: m.start()].count("\n")
             known = "、".join(sorted(names)) or "（无：缺少 content/policy.toml）"
-            problems.append(BuildProblem(item.source.shown, line,
+            problems.append(BuildProblem(body.shown, line,
                                          f"未知的占位符 [[policy:{m.group(1)}]]，可用：{known} (unknown placeholder)"))
     return problems
 
@@ -69,17 +69,34 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
     parser = parse_procedure if source.kind == "procedure" else parse_notice
     item, problems = parser(source, config, expander.expand)
     if item is not None:
-        problems = check_placeholders(item, expander.names) + check_body(
-            Body(item.source.shown, item.body, item.body_line, _authors_html(item), len(item.links)))
+        problems = _body_problems(item.source.shown, item.body, item.body_line, item.html, len(item.links), expander)
         item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
+    elif problems:  # a front-matter problem: the body's own problems are reported in the same run
+        problems = problems + _unparsed_body_problems(source, expander)
     return (item if not problems else None), problems
 
 
-def _authors_html(item: Procedure | Notice) -> str:
+def _body_problems(shown: str, body: str, first_line: int, body_html: str, links: int,
+                   expander: Expander) -> list[BuildProblem]:
+    checked = Body(shown, body, first_line, _authors_html(body, body_html), links)
+    return check_placeholders(checked, expander.names) + check_body(checked)
+
+
+def _unparsed_body_problems(source: SourceFile, expander: Expander) -> list[BuildProblem]:
+    """The body problems of a file whose front matter failed, if its body could be read at all."""
+    found = read_body(source)
+    if found is None:
+        return []
+    body, first_line = found
+    rendered = render_markdown(expander.expand(body))
+    return _body_problems(source.shown, body, first_line, rendered.html, len(rendered.links), expander)
+
+
+def _authors_html(body: str, body_html: str) -> str:
     """The body's HTML without the policy tables the builder inserted (ours, outside the authors' allowlist)."""
-    if not _PLACEHOLDER.search(item.body):
-        return item.html
-    return render_markdown(_PLACEHOLDER.sub("", item.body)).html
+    if not _PLACEHOLDER.search(body):
+        return body_html
+    return render_markdown(_PLACEHOLDER.sub("", body)).html
 
 
 def parse_intro(source: SourceFile) -> tuple[Intro | None, list[BuildProblem]]:

@@ -362,3 +362,13 @@ def test_notice_ids_that_would_overwrite_a_page_fail_the_build(mini: Path, new_i
     water = (mini / "content/notices/water.md").read_text(encoding="utf-8")
     (mini / "content/notices/zz.md").write_text(water.replace("id: N-001", f"id: {new_id}"), encoding="utf-8")
     assert any(p.startswith("content/notices/zz.md:2: " + expected) for p in problems_for(mini))
+
+
+def test_a_file_with_a_front_matter_problem_also_has_its_body_checked(mini: Path) -> None:
+    """All of a file's problems in one run: fixing the department must not reveal a script on the next one."""
+    write(mini, "both.md", GOOD.replace("department: customer-service", "department: nowhere")
+          .replace("正文。", "正文。\n\n<script>alert(1)</script>\n\n[[policy:nonsense]]\n"))
+    found = problems_for(mini)
+    assert any(p.startswith("procedures/both.md:4: 未知的部门") for p in found)
+    assert any(p.startswith("procedures/both.md:19: 不允许的 HTML 标签 <script>") for p in found)
+    assert any(p.startswith("procedures/both.md:21: 未知的占位符 [[policy:nonsense]]") for p in found)
