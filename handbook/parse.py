@@ -121,6 +121,14 @@ def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], 
         problems.add(2, "前置元数据必须是“键: 值”的映射 (front matter must be a mapping)")
         return None
     lines = {str(k.value): k.start_mark.line + 2 for k, _ in node.value}
+    seen: set[str] = set()
+    for key, value in node.value:
+        name = str(key.value)
+        if name in seen:  # YAML keeps the last silently: the author meant one of them
+            problems.add(key.start_mark.line + 2, f"字段 {name} 写了不止一次，只能保留一个 (duplicate key)")
+        seen.add(name)
+        if isinstance(value, yaml.ScalarNode) and type(data.get(name)) in (int, float):
+            data[name] = value.value   # as written: version 1.10 stays "1.10", not the number 1.1
     body_line = text[: m.end()].count("\n") + 1
     return data, lines, text[m.end():], body_line
 

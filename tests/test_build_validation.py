@@ -372,3 +372,15 @@ def test_a_file_with_a_front_matter_problem_also_has_its_body_checked(mini: Path
     assert any(p.startswith("procedures/both.md:4: 未知的部门") for p in found)
     assert any(p.startswith("procedures/both.md:19: 不允许的 HTML 标签 <script>") for p in found)
     assert any(p.startswith("procedures/both.md:21: 未知的占位符 [[policy:nonsense]]") for p in found)
+
+
+def test_a_number_in_the_front_matter_is_kept_as_written(mini: Path) -> None:
+    write(mini, "num.md", GOOD.replace('version: "1.0"', "version: 1.10").replace("owner: 客服主管", "owner: 2024"))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
+    assert "<dd>1.10</dd>" in page and "<dd>2024</dd>" in page
+
+
+def test_a_key_written_twice_in_the_front_matter_is_a_problem(mini: Path) -> None:
+    write(mini, "twice.md", GOOD.replace("title: 新规程\n", "title: 新规程\nid: T-010\n"))
+    assert "procedures/twice.md:4: 字段 id 写了不止一次，只能保留一个 (duplicate key)" in problems_for(mini)
