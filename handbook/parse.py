@@ -102,6 +102,9 @@ def decode(source: SourceFile, problems: _Problems) -> str | None:
 def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], dict[str, int], str, int] | None:
     """Return (fields, line of each field, body, line where the body starts)."""
     m = _FRONT.match(text)
+    if not m and re.match(r"---[ \t]*\r?\n", text):
+        problems.add(1, "前置元数据没有结束：YAML 块之后须有单独一行 --- (front matter block not closed)")
+        return None
     if not m:
         problems.add(1, "缺少前置元数据：文件须以 --- 开头的 YAML 块开始 (missing front matter block)")
         return None

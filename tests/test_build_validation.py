@@ -384,3 +384,9 @@ def test_a_number_in_the_front_matter_is_kept_as_written(mini: Path) -> None:
 def test_a_key_written_twice_in_the_front_matter_is_a_problem(mini: Path) -> None:
     write(mini, "twice.md", GOOD.replace("title: 新规程\n", "title: 新规程\nid: T-010\n"))
     assert "procedures/twice.md:4: 字段 id 写了不止一次，只能保留一个 (duplicate key)" in problems_for(mini)
+
+
+def test_front_matter_without_its_closing_line_says_so(mini: Path) -> None:
+    write(mini, "open.md", GOOD.replace("records: [《值班记录》]\n---\n", "records: [《值班记录》]\n"))
+    assert "procedures/open.md:1: 前置元数据没有结束：YAML 块之后须有单独一行 --- (front matter block not closed)" \
+        in problems_for(mini)
