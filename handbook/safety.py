@@ -81,7 +81,11 @@ def check_body(body: Body) -> list[BuildProblem]:
     found = scanner.found
     if body.html.count(LINK_MARKER) != body.links:  # the builder's link marker, typed by hand
         found.append((LINK_MARKER, f"正文不能含有 {LINK_MARKER}（构建程序的保留字）(reserved text)"))
-    return [BuildProblem(body.shown, _line_of(body, needle), message) for needle, message in found]
+    problems, after = [], {}   # a needle found twice is looked for after its last place: each on its own line
+    for needle, message in found:
+        line, after[needle] = _line_of(body, needle, after.get(needle, 0))
+        problems.append(BuildProblem(body.shown, line, message))
+    return problems
 
 
 class _Scanner(HTMLParser):
@@ -149,7 +153,11 @@ def _is_procedure_file(url: str) -> bool:
     return not _SCHEME.match(url) and not url.startswith("//") and url.split("#")[0].split("?")[0].endswith(".md")
 
 
-def _line_of(body: Body, needle: str) -> int:
-    """The line NEEDLE is written on (Markdown turns tabs into spaces, so any whitespace matches any)."""
-    found = re.search(r"\s*".join(map(re.escape, needle.split())) or re.escape(needle), body.text, re.I)
-    return body.first_line + body.text.count("\n", 0, found.start()) if found else body.first_line
+def _line_of(body: Body, needle: str, start: int = 0) -> tuple[int, int]:
+    """The line NEEDLE is next written on from offset START, and the offset after it (Markdown turns tabs into
+    spaces, so any whitespace matches any)."""
+    pattern = re.compile(r"\s*".join(map(re.escape, needle.split())) or re.escape(needle), re.I)
+    found = pattern.search(body.text, start) or pattern.search(body.text)
+    if not found:
+        return body.first_line, start
+    return body.first_line + body.text.count("\n", 0, found.start()), found.end()

@@ -390,3 +390,11 @@ def test_front_matter_without_its_closing_line_says_so(mini: Path) -> None:
     write(mini, "open.md", GOOD.replace("records: [《值班记录》]\n---\n", "records: [《值班记录》]\n"))
     assert "procedures/open.md:1: 前置元数据没有结束：YAML 块之后须有单独一行 --- (front matter block not closed)" \
         in problems_for(mini)
+
+
+def test_the_same_problem_twice_is_reported_on_each_line(mini: Path) -> None:
+    write(mini, "twice.md", GOOD.replace("正文。", "<script>a()</script>\n\n正文。\n\n[点我](javascript:alert(1))\n\n"
+                                                   "<script>b()</script>\n\n[再点](javascript:alert(2))\n"))
+    found = problems_for(mini)
+    assert [p.split(": ")[0] for p in found if "<script>" in p] == ["procedures/twice.md:17", "procedures/twice.md:23"]
+    assert [p.split(": ")[0] for p in found if "脚本链接" in p] == ["procedures/twice.md:21", "procedures/twice.md:25"]
