@@ -149,6 +149,10 @@ def parse_form(raw: bytes, source: str, config: ProcessorConfig, policy: Policy,
     data, problem = _parse_json(text, config.max_depth)
     if problem:
         return _reject(source, problem)
+    # "\ud800" parses, but no UTF-8 file (journal, store, report) can hold it; only an escape makes one
+    problem = _lone_surrogate(data) if _SURROGATE_ESCAPE.search(text) else None
+    if problem:
+        return _reject(source, problem)
     form_id = data.get("id") if isinstance(data.get("id"), str) else None
     problems = _check(data, policy)
     if problems:
@@ -237,6 +241,40 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
         children = item.values() if isinstance(item, dict) else item
         stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
     return False
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(data: dict[str, Any]) -> Problem | None:
+    """Find a key or string holding half of a UTF-16 pair (an escaped "\\ud800" with no partner)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return _surrogate_problem(where)
+        if isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(value))
+        elif isinstance(value, dict):
+            for key, v in value.items():
+                inner = f"{where}.{key}" if where else key
+                if _SURROGATE.search(key):
+                    return _surrogate_problem(inner)
+                stack.append((v, inner))
+    return None
+
+
+def _surrogate_problem(where: str) -> Problem:
+    field = printable(where)
+    return Problem(field, f"{field or '表单'} 含有无效的 Unicode 转义（单独的代理项，如 \\ud800），无法保存为 UTF-8",
+                   f"{field or 'the form'} holds an invalid Unicode escape (a lone surrogate such as \\ud800): "
+                   f"it cannot be stored as UTF-8")
+
+
+def printable(text: str) -> str:
+    """TEXT with anything UTF-8 cannot hold (lone surrogates) written as \\udXXX escapes, for reports."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _check(data: dict[str, Any], policy: Policy) -> list[Problem]:

@@ -22,13 +22,14 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from estate.config import EstateConfig
+from processor.forms import printable
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
-from processor.store import Store, dumps, file_digest
+from processor.store import Store, StoreError, dumps, file_digest
 from render.writer import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ REJECTED = "rejected"
 DUPLICATES = "duplicates"      # inside the month's archive folder: copies of forms already processed
 INTAKE_LOG = "intake.jsonl"    # one line per file handled: what became of it (for people, not for replay)
 COUNTERS = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "rejected"}
+# How far submitted_at may lie from the processor's clock (back, ahead): further is a typo or a device with a
+# wrong clock, and years like 0001 or 9999 would overflow the deadline arithmetic. Ten years back leaves room
+# for old paper forms typed in late (and the sample forms of the example estate), one year ahead for anything
+# a wrong time zone or a fast device clock can do.
+SUBMITTED_WINDOW = (timedelta(days=3653), timedelta(days=366))
+# Failures of the store or the disk: they stop the processor (exit 2); anything else a form raises only rejects it
+STOP_ERRORS = (StoreError, OSError, MemoryError)
 
 
 @dataclass
@@ -77,6 +85,7 @@ class Dropped:
     raw_sha: str
     result: Form | Rejection
     data: Any = None           # the decoded JSON, if it decoded (to find the photos the form names)
+    name: str = ""             # path's name as text UTF-8 can hold (see text_name): journaled, logged, archived as
 
     @property
     def order(self) -> tuple[int, float, int, str]:
@@ -181,10 +190,19 @@ class Intake:
         except OSError as exc:
             log.error("%s: 无法读取，下次再试: %s", path, exc)
             return None
-        result = self.parse(raw, path.name, self.config.processor, self.policy, size=st.st_size)
+        name = text_name(path.name)
+        if name != path.name:
+            log.warning("%s: 文件名不是 UTF-8，按 %s 记录与存档 (file name is not UTF-8)", path, name)
+        try:
+            result = self.parse(raw, name, self.config.processor, self.policy, size=st.st_size)
+        except STOP_ERRORS:
+            raise
+        except Exception as exc:     # a bug the form triggers must not stop the inbox: quarantine the form
+            log.exception("%s: 检查表单时出现内部错误，已驳回", name)
+            result = internal_error(name, None, exc)
         # A Form carries its data; only a rejected file is decoded again, to find the photos it names.
         data = result.data if isinstance(result, Form) else _loose_json(raw)
-        return Dropped(path, mtime, file_digest(raw), result, data)
+        return Dropped(path, mtime, file_digest(raw), result, data, name)
 
     def _batch(self, items: list[Dropped]) -> PassSummary:
         """Decide a batch, journal it with one fsync, then move its files."""
@@ -214,23 +232,36 @@ class Intake:
             return self._rejected(item, result)
         seen = self.store.seen(result.id, result.digest)
         if seen:
-            return _Move(item, "duplicate", self._free(month / DUPLICATES, item.path.name),
+            return _Move(item, "duplicate", self._free(month / DUPLICATES, item.name),
                          self._photos(item, month / DUPLICATES))
         if seen is False:
             return self._rejected(item, conflict(result))
-        outcome = self.apply(result, self.store, self.policy, now)
+        late = out_of_window(result, now)
+        if late is not None:
+            return self._rejected(item, late)
+        try:
+            return self._accept(item, result, now, month)
+        except STOP_ERRORS:
+            raise
+        except Exception as exc:     # a bug the form triggers must not stop the inbox: quarantine the form
+            log.exception("%s: 处理表单时出现内部错误，已驳回", item.name)
+            return self._rejected(item, internal_error(item.name, result.id, exc))
+
+    def _accept(self, item: Dropped, form: Form, now: datetime, month: Path) -> _Move:
+        """Apply FORM through the engine and stage the outcome (or reject it as the engine says)."""
+        outcome = self.apply(form, self.store, self.policy, now)
         if outcome.rejection is not None:
             return self._rejected(item, outcome.rejection)
+        dest, photos = self._free(month, item.name), self._photos(item, month)
+        self.store.stage(form, outcome, now, file_sha256=item.raw_sha, dest=self._rel(dest),
+                         photos={k: self._rel(v) for k, v in photos.items()})
         for message in outcome.messages:
-            log.info("%s: %s", item.path.name, message)
-        move = _Move(item, "accepted", self._free(month, item.path.name), self._photos(item, month))
-        self.store.stage(result, outcome, now, file_sha256=item.raw_sha, dest=self._rel(move.dest),
-                         photos={k: self._rel(v) for k, v in move.photos.items()})
-        return move
+            log.info("%s: %s", item.name, message)
+        return _Move(item, "accepted", dest, photos)
 
     def _rejected(self, item: Dropped, rejection: Rejection) -> _Move:
         folder = self.var / REJECTED
-        return _Move(item, "rejected", self._free(folder, item.path.name), self._photos(item, folder), rejection)
+        return _Move(item, "rejected", self._free(folder, item.name), self._photos(item, folder), rejection)
 
     def _month(self, now: datetime) -> Path:
         return self.var / ARCHIVE / now.strftime("%Y-%m")
@@ -277,14 +308,14 @@ class Intake:
         lines = []
         for move in moves:
             result = move.item.result
-            lines.append(dumps({"at": now.isoformat(), "file": move.item.path.name, "result": move.kind,
+            lines.append(dumps({"at": now.isoformat(), "file": move.item.name, "result": move.kind,
                                 "form_id": result.id if isinstance(result, Form) else result.form_id,
                                 "moved_to": self._rel(move.dest)}) + "\n")
             if move.kind != "accepted":
-                log.info("%s → %s（%s）", move.item.path.name, self._rel(move.dest),
+                log.info("%s → %s（%s）", move.item.name, self._rel(move.dest),
                          "重复" if move.kind == "duplicate" else "驳回")
         try:
-            with (self.var / INTAKE_LOG).open("a", encoding="utf-8") as fh:
+            with (self.var / INTAKE_LOG).open("a", encoding="utf-8", errors="backslashreplace") as fh:
                 fh.writelines(lines)
         except OSError as exc:      # the files have moved; only this log line is lost
             log.warning("%s: 无法写入处理记录: %s", self.var / INTAKE_LOG, exc)
@@ -300,8 +331,10 @@ class Intake:
     def recover(self, records: list[dict[str, Any]]) -> int:
         """Finish the moves of journaled forms whose files a crash left in the inbox; return how many."""
         finished = 0
+        # The journal holds each file's text name; a name that is not UTF-8 is found by what it reads as.
+        named = {text_name(n): n for n in os.listdir(self.inbox)} if records and self.inbox.is_dir() else {}
         for rec in records:
-            src = self.inbox / rec.get("source", "")
+            src = self.inbox / named.get(rec.get("source", ""), rec.get("source", ""))
             dest = self.var / rec["dest"] if rec.get("dest") else None
             if dest is None or not src.is_file() or dest.exists():
                 continue
@@ -325,6 +358,47 @@ def conflict(form: Form) -> Rejection:
         f"表单编号 {form.id} 已经受理过，但这份内容不同（编号冲突）；请换一个新编号重新提交",
         f"form id {form.id} was already processed with different content (conflict); resubmit with a new id",
     ),), form.id)
+
+
+def out_of_window(form: Form, now: datetime) -> Rejection | None:
+    """The rejection for a form whose submitted_at lies outside SUBMITTED_WINDOW around NOW, else None."""
+    back, ahead = SUBMITTED_WINDOW
+    if now - back <= form.submitted_at <= now + ahead:
+        return None
+    shown = form.submitted_at.isoformat()
+    return Rejection(form.source, (Problem(
+        "submitted_at",
+        f"提交时间 {shown} 不可信：应在处理时间之前 {back.days} 天到之后 {ahead.days} 天之内，请核对日期（年份）后重新提交",
+        f"submitted_at {shown} is implausible: it must lie between {back.days} days before and {ahead.days} days "
+        f"after the time of processing; check the date (the year) and resubmit",
+    ),), form.id)
+
+
+def internal_error(source: str, form_id: str | None, exc: BaseException) -> Rejection:
+    """The rejection for a form that made the processor fail: the form waits in var/rejected/ for a person."""
+    what = printable(f"{type(exc).__name__}: {exc}")
+    return Rejection(source, (Problem(
+        "", f"处理此表单时出现内部错误（{what}），已隔离到驳回目录，请联系管理员",
+        f"internal error while processing this form ({what}); quarantined in var/rejected/, tell the administrator",
+    ),), form_id)
+
+
+def text_name(name: str) -> str:
+    """NAME as text UTF-8 can hold: a name that is not UTF-8 (GBK bytes from Samba or a zip file) reads as GBK
+    when it decodes cleanly, otherwise its odd bytes are written \\xNN."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = os.fsencode(name)
+    except UnicodeError:        # Windows: a name with a lone surrogate
+        return printable(name)
+    try:
+        return raw.decode("gbk")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace")
 
 
 def photo_names(data: Any) -> list[str]:
@@ -355,7 +429,7 @@ def move_file(src: Path, dest: Path) -> None:
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with tmp.open("w", encoding="utf-8", errors="backslashreplace") as fh:   # a report must never fail on a name
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())

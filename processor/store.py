@@ -509,6 +509,7 @@ class Store(Tickets):
         self._cache: dict[str, Ticket] = {}             # number -> committed Ticket (read-only, bounded)
         self._cold_files: dict[str, Any] = {}
         self._pending: list[dict[str, Any]] = []
+        self._lines: list[bytes] = []       # the staged records as journal lines (encoded at stage time)
         self._pending_forms: dict[str, str] = {}
         self._overlay: dict[str, dict[str, Any]] = {}   # number -> staged ticket document
         self._staged = _Index()                          # the overlay's new tickets, indexed like the store
@@ -685,6 +686,8 @@ class Store(Tickets):
             "submitted_at": form.submitted_at.isoformat(), "digest": form.digest, "source": form.source,
             "notes": list(form.notes), **extra, "data": form.data,
         }
+        # Encoded now, not at commit: a record UTF-8 cannot hold fails its own form, not the whole batch.
+        self._lines.append((dumps(rec) + "\n").encode("utf-8"))
         self._pending.append(rec)
         self._pending_forms[form.id] = form.digest
         self._overlay_outcome(outcome, rec)
@@ -705,7 +708,7 @@ class Store(Tickets):
             return []
         batch = self._pending
         if self.journal is not None:
-            lines = "".join(dumps(rec) + "\n" for rec in batch).encode("utf-8")
+            lines = b"".join(self._lines)
             try:
                 self.journal.append(lines)
             except StoreError:
@@ -726,7 +729,7 @@ class Store(Tickets):
         self._unflushed.update(self._overlay)
         self._unflushed_records.extend(self._overlay_records)
         self._since_snapshot += len(self._pending)
-        self._pending, self._pending_forms = [], {}
+        self._pending, self._pending_forms, self._lines = [], {}, []
         self._overlay, self._overlay_records = {}, []
         self._staged = _Index()
         if len(self._unflushed) >= FLUSH_EVERY:
@@ -734,7 +737,7 @@ class Store(Tickets):
 
     def rollback(self) -> None:
         """Forget everything staged since the last commit."""
-        self._pending, self._pending_forms = [], {}
+        self._pending, self._pending_forms, self._lines = [], {}, []
         self._overlay, self._overlay_records = {}, []
         self._staged = _Index()
 

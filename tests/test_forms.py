@@ -396,3 +396,23 @@ def test_oversized_file_reports_its_real_size(tmp_path):
     result = parse_form(b"{" + b" " * 150, "big.json", config, POLICY, size=123456)
     assert isinstance(result, Rejection)
     assert "123456 字节" in result.problems[0].zh and "limit 100" in result.problems[0].en
+
+
+@pytest.mark.parametrize("where,raw", [
+    ("resident.name", rb'"resident": {"name": "\ud800", "phone": "1", "building": "1", "unit": "1", "room": "1"}'),
+    ("photos[0]", rb'"photos": ["a\udc80.jpg"]'),
+    ("x\\ud800y", rb'"x\ud800y": 1'),
+])
+def test_a_lone_surrogate_escape_is_rejected_naming_its_field_not_a_crash(where, raw):
+    """"\\ud800" parses to a string UTF-8 cannot hold: the form is rejected (digest, journal and report would fail)."""
+    body = json.dumps(fixture("repair"), ensure_ascii=False).encode("utf-8")
+    result = parse(body[:-1] + b", " + raw + b"}")
+    found = problems(result)
+    assert where in found and "代理项" in found[where] and "lone surrogate" in found[where]
+    json.dumps(result.to_dict(), ensure_ascii=False).encode("utf-8")      # the error report can be written
+
+
+def test_a_surrogate_pair_escape_is_a_real_character_and_accepted():
+    body = json.dumps({**fixture("repair"), "description": "@"}).encode()
+    form = parse(body.replace(b'"@"', b'"\\ud83d\\ude00 \\u6f0f\\u6c34"'))
+    assert isinstance(form, Form) and form.data["description"] == "😀 漏水"

@@ -241,3 +241,108 @@ def test_two_forms_naming_the_same_photo_both_land_and_the_photo_moves_once(desk
     assert desk.run().accepted == 2
     assert files(root / "inbox") == []
     assert files(root / "var" / "archive") == ["2026-11/a.json", "2026-11/b.json", "2026-11/shared.jpg"]
+
+
+def test_a_lone_surrogate_in_a_form_is_rejected_and_the_rest_of_the_inbox_processed(desk, root):
+    """"name": "\\ud800" used to crash digest() on every start; now the form is rejected with the field named."""
+    body = json.dumps(repair(40), ensure_ascii=False).replace('"王阿姨"', '"\\ud800"').encode("utf-8")
+    drop(root, "bad.json", body)
+    drop(root, "good.json", repair(41))
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    error = json.loads((root / "var" / "rejected" / "bad.error.json").read_text(encoding="utf-8"))
+    assert error["problems"][0]["field"] == "resident.name" and "\\ud800" in error["problems"][0]["en"]
+    assert journal_ids(root) == ["R-00000041"] and files(root / "inbox") == []
+
+
+@pytest.mark.parametrize("submitted_at", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59+08:00",
+                                          "9999-12-31T23:59:59-12:00", "2028-01-01T09:00:00+08:00",
+                                          "2016-11-01T09:00:00+08:00"])
+def test_a_submitted_at_outside_the_window_around_the_clock_is_rejected_not_an_overflow(desk, root, submitted_at):
+    """Years 0001 and 9999 overflowed the deadline arithmetic (traceback on every start); more than a year
+    ahead of the processor's clock or ten years behind it is rejected as implausible, naming the field."""
+    drop(root, "odd.json", {**repair(42), "submitted_at": submitted_at})
+    drop(root, "good.json", repair(43))
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    error = json.loads((root / "var" / "rejected" / "odd.error.json").read_text(encoding="utf-8"))
+    assert error["problems"][0]["field"] == "submitted_at" and "不可信" in error["problems"][0]["zh"]
+    assert journal_ids(root) == ["R-00000043"]
+
+
+def test_a_submitted_at_inside_the_window_is_accepted(desk, root):
+    drop(root, "late.json", {**repair(44), "submitted_at": "2018-01-01T09:00:00+08:00"})
+    drop(root, "ahead.json", {**repair(45), "submitted_at": "2027-11-01T09:00:00+08:00"})
+    assert desk.run().accepted == 2
+
+
+def test_a_file_name_that_is_not_utf8_is_journaled_and_archived_under_its_gbk_reading(desk, root):
+    """A GBK-named file (Samba, zip) used to crash the journal write; now it is read as GBK, or \\xNN if not."""
+    inbox = os.fsencode(root / "inbox")
+    drop(root, "x.json", repair(46))
+    os.rename(inbox + b"/x.json", inbox + "/报修单.json".encode("gbk"))
+    drop(root, "y.json", repair(47, minutes=1))
+    os.rename(inbox + b"/y.json", inbox + b"/\xff\xfe.json")
+    assert desk.run().accepted == 2
+    assert files(root / "inbox") == []
+    assert files(root / "var" / "archive") == ["2026-11/\\xff\\xfe.json", "2026-11/报修单.json"]
+    lines = (root / "var" / JOURNAL).read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["source"] for line in lines] == ["报修单.json", "\\xff\\xfe.json"]
+    logged = (root / "var" / "intake.jsonl").read_text(encoding="utf-8")
+    assert "报修单.json" in logged
+
+
+def test_a_crash_before_moving_a_gbk_named_file_is_finished_on_restart(root):
+    desk = Desk(root)
+    drop(root, "x.json", repair(48))
+    os.rename(os.fsencode(root / "inbox" / "x.json"), os.fsencode(root / "inbox") + "/报修单.json".encode("gbk"))
+    items = [desk.intake._read(p) for p in desk.intake.pending()[0]]
+    desk.intake._decide(items[0], NOW, desk.intake._month(NOW))
+    desk.store.commit()                  # journaled ... and then the power went out before the move
+    desk.store.close(snapshot=False)
+    again = Desk(root)
+    assert again.intake.recover(again.report.replayed) == 1
+    assert files(root / "inbox") == [] and files(root / "var" / "archive") == ["2026-11/报修单.json"]
+    again.close()
+
+
+def _engine_that_fails_on(form_id, exc):
+    def apply(form, tickets, policy, now):
+        if form.id == form_id:
+            raise exc
+        return apply_form(form, tickets, policy, now)
+    return apply
+
+
+def test_an_unexpected_error_on_one_form_quarantines_that_form_and_the_rest_are_processed(desk, root):
+    """A bug one form triggers rejects that form with an internal-error report instead of stopping the inbox."""
+    desk.intake.apply = _engine_that_fails_on("R-00000050", KeyError("category"))
+    drop(root, "poison.json", repair(50))
+    drop(root, "good.json", repair(51, minutes=1))
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    error = json.loads((root / "var" / "rejected" / "poison.error.json").read_text(encoding="utf-8"))
+    assert error["form_id"] == "R-00000050" and "内部错误" in error["problems"][0]["zh"]
+    assert "KeyError" in error["problems"][0]["en"]
+    assert journal_ids(root) == ["R-00000051"]
+
+
+def test_an_unexpected_error_while_parsing_quarantines_the_file(root):
+    def parse(raw, source, *args, **kwargs):
+        if source == "poison.json":
+            raise RecursionError("deep")
+        return parse_form(raw, source, *args, **kwargs)
+    desk = Desk(root)
+    desk.intake.parse = parse
+    drop(root, "poison.json", repair(52))
+    drop(root, "good.json", repair(53))
+    assert (desk.run().accepted, len(files(root / "var" / "rejected"))) == (1, 2)
+    desk.close()
+
+
+def test_a_disk_error_still_stops_the_pass_and_leaves_the_files_in_the_inbox(desk, root):
+    desk.intake.apply = _engine_that_fails_on("R-00000054", OSError(28, "No space left on device"))
+    drop(root, "a.json", repair(54))
+    with pytest.raises(OSError):
+        desk.run()
+    assert files(root / "inbox") == ["a.json"] and journal_ids(root) == []
