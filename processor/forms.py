@@ -31,6 +31,9 @@ from processor.models import Form, Problem, Rejection
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+# Endings of the files the intake reads as forms (NAME.json, its NAME.error.json) or soon will (NAME.json.tmp,
+# renamed into place when written): a form naming one as a photo would carry another form away unread.
+FORM_FILE_ENDINGS = (".json", ".tmp")
 
 _TYPE_ZH = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "布尔值 (true/false)",
             "object": "对象 {...}", "array": "列表 [...]", "null": "空值 null"}
@@ -308,7 +311,15 @@ def _check_names(data: dict[str, Any]) -> list[Problem]:
     for i, name in enumerate(photos if isinstance(photos, list) else []):
         if isinstance(name, str) and "\n" in name:
             found.append(Problem(f"photos[{i}]", "照片文件名不能包含换行", "a photo name must not contain a newline"))
+        elif isinstance(name, str) and not is_photo_name(name):
+            found.append(Problem(f"photos[{i}]", f"照片不能是表单文件（{name}：以 .json 或 .tmp 结尾）",
+                                 f"a photo must not be a form file ({name} ends with .json or .tmp)"))
     return found
+
+
+def is_photo_name(name: str) -> bool:
+    """Tell whether NAME may be a photo: not a file the intake treats as a form."""
+    return not name.lower().endswith(FORM_FILE_ENDINGS)
 
 
 def _check_dates(data: dict[str, Any], problems: list[Problem]) -> list[Problem]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import EstateConfig
-from processor.forms import printable
+from processor.forms import is_photo_name, printable
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
 from processor.store import Store, StoreError, dumps, file_digest
 from render.writer import fsync_dir
@@ -341,6 +341,8 @@ class Intake:
             if file_digest(src.read_bytes()) != rec.get("file_sha256"):
                 continue
             for name, rel in rec.get("photos", {}).items():
+                if not is_photo_name(name):     # journaled before forms were kept out of photos: leave it be
+                    continue
                 if (self.inbox / name).is_file() and not (self.var / rel).exists():
                     move_file(self.inbox / name, self.var / rel)
             move_file(src, dest)
@@ -402,12 +404,12 @@ def text_name(name: str) -> str:
 
 
 def photo_names(data: Any) -> list[str]:
-    """The plain file names listed under "photos" (names with a path in them are never touched)."""
+    """The plain file names listed under "photos" (names with a path in them, and forms, are never touched)."""
     photos = data.get("photos") if isinstance(data, dict) else None
     if not isinstance(photos, list):
         return []
     return [p for p in photos if isinstance(p, str) and p and "/" not in p and "\\" not in p
-            and p not in (".", "..") and not p.startswith(".")]
+            and p not in (".", "..") and not p.startswith(".") and is_photo_name(p)]
 
 
 def move_file(src: Path, dest: Path) -> None:

@@ -416,3 +416,13 @@ def test_a_surrogate_pair_escape_is_a_real_character_and_accepted():
     body = json.dumps({**fixture("repair"), "description": "@"}).encode()
     form = parse(body.replace(b'"@"', b'"\\ud83d\\ude00 \\u6f0f\\u6c34"'))
     assert isinstance(form, Form) and form.data["description"] == "😀 漏水"
+
+
+@pytest.mark.parametrize("name,ok", [("a.json", False), ("A.Json", False), ("a.json.tmp", False), ("x.error.json", False),
+                                     ("a.tmp", False), ("json.jpg", True), ("a.jsonl.jpg", True)])
+def test_a_photo_may_not_be_a_form_file(name, ok):
+    """A photo named *.json or *.tmp would carry a form (or one still being written) away unread: rejected."""
+    data = fixture("repair")
+    data["photos"] = [name]
+    result = parse(data)
+    assert isinstance(result, Form) if ok else "表单文件" in problems(result)["photos[0]"]

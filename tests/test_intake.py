@@ -346,3 +346,20 @@ def test_a_disk_error_still_stops_the_pass_and_leaves_the_files_in_the_inbox(des
     with pytest.raises(OSError):
         desk.run()
     assert files(root / "inbox") == ["a.json"] and journal_ids(root) == []
+
+
+@pytest.mark.parametrize("photo", ["b.json", "B.JSON", "b.json.tmp", "a.json", "b.error.json"])
+def test_a_form_naming_another_form_as_its_photo_is_rejected_and_the_other_form_is_processed(desk, root, photo):
+    """A form file listed under photos used to be carried into the archive unread; now the naming form is
+    rejected (photos may not end with .json or .tmp) and no form file ever moves as a photo."""
+    drop(root, "a.json", repair(60, photos=["leak.jpg", photo]))
+    drop(root, "b.json", repair(61, minutes=1), age=3)
+    (root / "inbox" / "b.json.tmp").write_text("{", encoding="utf-8")      # a writer still busy
+    (root / "inbox" / "leak.jpg").write_bytes(b"photo")
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert journal_ids(root) == ["R-00000061"]
+    assert files(root / "inbox") == ["b.json.tmp"]
+    assert files(root / "var" / "rejected") == ["a.error.json", "a.json", "leak.jpg"]
+    error = json.loads((root / "var" / "rejected" / "a.error.json").read_text(encoding="utf-8"))
+    assert error["problems"][0]["field"] == "photos[1]" and "表单文件" in error["problems"][0]["zh"]
