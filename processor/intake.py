@@ -104,6 +104,7 @@ class _Move:
     dest: Path
     photos: dict[str, Path] = field(default_factory=dict)
     rejection: Rejection | None = None
+    report: Path | None = None                 # NAME.error.json beside a rejected file
 
 
 class Intake:
@@ -261,7 +262,8 @@ class Intake:
 
     def _rejected(self, item: Dropped, rejection: Rejection) -> _Move:
         folder = self.var / REJECTED
-        return _Move(item, "rejected", self._free(folder, item.name), self._photos(item, folder), rejection)
+        dest, report = self._free_pair(folder, item.name)
+        return _Move(item, "rejected", dest, self._photos(item, folder), rejection, report)
 
     def _month(self, now: datetime) -> Path:
         return self.var / ARCHIVE / now.strftime("%Y-%m")
@@ -274,15 +276,20 @@ class Intake:
         """Choose destinations for the photos ITEM names that lie beside it in the inbox."""
         return {name: self._free(folder, name) for name in photo_names(item.data) if (self.inbox / name).is_file()}
 
+    def _listed(self, folder: Path) -> set[str]:
+        """The names in FOLDER and those chosen for it (listed once: we hold the lock, no other writer)."""
+        taken = self._taken.get(folder)
+        if taken is None:
+            taken = self._taken[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
+        return taken
+
     def _free(self, folder: Path, name: str) -> Path:
         """A path in FOLDER for NAME that clashes with no file there and no other choice of this batch.
 
         The folder is listed once, not stat'ed per file (that cost more than the journal's fsync).
         """
-        taken = self._taken.get(folder)
-        if taken is None:
-            taken = self._taken[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
-        stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+        taken = self._listed(folder)
+        stem, dot, ext = _split(name)
         candidate, n = name, 0
         while candidate in taken:
             n += 1
@@ -290,14 +297,29 @@ class Intake:
         taken.add(candidate)
         return folder / candidate
 
+    def _free_pair(self, folder: Path, name: str) -> tuple[Path, Path]:
+        """Free paths in FOLDER for NAME and its NAME.error.json, with the same suffix so they stay side by side.
+
+        Neither may replace a file already there: an earlier rejected original may be called x.error.json.
+        """
+        taken = self._listed(folder)
+        stem, dot, ext = _split(name)
+        n = 0
+        while True:
+            candidate = f"{stem}-{n}{dot}{ext}" if n else name
+            report = _report_name(candidate)
+            if candidate not in taken and report not in taken:
+                taken.update((candidate, report))
+                return folder / candidate, folder / report
+            n += 1
+
     # moving
 
     def _move(self, move: _Move, now: datetime) -> None:
         """Move a decided file (photos first, the form last: its presence in the inbox means 'not done')."""
-        if move.rejection is not None:
-            error = move.dest.with_name(move.dest.name.removesuffix(".json") + ".error.json")
+        if move.rejection is not None and move.report is not None:
             body = {**move.rejection.to_dict(), "rejected_at": now.isoformat(), "moved_to": move.dest.name}
-            _write_atomic(error, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
+            _write_atomic(move.report, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
         for name, dest in move.photos.items():
             if (self.inbox / name).is_file():     # another form of the batch may have named it too
                 move_file(self.inbox / name, dest)
@@ -410,6 +432,16 @@ def photo_names(data: Any) -> list[str]:
         return []
     return [p for p in photos if isinstance(p, str) and p and "/" not in p and "\\" not in p
             and p not in (".", "..") and not p.startswith(".") and is_photo_name(p)]
+
+
+def _split(name: str) -> tuple[str, str, str]:
+    """NAME as (stem, ".", extension), or (NAME, "", "") when it has none."""
+    return name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+
+
+def _report_name(name: str) -> str:
+    """The error report's name for a rejected file called NAME: x.json -> x.error.json."""
+    return name.removesuffix(".json") + ".error.json"
 
 
 def move_file(src: Path, dest: Path) -> None:

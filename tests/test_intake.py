@@ -363,3 +363,19 @@ def test_a_form_naming_another_form_as_its_photo_is_rejected_and_the_other_form_
     assert files(root / "var" / "rejected") == ["a.error.json", "a.json", "leak.jpg"]
     error = json.loads((root / "var" / "rejected" / "a.error.json").read_text(encoding="utf-8"))
     assert error["problems"][0]["field"] == "photos[1]" and "表单文件" in error["problems"][0]["zh"]
+
+
+@pytest.mark.parametrize("same_pass", [False, True])
+def test_an_error_report_never_replaces_a_rejected_file_of_its_name(desk, root, same_pass):
+    """A rejected original literally named a.error.json used to be replaced by a.json's report (os.replace);
+    now the report and its file take the next free suffix together: a-1.json and a-1.error.json."""
+    drop(root, "a.error.json", b'{"form":"repair","id":"first-form-01" BROKEN', age=9)
+    if not same_pass:
+        desk.run()
+    drop(root, "a.json", b'{"second": ', age=5)
+    desk.run()
+    rejected = root / "var" / "rejected"
+    assert files(rejected) == ["a-1.error.json", "a-1.json", "a.error.error.json", "a.error.json"]
+    assert b"first-form-01" in (rejected / "a.error.json").read_bytes()
+    report = json.loads((rejected / "a-1.error.json").read_text(encoding="utf-8"))
+    assert report["file"] == "a.json" and report["moved_to"] == "a-1.json"
