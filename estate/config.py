@@ -96,6 +96,9 @@ class ProcessorConfig:
     rescan_seconds: float = doc("Period of the safety rescan of the inbox in watch mode.", default=5.0)
     settle_seconds: float = doc("A file whose size or mtime changed within this time is left for the next pass.",
                                 default=0.2)
+    write_grace_seconds: float = doc(
+        "A file that ends before its JSON does and changed within this time is taken to be still being written "
+        "(a writer that stalls) and left for a later pass; after it, it is rejected as truncated.", default=5.0)
     batch_size: int = doc("Forms whose journal records share one fsync.", default=64)
     snapshot_every: int = doc("Journal records between store snapshots; bounds the replay at start.", default=5000)
 

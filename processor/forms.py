@@ -143,15 +143,15 @@ def parse_form(raw: bytes, source: str, config: ProcessorConfig, policy: Policy,
     SIZE is the file's real size when the caller read only the first max_form_bytes + 1 bytes.
     """
     if not raw.strip():
-        return _reject(source, Problem("", "文件为空", "the file is empty"))
+        return _reject(source, Problem("", "文件为空", "the file is empty"), incomplete=True)
     if len(raw) > config.max_form_bytes:
         return _reject(source, _too_big(size or len(raw), config.max_form_bytes))
     text, notes, problem = _decode(raw)
     if problem:
-        return _reject(source, problem)
+        return _reject(source, problem, incomplete=_cut_mid_character(raw))
     data, problem = _parse_json(text, config.max_depth)
     if problem:
-        return _reject(source, problem)
+        return _reject(source, problem, incomplete=_ends_early(text))
     # "\ud800" parses, but no UTF-8 file (journal, store, report) can hold it; only an escape makes one
     problem = _lone_surrogate(data) if _SURROGATE_ESCAPE.search(text) else None
     if problem:
@@ -170,8 +170,31 @@ def digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _reject(source: str, problem: Problem) -> Rejection:
-    return Rejection(source, (problem,))
+def _reject(source: str, problem: Problem, *, incomplete: bool = False) -> Rejection:
+    return Rejection(source, (problem,), incomplete=incomplete)
+
+
+def _cut_mid_character(raw: bytes) -> bool:
+    """Tell whether RAW is UTF-8 cut off inside its last character (a file still being written)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data"
+    return False
+
+
+def _ends_early(text: str) -> bool:
+    """Tell whether TEXT fails as JSON only because it stops too soon (at its end, or inside a string).
+
+    Asked of rejected files only, so parsing them a second time costs nothing on the accept path.
+    """
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 def _too_big(size: int, limit: int) -> Problem:

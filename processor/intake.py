@@ -86,6 +86,7 @@ class Dropped:
     result: Form | Rejection
     data: Any = None           # the decoded JSON, if it decoded (to find the photos the form names)
     name: str = ""             # path's name as text UTF-8 can hold (see text_name): journaled, logged, archived as
+    size: int = -1             # the file's size when it was read
 
     @property
     def order(self) -> tuple[int, float, int, str]:
@@ -121,6 +122,7 @@ class Intake:
         self.inbox = config.path(config.processor.inbox_dir)
         self.var = config.path(config.processor.var_dir)
         self._seen: dict[str, tuple[int, int]] = {}      # waiting file -> (size, mtime_ns) at the last pass
+        self._stalled: set[str] = set()                  # files read as cut short, waiting for their writer
         # folder -> names in it or chosen for it: listed once, then kept (we hold the lock: no other writer)
         self._taken: dict[Path, set[str]] = {}
         # Journaled records whose files have not all moved yet: no snapshot may cover them until they
@@ -168,8 +170,18 @@ class Intake:
             self.recover(self.unmoved)
             self.unmoved = []
         paths, waiting = self.pending(complete)
+        done, stalled = set(complete), set()
+        items = []
+        for item in (self._read(p) for p in paths):
+            if item is not None and self._still_writing(item, done):
+                waiting += 1
+                stalled.add(item.name)
+                if item.name not in self._stalled:      # said once, not at every pass while it waits
+                    log.info("%s: 文件不完整，可能仍在写入，稍后再读 (still being written?)", item.name)
+            elif item is not None:
+                items.append(item)
+        self._stalled = stalled
         summary = PassSummary(waiting=waiting)
-        items = [d for d in (self._read(p) for p in paths) if d is not None]
         items.sort(key=lambda d: d.order)
         size = max(1, self.config.processor.batch_size)
         for start in range(0, len(items), size):
@@ -203,7 +215,26 @@ class Intake:
             result = internal_error(name, None, exc)
         # A Form carries its data; only a rejected file is decoded again, to find the photos it names.
         data = result.data if isinstance(result, Form) else _loose_json(raw)
-        return Dropped(path, mtime, file_digest(raw), result, data, name)
+        return Dropped(path, mtime, file_digest(raw), result, data, name, st.st_size)
+
+    def _still_writing(self, item: Dropped, complete: set[str]) -> bool:
+        """Tell whether a file read as broken is more likely a writer that stalled: leave it for a later pass.
+
+        It is when it changed since it was read, or when it ends before its JSON does and changed within
+        write_grace_seconds (a copy from a slow share pausing for a second). After that it is rejected as
+        truncated; a file renamed into place (COMPLETE) was finished by its writer and is rejected at once.
+        """
+        result = item.result
+        if not isinstance(result, Rejection) or item.path.name in complete:
+            return False
+        try:
+            st = item.path.stat()
+        except OSError:
+            return True             # gone or unreadable now: whatever it is, the next pass sees it
+        if (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns):
+            return True
+        grace = self.config.processor.write_grace_seconds
+        return result.incomplete and time.time_ns() - st.st_mtime_ns < grace * 1e9
 
     def _batch(self, items: list[Dropped]) -> PassSummary:
         """Decide a batch, journal it with one fsync, then move its files."""

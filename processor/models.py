@@ -47,6 +47,7 @@ class Rejection:
     source: str
     problems: tuple[Problem, ...]
     form_id: str | None = None
+    incomplete: bool = False  # the file ends before its JSON does: its writer may not have finished
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.source, "form_id": self.form_id, "problems": [asdict(p) for p in self.problems]}

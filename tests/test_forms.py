@@ -426,3 +426,14 @@ def test_a_photo_may_not_be_a_form_file(name, ok):
     data["photos"] = [name]
     result = parse(data)
     assert isinstance(result, Form) if ok else "表单文件" in problems(result)["photos[0]"]
+
+
+@pytest.mark.parametrize("raw,incomplete", [
+    (b"", True), (b'{"form": "repair", "id": "abc', True), (b'{"form": "repair"', True), (b'{"a": [1, 2,', True),
+    ('{"description": "漏水'.encode()[:-1], True), (b'{"form": "repair" "id": 1}', False), (b"[1, 2]", False),
+    (b'{"form": "repair"} x', False),
+])
+def test_a_file_that_ends_before_its_json_does_is_marked_incomplete(raw, incomplete):
+    """The intake leaves such a file for a later pass while it is recent: its writer may not have finished."""
+    result = parse(raw)
+    assert isinstance(result, Rejection) and result.incomplete is incomplete

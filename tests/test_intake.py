@@ -379,3 +379,46 @@ def test_an_error_report_never_replaces_a_rejected_file_of_its_name(desk, root, 
     assert b"first-form-01" in (rejected / "a.error.json").read_bytes()
     report = json.loads((rejected / "a-1.error.json").read_text(encoding="utf-8"))
     assert report["file"] == "a.json" and report["moved_to"] == "a-1.json"
+
+
+def test_a_stalled_writers_half_file_waits_for_the_rest_instead_of_being_rejected(desk, root):
+    """60 bytes, a pause longer than settle_seconds, then the rest: the half file ends before its JSON does and
+    changed within write_grace_seconds, so it is left for a later pass (it used to be rejected and moved while
+    its writer kept writing into the moved file)."""
+    body = json.dumps(repair(70), ensure_ascii=False).encode("utf-8")
+    path = root / "inbox" / "slow.json"
+    path.write_bytes(body[:60])
+    then = time.time() - 1.0                  # older than settle_seconds, younger than write_grace_seconds
+    os.utime(path, (then, then))
+    summary = desk.run()
+    assert (summary.handled, summary.waiting) == (0, 1)
+    with path.open("ab") as fh:
+        fh.write(body[60:])
+    os.utime(path, (then, then))
+    assert desk.run().accepted == 1 and not (root / "var" / "rejected").exists()
+
+
+@pytest.mark.parametrize("cut", [0, 1, 60, -1])
+def test_a_truncated_file_is_rejected_once_it_has_not_changed_for_write_grace_seconds(root, cut):
+    """The limit: a file that stays cut short (its writer died) is rejected after the grace time."""
+    desk = Desk(root, write_grace_seconds=0.5)
+    body = json.dumps(repair(71), ensure_ascii=False).encode("utf-8")
+    drop(root, "cut.json", body[:cut], age=0.3)
+    assert desk.run().waiting == 1
+    time.sleep(0.25)
+    assert desk.run().rejected == 1
+    assert files(root / "var" / "rejected") == ["cut.error.json", "cut.json"]
+    desk.close()
+
+
+def test_a_truncated_file_renamed_into_place_is_rejected_at_once(desk, root):
+    """A rename into place is the writer's "done": no grace for it."""
+    drop(root, "cut.json", b'{"form": "repair", "id": "R-0000', age=1)
+    assert desk.run(complete={"cut.json"}).rejected == 1
+
+
+def test_a_recent_file_that_is_wrong_but_complete_json_is_rejected_at_once(desk, root):
+    """Only a file that ends before its JSON does may be a writer still busy; broken JSON mid-file is not."""
+    drop(root, "bad.json", b'{"form": "repair" "id": "R-00000072"}', age=1)
+    drop(root, "nophone.json", {**repair(73), "resident": {}}, age=1)
+    assert desk.run().rejected == 2
