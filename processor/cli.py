@@ -61,6 +61,18 @@ CSV_COLUMNS = (  # (header, how to get it from a ticket document)
 )
 
 
+# A cell starting with one of these is a formula to Excel and LibreOffice (=HYPERLINK(...) in a resident's
+# description would run on the office PC): such cells get a leading ' so they show as text (OWASP's advice).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """VALUE made safe for a spreadsheet: text that would start a formula gets a leading single quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _deadline(d: dict[str, Any]) -> str:
     met = f"（已于 {d['met_at']} 达成）" if d.get("met_at") else ""
     return f"{d['name']} {d['due']}{met}"
@@ -169,7 +181,7 @@ def cmd_export(app: App, args: argparse.Namespace) -> int:
         writer = csv.writer(buffer)
         writer.writerow([h for h, _ in CSV_COLUMNS])
         for t in tickets:
-            writer.writerow([get(t) for _, get in CSV_COLUMNS])
+            writer.writerow([csv_cell(get(t)) for _, get in CSV_COLUMNS])
         data = ("\ufeff" + buffer.getvalue()).encode("utf-8")
     else:
         data = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tickets).encode("utf-8")

@@ -113,3 +113,24 @@ def test_bad_config_and_bad_clock_cannot_run(root):
     done = run(root, "once")
     assert done.returncode == 2 and "policy.toml" in done.stderr.decode()
     assert len(list((root / "inbox").iterdir())) == 3
+
+
+def test_export_csv_writes_formula_like_cells_as_text_for_excel(root, tmp_path):
+    """Cells starting with = + - @ tab or CR get a leading ' (OWASP), so Excel shows them instead of running them."""
+    resident = {**repair(3)["resident"], "name": "@SUM(1+1)", "room": "+1502", "unit": "-1", "building": "\t3栋"}
+    drop(root, "c.json", repair(3, minutes=5, resident=resident,
+                                description='=HYPERLINK("http://evil.example/","照片")'))
+    drop(root, "d.json", repair(4, minutes=6, description="\r=1+1"))
+    run(root, "once")
+    target = tmp_path / "tickets.csv"
+    assert run(root, "export", "--format", "csv", "--out", str(target)).returncode == 0
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = {r[0]: r for r in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))}
+    header = next(r for r in rows.values() if r[0] == "工单号")
+    c = dict(zip(header, next(r for r in rows.values() if r[16].startswith("'=HYPERLINK")), strict=True))
+    assert (c["住户"], c["房号"], c["单元"], c["楼栋"]) == ("'@SUM(1+1)", "'+1502", "'-1", "'\t3栋")
+    assert c["描述"] == '\'=HYPERLINK("http://evil.example/","照片")' and c["紧急程度"] == "3"
+    assert any(r[16] == "'\r=1+1" for r in rows.values())
+    for row in rows.values():
+        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in row)
