@@ -485,10 +485,28 @@ def move_file(src: Path, dest: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:     # the inbox on another file system: copy, fsync, then unlink
             raise
-        shutil.copy2(src, dest)
-        with dest.open("rb") as fh:
-            os.fsync(fh.fileno())
+        _copy_into_place(src, dest)
         os.unlink(src)
+
+
+def _copy_into_place(src: Path, dest: Path) -> None:
+    """Copy SRC to DEST through a hidden name beside it, so DEST is only ever the whole file.
+
+    A copy cut short (disk full) used to leave a 0-byte DEST: the journal's path then held nothing, and the
+    real form, still in the inbox, was filed as a duplicate at the next start.
+    """
+    part = dest.with_name(f".{dest.name}.part")
+    try:
+        shutil.copy2(src, part)
+        with part.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.rename(part, dest)
+    except BaseException:
+        try:
+            part.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("%s: 无法删除未复制完的文件: %s", part, exc)
+        raise
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -422,3 +422,39 @@ def test_a_recent_file_that_is_wrong_but_complete_json_is_rejected_at_once(desk,
     drop(root, "bad.json", b'{"form": "repair" "id": "R-00000072"}', age=1)
     drop(root, "nophone.json", {**repair(73), "resident": {}}, age=1)
     assert desk.run().rejected == 2
+
+
+def test_a_copy_across_file_systems_that_fails_leaves_no_partial_file_and_is_finished_later(root, monkeypatch):
+    """With var/ on another file system the move is a copy; a disk-full copy used to leave a 0-byte file at the
+    journaled path (and the real form became a duplicate). Now nothing is left there, the form stays in the
+    inbox, and the next start finishes the move."""
+    real_rename, real_copy = os.rename, shutil.copy2
+    inbox = str(root / "inbox")
+
+    def rename(src, dest):
+        if str(src).startswith(inbox):
+            raise OSError(18, "Invalid cross-device link")
+        return real_rename(src, dest)
+
+    def full_copy(src, dest):
+        Path(dest).write_bytes(Path(src).read_bytes()[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(shutil, "copy2", full_copy)
+    desk = Desk(root)
+    drop(root, "a.json", repair(80))
+    with pytest.raises(OSError):
+        desk.run()
+    desk.store.close(snapshot=False)
+    assert files(root / "inbox") == ["a.json"]
+    assert not (root / "var" / "archive").exists() or files(root / "var" / "archive") == []
+    assert journal_ids(root) == ["R-00000080"]
+
+    monkeypatch.setattr(shutil, "copy2", real_copy)             # space freed
+    again = Desk(root)
+    assert again.intake.recover(again.report.replayed) == 1
+    assert again.run().handled == 0
+    assert files(root / "inbox") == [] and files(root / "var" / "archive") == ["2026-11/a.json"]
+    assert json.loads((root / "var" / "archive" / "2026-11" / "a.json").read_bytes())["id"] == "R-00000080"
+    again.close()
