@@ -107,12 +107,22 @@ def _split_action_branches(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return branches
 
 
-def _inline(node: Any, common: dict[str, Any]) -> Any:
-    """Copy NODE with references to common.schema.json replaced by what they point at."""
+_ANNOTATIONS = ("description", "title", "$id", "$schema")   # dropped from the compiled schemas: faster validation
+# Keywords whose value maps names to schemas: there "description" is a property (the form's field), not a note.
+_NAME_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+
+
+def _inline(node: Any, common: dict[str, Any], *, names: bool = False) -> Any:
+    """Copy NODE with references to common.schema.json replaced by what they point at.
+
+    NAMES says NODE maps names to schemas (the value of "properties"): its keys are kept whatever they are.
+    """
     if isinstance(node, list):
         return [_inline(v, common) for v in node]
     if not isinstance(node, dict):
         return node
+    if names:
+        return {k: _inline(v, common) for k, v in node.items()}
     ref = node.get("$ref")
     if ref == "common.schema.json":
         return _inline({k: v for k, v in common.items() if k != "$defs"}, common)
@@ -120,8 +130,7 @@ def _inline(node: Any, common: dict[str, Any]) -> Any:
         return _inline(common["$defs"][ref.rsplit("/", 1)[1]], common)
     if ref:
         raise ValueError(f"unsupported $ref {ref!r} in processor/schemas")
-    skip = ("description", "title", "$id", "$schema")  # annotations only: fewer keys, faster validation
-    return {k: _inline(v, common) for k, v in node.items() if k not in skip}
+    return {k: _inline(v, common, names=k in _NAME_MAPS) for k, v in node.items() if k not in _ANNOTATIONS}
 
 
 def read_form(path: Path, config: ProcessorConfig, policy: Policy) -> Form | Rejection:

@@ -437,3 +437,20 @@ def test_a_file_that_ends_before_its_json_does_is_marked_incomplete(raw, incompl
     """The intake leaves such a file for a later pass while it is recent: its writer may not have finished."""
     result = parse(raw)
     assert isinstance(result, Rejection) and result.incomplete is incomplete
+
+
+@pytest.mark.parametrize("kind", ["repair", "complaint", "inquiry", "suggestion", "praise", "service"])
+@pytest.mark.parametrize("value,says", [("", "不能为空"), ({"x": [1]}, "类型错误"), ("长" * 5001, "过长")])
+def test_the_description_field_is_validated_not_dropped_as_an_annotation(kind, value, says):
+    """Compiling the schemas dropped every key named "description", the property too: "" and {} passed."""
+    data = {**fixture(kind), "description": value}
+    assert says in problems(parse(data))["description"]
+
+
+def test_every_published_property_survives_compilation():
+    """Annotations (description, title) are dropped only where they are annotations, never a property's name."""
+    schemas = load_schemas()
+    compiled = _validators(POLICY.routes)
+    for kind in FORM_TYPES:
+        published = set(schemas[kind].get("properties", {}))
+        assert published <= set(compiled[kind].base.schema["properties"]), kind
