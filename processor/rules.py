@@ -40,12 +40,24 @@ def keyword_matches(policy: Policy, kind: str, text: str) -> tuple[int | None, l
 
 def base_urgency(policy: Policy, kind: str, data: dict[str, Any]) -> tuple[int, str]:
     """Urgency from the form, else from keywords, else the kind's default; say which."""
-    if isinstance(data.get("urgency"), int):
-        return data["urgency"], "form"
+    given = whole_number(data.get("urgency"))
+    if given is not None:
+        return given, "form"
     level, _ = keyword_matches(policy, kind, _text(data))
     if level:
         return level, "keyword"
     return policy.urgency.defaults.get(kind, 3), "default"
+
+
+def whole_number(value: Any) -> int | None:
+    """VALUE as an int if it is one: JSON Schema's "integer" also admits 1.0, so an integral float counts."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def _text(data: dict[str, Any]) -> str:

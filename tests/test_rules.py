@@ -348,3 +348,18 @@ def test_a_missing_or_broken_policy_file_is_a_clear_error(tmp_path):
     (tmp_path / "p.toml").write_text("[calendar\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="TOML"):
         load_policy(tmp_path / "p.toml")
+
+
+@pytest.mark.parametrize("given,level", [(1.0, 1), (2.0, 2), (4.0, 4)])
+def test_an_integral_float_urgency_counts_as_the_integer(given, level):
+    """"urgency": 1.0 passes the schema (JSON Schema's integer) and used to be ignored for the default 3."""
+    ticket = open_ticket("repair", description="门锁坏了", urgency=given)
+    assert ticket.urgency == level and type(ticket.urgency) is int
+    assert {d.name for d in ticket.deadlines} >= ({"on_site"} if level == 1 else set())
+
+
+def test_a_fractional_urgency_is_rejected():
+    data = {"form": "repair", "id": "test-frac-0001", "submitted_at": t("09:00").isoformat(), "urgency": 1.5,
+            "resident": dict(RESIDENT), "category": CATEGORY["repair"], "description": "测试"}
+    result = parse_form(json.dumps(data, ensure_ascii=False).encode(), "t.json", CONFIG, POLICY)
+    assert not isinstance(result, Form) and any(p.field == "urgency" for p in result.problems)
