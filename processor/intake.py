@@ -268,9 +268,10 @@ class Intake:
                          self._photos(item, month / DUPLICATES))
         if seen is False:
             return self._rejected(item, conflict(result))
-        late = out_of_window(result, now)
-        if late is not None:
-            return self._rejected(item, late)
+        for check in ADMISSION_CHECKS:
+            refused = check(result, now, self.config)
+            if refused is not None:
+                return self._rejected(item, refused)
         try:
             return self._accept(item, result, now, month)
         except STOP_ERRORS:
@@ -415,7 +416,7 @@ def conflict(form: Form) -> Rejection:
     ),), form.id)
 
 
-def out_of_window(form: Form, now: datetime) -> Rejection | None:
+def out_of_window(form: Form, now: datetime, config: EstateConfig) -> Rejection | None:
     """The rejection for a form whose submitted_at lies outside SUBMITTED_WINDOW around NOW, else None."""
     back, ahead = SUBMITTED_WINDOW
     if now - back <= form.submitted_at <= now + ahead:
@@ -427,6 +428,24 @@ def out_of_window(form: Form, now: datetime) -> Rejection | None:
         f"submitted_at {shown} is implausible: it must lie between {back.days} days before and {ahead.days} days "
         f"after the time of processing; check the date (the year) and resubmit",
     ),), form.id)
+
+
+def unknown_department(form: Form, now: datetime, config: EstateConfig) -> Rejection | None:
+    """The rejection for an update naming a department content/estate.toml does not have (who gets the work?)."""
+    name = form.data.get("department") if form.type == "update" else None
+    if not isinstance(name, str) or not config.departments or config.department(name) is not None:
+        return None
+    known = ", ".join(d.id for d in config.departments)
+    return Rejection(form.source, (Problem(
+        "department",
+        f"部门「{name}」不存在：应为 content/estate.toml 中某个部门的 id、名称或别名（{known}）",
+        f"unknown department {name!r}: expected the id, name or alias of a department in content/estate.toml "
+        f"({known})",
+    ),), form.id)
+
+
+# Checks a new form passes before the engine sees it: each says why it cannot be accepted, or None.
+ADMISSION_CHECKS = (out_of_window, unknown_department)
 
 
 def internal_error(source: str, form_id: str | None, exc: BaseException) -> Rejection:

@@ -458,3 +458,24 @@ def test_a_copy_across_file_systems_that_fails_leaves_no_partial_file_and_is_fin
     assert files(root / "inbox") == [] and files(root / "var" / "archive") == ["2026-11/a.json"]
     assert json.loads((root / "var" / "archive" / "2026-11" / "a.json").read_bytes())["id"] == "R-00000080"
     again.close()
+
+
+def _assign(n: int, number: str, department: str) -> dict:
+    return {"form": "update", "id": f"U-{n:08d}", "submitted_at": (NOW + timedelta(minutes=n)).isoformat(),
+            "staff": "李前台", "action": "assign", "ticket": number, "assignee": "赵师傅", "department": department}
+
+
+def test_an_assign_to_a_department_estate_toml_does_not_have_is_rejected(desk, root):
+    """The department of an assign used to be taken as given ("no-such-dept"): now it must be the id, name or
+    alias of a department in content/estate.toml, or the update is rejected naming the known ids."""
+    drop(root, "open.json", repair(90))
+    desk.run()
+    number = next(desk.store.tickets())["number"]
+    drop(root, "ghost.json", _assign(1, number, "no-such-dept"), age=9)
+    drop(root, "alias.json", _assign(2, number, "维修组"), age=8)
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    error = json.loads((root / "var" / "rejected" / "ghost.error.json").read_text(encoding="utf-8"))
+    problem = error["problems"][0]
+    assert problem["field"] == "department" and "no-such-dept" in problem["zh"] and "engineering" in problem["en"]
+    assert desk.store.get(number).department == "维修组" and desk.store.get(number).assignee == "赵师傅"
