@@ -49,6 +49,7 @@ COUNTERS = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "reje
 SUBMITTED_WINDOW = (timedelta(days=3653), timedelta(days=366))
 # Failures of the store or the disk: they stop the processor (exit 2); anything else a form raises only rejects it
 STOP_ERRORS = (StoreError, OSError, MemoryError)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # POSIX: opening a symlink fails instead of reading its target
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Intake:
         self.var = config.path(config.processor.var_dir)
         self._seen: dict[str, tuple[int, int]] = {}      # waiting file -> (size, mtime_ns) at the last pass
         self._stalled: set[str] = set()                  # files read as cut short, waiting for their writer
+        self._odd: set[str] = set()                      # *.json that are not files (folders, pipes): told once
         # folder -> names in it or chosen for it: listed once, then kept (we hold the lock: no other writer)
         self._taken: dict[Path, set[str]] = {}
         # Journaled records whose files have not all moved yet: no snapshot may cover them until they
@@ -145,12 +147,19 @@ class Intake:
         ready: list[tuple[int, str, Path]] = []
         waiting = 0
         seen: dict[str, tuple[int, int]] = {}
+        odd: set[str] = set()
         now = time.time_ns()
         for entry in os.scandir(self.inbox):
             name = entry.name
-            if name.startswith(".") or not name.lower().endswith(".json") or not entry.is_file():
+            if name.startswith(".") or not name.lower().endswith(".json"):
                 continue
-            st = entry.stat()
+            if not entry.is_file(follow_symlinks=False) and not entry.is_symlink():
+                odd.add(name)       # a folder or a pipe: never read (a pipe would block), said once
+                if name not in self._odd:
+                    log.warning("%s: 不是普通文件（文件夹、管道等），不予处理，请移走 (not a regular file: left alone)",
+                                text_name(name))
+                continue
+            st = entry.stat(follow_symlinks=False)     # a symlink is judged by itself, never by its target
             mark = (st.st_size, st.st_mtime_ns)
             changed = name in self._seen and self._seen[name] != mark
             young = now - st.st_mtime_ns < settle * 1e9
@@ -159,7 +168,7 @@ class Intake:
                 waiting += 1
                 continue
             ready.append((st.st_mtime_ns, name, Path(entry.path)))
-        self._seen = seen
+        self._seen, self._odd = seen, odd
         return [p for _, _, p in sorted(ready)], waiting
 
     # one pass
@@ -193,17 +202,19 @@ class Intake:
 
     def _read(self, path: Path) -> Dropped | None:
         limit = self.config.processor.max_form_bytes
+        name = text_name(path.name)
         try:
-            with path.open("rb") as fh:
+            with os.fdopen(os.open(path, os.O_RDONLY | NOFOLLOW), "rb") as fh:
                 raw = fh.read(limit + 1)     # enough to tell an oversized file, never the whole of a huge one
                 st = os.fstat(fh.fileno())
                 mtime = st.st_mtime_ns
         except FileNotFoundError:
             return None                      # taken away by its writer between listing and reading
         except OSError as exc:
+            if path.is_symlink():
+                return _symlink(path, name)
             log.error("%s: 无法读取，下次再试: %s", path, exc)
             return None
-        name = text_name(path.name)
         if name != path.name:
             log.warning("%s: 文件名不是 UTF-8，按 %s 记录与存档 (file name is not UTF-8)", path, name)
         try:
@@ -228,7 +239,7 @@ class Intake:
         if not isinstance(result, Rejection) or item.path.name in complete:
             return False
         try:
-            st = item.path.stat()
+            st = item.path.lstat()
         except OSError:
             return True             # gone or unreadable now: whatever it is, the next pass sees it
         if (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns):
@@ -305,8 +316,8 @@ class Intake:
         return str(path)[len(str(self.var)) + 1:]
 
     def _photos(self, item: Dropped, folder: Path) -> dict[str, Path]:
-        """Choose destinations for the photos ITEM names that lie beside it in the inbox."""
-        return {name: self._free(folder, name) for name in photo_names(item.data) if (self.inbox / name).is_file()}
+        """Choose destinations for the photos ITEM names that lie beside it in the inbox (files, not symlinks)."""
+        return {name: self._free(folder, name) for name in photo_names(item.data) if _plain_file(self.inbox / name)}
 
     def _listed(self, folder: Path) -> set[str]:
         """The names in FOLDER and those chosen for it (listed once: we hold the lock, no other writer)."""
@@ -353,7 +364,7 @@ class Intake:
             body = {**move.rejection.to_dict(), "rejected_at": now.isoformat(), "moved_to": move.dest.name}
             _write_atomic(move.report, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
         for name, dest in move.photos.items():
-            if (self.inbox / name).is_file():     # another form of the batch may have named it too
+            if _plain_file(self.inbox / name):     # another form of the batch may have named it too
                 move_file(self.inbox / name, dest)
         move_file(move.item.path, move.dest)
 
@@ -484,6 +495,19 @@ def photo_names(data: Any) -> list[str]:
             and p not in (".", "..") and not p.startswith(".") and is_photo_name(p)]
 
 
+def _symlink(path: Path, name: str) -> Dropped:
+    """A symlink in the inbox, rejected unread: its target may lie anywhere, and may vanish once archived."""
+    st = path.lstat()
+    return Dropped(path, st.st_mtime_ns, file_digest(b""), Rejection(name, (Problem(
+        "", "这是一个符号链接（快捷方式），不予读取；请放入表单文件本身",
+        "a symbolic link is not read: drop the form file itself"),)), None, name, st.st_size)
+
+
+def _plain_file(path: Path) -> bool:
+    """Tell whether PATH is a regular file itself, not a symlink to one."""
+    return path.is_file() and not path.is_symlink()
+
+
 def _split(name: str) -> tuple[str, str, str]:
     """NAME as (stem, ".", extension), or (NAME, "", "") when it has none."""
     return name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
@@ -516,9 +540,10 @@ def _copy_into_place(src: Path, dest: Path) -> None:
     """
     part = dest.with_name(f".{dest.name}.part")
     try:
-        shutil.copy2(src, part)
-        with part.open("rb") as fh:
-            os.fsync(fh.fileno())
+        shutil.copy2(src, part, follow_symlinks=False)     # a rejected symlink moves as itself
+        if not part.is_symlink():
+            with part.open("rb") as fh:
+                os.fsync(fh.fileno())
         os.rename(part, dest)
     except BaseException:
         try:

@@ -436,7 +436,7 @@ def test_a_copy_across_file_systems_that_fails_leaves_no_partial_file_and_is_fin
             raise OSError(18, "Invalid cross-device link")
         return real_rename(src, dest)
 
-    def full_copy(src, dest):
+    def full_copy(src, dest, **kwargs):
         Path(dest).write_bytes(Path(src).read_bytes()[:10])
         raise OSError(28, "No space left on device")
 
@@ -479,3 +479,37 @@ def test_an_assign_to_a_department_estate_toml_does_not_have_is_rejected(desk, r
     problem = error["problems"][0]
     assert problem["field"] == "department" and "no-such-dept" in problem["zh"] and "engineering" in problem["en"]
     assert desk.store.get(number).department == "维修组" and desk.store.get(number).assignee == "赵师傅"
+
+
+def test_a_symlink_in_the_inbox_is_rejected_unread_and_its_target_left_alone(desk, root, tmp_path, caplog):
+    """A symlink to a form outside the inbox used to be archived as the link (the form could then vanish); now
+    it is rejected without being read, its target untouched. A symlinked photo is not moved either."""
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps(repair(100), ensure_ascii=False), encoding="utf-8")
+    (root / "inbox" / "link.json").symlink_to(outside)
+    (tmp_path / "secret.jpg").write_bytes(b"not ours")
+    (root / "inbox" / "p.jpg").symlink_to(tmp_path / "secret.jpg")
+    drop(root, "good.json", repair(101, photos=["p.jpg"]))
+    then = time.time() - 5
+    os.utime(root / "inbox" / "link.json", (then, then), follow_symlinks=False)
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert journal_ids(root) == ["R-00000101"] and outside.exists()
+    link = root / "var" / "rejected" / "link.json"
+    assert link.is_symlink()
+    error = json.loads((root / "var" / "rejected" / "link.error.json").read_text(encoding="utf-8"))
+    assert "符号链接" in error["problems"][0]["zh"] and "symbolic link" in error["problems"][0]["en"]
+    assert (root / "inbox" / "p.jpg").is_symlink() and files(root / "var" / "archive") == ["2026-11/good.json"]
+
+
+def test_a_folder_or_pipe_named_json_is_logged_once_and_left_alone(desk, root, caplog):
+    """They used to be skipped in silence, forever: now a warning says so, once."""
+    (root / "inbox" / "folder.json").mkdir()
+    os.mkfifo(root / "inbox" / "pipe.json")
+    drop(root, "good.json", repair(102))
+    with caplog.at_level("WARNING", logger="processor.intake"):
+        assert desk.run().accepted == 1
+        desk.run()
+        desk.run()
+    warned = [r.getMessage() for r in caplog.records if "不是普通文件" in r.getMessage()]
+    assert sorted(w.split(":")[0] for w in warned) == ["folder.json", "pipe.json"]
