@@ -513,3 +513,24 @@ def test_a_folder_or_pipe_named_json_is_logged_once_and_left_alone(desk, root, c
         desk.run()
     warned = [r.getMessage() for r in caplog.records if "不是普通文件" in r.getMessage()]
     assert sorted(w.split(":")[0] for w in warned) == ["folder.json", "pipe.json"]
+
+
+def test_an_update_stamped_before_its_ticket_was_opened_is_rejected(desk, root):
+    """A resolve at 09:00 for a ticket opened at 10:00 used to be accepted, and the history ran backwards."""
+    drop(root, "open.json", repair(110, minutes=60))
+    drop(root, "other.json", repair(111, minutes=60, resident={**repair(111)["resident"], "unit": "9单元"}))
+    desk.run()
+    by_form = {t["form_id"]: t["number"] for t in desk.store.tickets()}
+    early = {"form": "update", "submitted_at": (NOW + timedelta(minutes=59)).isoformat(), "staff": "李前台"}
+    drop(root, "u1.json", {**early, "id": "U-00000110", "action": "acknowledge", "ticket_form": "R-00000110"}, age=9)
+    drop(root, "u2.json", {**early, "id": "U-00000111", "action": "merge", "ticket_form": "R-00000110",
+                           "duplicate": by_form["R-00000111"]}, age=8)
+    drop(root, "u3.json", {**early, "id": "U-00000112", "action": "acknowledge", "ticket": by_form["R-00000111"],
+                           "submitted_at": (NOW + timedelta(minutes=60)).isoformat()}, age=7)
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 2)
+    for name in ("u1", "u2"):
+        error = json.loads((root / "var" / "rejected" / f"{name}.error.json").read_text(encoding="utf-8"))
+        assert error["problems"][0]["field"] == "submitted_at" and "早于" in error["problems"][0]["zh"]
+    assert desk.store.get(by_form["R-00000110"]).state == "received"
+    assert desk.store.get(by_form["R-00000111"]).state == "acknowledged"      # the same time as opened is fine
