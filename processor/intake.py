@@ -212,7 +212,7 @@ class Intake:
             return None                      # taken away by its writer between listing and reading
         except OSError as exc:
             if path.is_symlink():
-                return _symlink(path, name)
+                return _symlink(path, name)     # None if it went away meanwhile
             log.error("%s: 无法读取，下次再试: %s", path, exc)
             return None
         if name != path.name:
@@ -279,10 +279,6 @@ class Intake:
                          self._photos(item, month / DUPLICATES))
         if seen is False:
             return self._rejected(item, conflict(result))
-        for check in ADMISSION_CHECKS:
-            refused = check(result, now, self.config, self.store)
-            if refused is not None:
-                return self._rejected(item, refused)
         try:
             return self._accept(item, result, now, month)
         except STOP_ERRORS:
@@ -292,7 +288,11 @@ class Intake:
             return self._rejected(item, internal_error(item.name, result.id, exc))
 
     def _accept(self, item: Dropped, form: Form, now: datetime, month: Path) -> _Move:
-        """Apply FORM through the engine and stage the outcome (or reject it as the engine says)."""
+        """Check FORM, apply it through the engine and stage the outcome (or reject it, saying why)."""
+        for check in ADMISSION_CHECKS:
+            refused = check(form, now, self.config, self.store)
+            if refused is not None:
+                return self._rejected(item, refused)
         outcome = self.apply(form, self.store, self.policy, now)
         if outcome.rejection is not None:
             return self._rejected(item, outcome.rejection)
@@ -516,9 +516,12 @@ def photo_names(data: Any) -> list[str]:
             and p not in (".", "..") and not p.startswith(".") and is_photo_name(p)]
 
 
-def _symlink(path: Path, name: str) -> Dropped:
+def _symlink(path: Path, name: str) -> Dropped | None:
     """A symlink in the inbox, rejected unread: its target may lie anywhere, and may vanish once archived."""
-    st = path.lstat()
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
     return Dropped(path, st.st_mtime_ns, file_digest(b""), Rejection(name, (Problem(
         "", "这是一个符号链接（快捷方式），不予读取；请放入表单文件本身",
         "a symbolic link is not read: drop the form file itself"),)), None, name, st.st_size)
