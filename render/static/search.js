@@ -228,8 +228,9 @@
                audience: r[6], tags: r[7], date: r[8], ftitle: fold(r[1] + r[3]), secs: [] };
     });
     secs.forEach(function (s, n) { s.n = n; pages[s.page].secs.push(s); });
+    var ftitles = pages.map(function (p) { return p.ftitle; }).join("\n");
     var total = secs.reduce(function (a, s) { return a + s.end - s.start; }, 0);
-    idx = { data: data, codes: codes, F: F, secs: secs, pages: pages, avg: total / Math.max(1, secs.length),
+    idx = { data: data, codes: codes, F: F, secs: secs, pages: pages, ftitles: ftitles, avg: total / Math.max(1, secs.length),
             starts: Int32Array.from(secs.map(function (s) { return s.start; })),
             synonyms: data.synonyms.map(function (g) { return g.map(fold).filter(Boolean); }) };
     cache = new Map();
@@ -374,8 +375,9 @@
           var bm = 0, matched = 0, named = 0, headed = 0, known = 0, missingWord = false;
           a.occ.forEach(function (m, t) {
             // a CJK token found nowhere ("了", "能不") cannot tell sections apart; a missing number or
-            // Latin word can: "1503" must not find "1502" through the "座" beside it
-            if (!m.size && !a.toks[t].word) return;
+            // Latin word can: "1503" must not find "1502" through the "座" beside it. A token only titles
+            // hold ("匙管" of 钥匙管理) is known: it tells the pages it names from those it does not
+            if (!m.size && !a.toks[t].word && idx.ftitles.indexOf(a.toks[t].t) === -1) return;
             known++;
             var tok = a.toks[t].t;
             var inHead = heading.indexOf(tok) !== -1;
