@@ -117,3 +117,19 @@ def test_built_handbook_dropdown_and_search_page(built_staff):
     page.wait_for_selector(".es-page-results .es-result")
     assert "回访" in page.locator(".es-page-results .es-result").first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "search-handbook-page.png"), full_page=True)
+
+
+TITLED = """qs => qs.map(q => { const f = EstateSearch.fold(q);
+  const titled = EstateSearch.index.pages.filter(p => EstateSearch.fold(p.title).includes(f)).length;
+  const got = EstateSearch.search(q, {limit: 10, sections: 1}).results.map(r => r.page.title);
+  return [titled, got]; })"""
+
+
+@pytest.mark.parametrize("query", ["钥匙", "鑰匙", "投诉", "物业费", "紧急程度", "上门服务", "装修", "交接班"])
+def test_pages_titled_with_the_query_come_first(built_staff, query):
+    """A page whose title holds the query ranks above pages that only have it in a section heading."""
+    titled, got = built_staff["page"].evaluate(TITLED, [query])[0]
+    assert titled
+    fold = built_staff["page"].evaluate("t => t.map(EstateSearch.fold)", got)
+    want = built_staff["page"].evaluate("q => EstateSearch.fold(q)", query)
+    assert all(want in t for t in fold[:titled]), got

@@ -328,9 +328,10 @@
   }
 
 
-  /* Pages: title or heading matches first, then phrase matches, then BM25. */
+  /* Pages: title or heading matches first, the page's own title before a section heading, then
+     phrase matches, then BM25. */
   function compareKeys(a, b) {
-    return b.title - a.title || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
+    return b.title - a.title || b.own - a.own || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
   }
 
   /* Sections of one page: title and heading together (a synonym may join them), heading alone, phrase, BM25. */
@@ -365,14 +366,14 @@
       if (!passes(page, opts.filters)) return;
       var heading = idx.F.s.slice(sec.start, sec.body), len = sec.end - sec.start, weight = 1;
       SUMMARY_SECTIONS.forEach(function (r) { if (heading.indexOf(r[0]) !== -1) weight = r[1]; });
-      var key = { n: n, sec: sec, page: page, title: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
+      var key = { n: n, sec: sec, page: page, title: 0, own: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
       plan.forEach(function (alts) {
-        var best = { named: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
+        var best = { named: 0, own: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
         alts.forEach(function (a, ai) {
           var trust = ai ? SYNONYM_WEIGHT : 1;     // what the user typed beats what a synonym stands for
           // "钥匙不见了" must not stand in for "钥匙" where no 不见了 is written
           if (a.need && !a.needOcc.has(n) && page.ftitle.indexOf(a.need) === -1) return;
-          var bm = 0, matched = 0, named = 0, headed = 0, known = 0, missingWord = false;
+          var bm = 0, matched = 0, named = 0, titled = 0, headed = 0, known = 0, missingWord = false;
           a.occ.forEach(function (m, t) {
             // a CJK token found nowhere ("了", "能不") cannot tell sections apart; a missing number or
             // Latin word can: "1503" must not find "1502" through the "座" beside it. A token only titles
@@ -382,7 +383,9 @@
             var tok = a.toks[t].t;
             var inHead = heading.indexOf(tok) !== -1;
             if (inHead) headed++;
-            if (inHead || page.ftitle.indexOf(tok) !== -1) named++;
+            var inTitle = page.ftitle.indexOf(tok) !== -1;
+            if (inTitle) titled++;
+            if (inHead || inTitle) named++;
             var tf = m.get(n);
             if (!tf) { missingWord = missingWord || a.toks[t].word; return; }
             matched++;
@@ -390,10 +393,12 @@
           });
           // numbers and Latin words (rooms, ticket numbers) must all be there; CJK bigrams may be partial
           var cov = known && !missingWord ? matched / known : 0;
-          var inHeading = heading.indexOf(a.alt) !== -1;
+          var inHeading = heading.indexOf(a.alt) !== -1, inTitle = page.ftitle.indexOf(a.alt) !== -1;
           // share of the term's tokens that the title or heading names (1 when it names the whole term)
-          var tier = trust * (inHeading || page.ftitle.indexOf(a.alt) !== -1 ? 1 : known ? named / known : 0);
+          var tier = trust * (inHeading || inTitle ? 1 : known ? named / known : 0);
           if (tier > best.named) best.named = tier;
+          tier = trust * (inTitle ? 1 : known ? titled / known : 0);     // the same, by the page title alone
+          if (tier > best.own) best.own = tier;
           tier = trust * (inHeading ? 1 : known ? headed / known : 0);
           if (tier > best.head) best.head = tier;
           if (cov > best.cov) best.cov = cov;
@@ -401,6 +406,7 @@
           if (a.phrase.has(n) && trust > best.phrase) best.phrase = trust;
         });
         key.title += best.named;
+        key.own += best.own;
         key.head += best.head;
         key.phrase += best.phrase;
         key.bm += best.bm * weight;
@@ -418,7 +424,8 @@
       var matched = list.filter(function (k) { return k.cov > 0; });
       if (matched.length) list = matched;
       list.sort(compareInPage);
-      var key = Object.assign({}, list[0], { title: Math.max.apply(null, list.map(function (k) { return k.title; })) });
+      var key = Object.assign({}, list[0], { title: Math.max.apply(null, list.map(function (k) { return k.title; })),
+                                             own: Math.max.apply(null, list.map(function (k) { return k.own; })) });
       results.push({ page: list[0].page, key: key, sections: list, plan: plan });
     });
     results.sort(function (a, b) { return compareKeys(a.key, b.key); });
