@@ -48,3 +48,38 @@ def test_a_token_only_titles_hold_still_counts(page, tmp_path):
     docs += [doc("档案管理制度", "档案管理由管理处负责，管理台账每月核对。", n=20)]
     open_site(page, tmp_path, docs)
     assert set(top(page, "钥匙管理")[:3]) == {"东区钥匙管理规定", "西区钥匙管理规定", "南区钥匙管理规定"}
+
+
+LATIN = [
+    doc("国庆假期装修施工时间提醒", "假期内装修材料只可在 8:00–10:00 经北门进出。", pid="N-2026-008"),
+    doc("表单接口说明", "每张表单一个 JSON 文件，编码 UTF-8（可带 BOM）。老系统导出的 GBK 文件自动转换。",
+        "4.1 投递方式", pid="KB-002"),
+    doc("服务触点标准", "休息区有座椅、饮水机。", "4.1 前台", pid="QA-SOP-001"),
+    doc("计划停电通知", "停电范围：A座 1–3 单元。", pid="N-2026-009"),
+    doc("值班与交接班规程", "值班员每两小时巡查一次。", pid="CS-SOP-003"),
+    doc("客户服务规范", "不议论住户。", "4.3 与住户相处", pid="CS-SOP-001"),
+    doc("上门服务规范", "动手前说明故障原因。", "4.3 作业中", pid="CS-SOP-005"),
+    doc("意见箱管理规程", "当天 17:30 前完成分办，3 天内答复。", "4.3 答复时限", pid="CS-SOP-009"),
+]
+
+
+def test_latin_and_digits_match_at_word_starts_in_titles_ids_and_headings(page, tmp_path):
+    """UTF-8 is not N-2026-008 (its id holds an 8 mid-number); A座 is not QA-SOP-001 (QA holds an a)."""
+    open_site(page, tmp_path, LATIN)
+    assert top(page, "UTF-8") == ["表单接口说明"]
+    assert top(page, "A座")[0] == "计划停电通知"
+    assert "服务触点标准" not in top(page, "A座")
+    assert top(page, "8")[0] == "国庆假期装修施工时间提醒"       # an id's number, leading zeros dropped
+
+
+@pytest.mark.parametrize("query", ["sop3", "sop 3", "SOP-3", "cs-sop-3", "CS-SOP-003", "cssop003", "003"])
+def test_short_procedure_numbers_find_the_procedure_first(page, tmp_path, query):
+    open_site(page, tmp_path, LATIN)
+    assert top(page, query)[0] == "值班与交接班规程"
+
+
+def test_highlights_mark_latin_at_word_starts_only(page, tmp_path):
+    open_site(page, tmp_path, LATIN)
+    snippet = page.evaluate("q => EstateSearch.search(q, {sections: 1}).results[0].sections[0].snippet", "b")
+    assert "<mark>B</mark>OM" in snippet
+    assert "G<mark>" not in snippet

@@ -102,6 +102,27 @@
   function isAlnum(c) { return (c >= 48 && c <= 57) || (c >= 97 && c <= 122); }
   function isDigit(c) { return c >= 48 && c <= 57; }
 
+  /* Class of a folded code unit for the word-start rule: 0 none (dropped, CJK, mark), 1 letter, 2 digit. */
+  function wordClass(f) { return f === DROPPED || !isAlnum(f) ? 0 : isDigit(f) ? 2 : 1; }
+
+  /* Whether a Latin or digit term T may match after a character of class PREV: where a word starts. */
+  function startsWord(prev, t) { return prev === 0 || (prev === 2) !== isDigit(t.charCodeAt(0)); }
+
+  /* PARTS folded and joined, with the class of the character as written before each folded one
+     (a part starts a word): the word-start rule for titles and ids, whose marks folding drops. */
+  function foldMarked(parts) {
+    var out = "", prev = [];
+    parts.forEach(function (s) {
+      var cls = 0;
+      for (var i = 0; i < s.length; i++) {
+        var f = foldCode(s.charCodeAt(i));
+        if (f !== DROPPED) { out += String.fromCharCode(f); prev.push(cls); }
+        cls = wordClass(f);
+      }
+    });
+    return { s: out, prev: Uint8Array.from(prev) };
+  }
+
   /* Split a folded term into tokens: CJK bigrams (or unigrams), Latin and digit runs whole. */
   function tokenize(term, mode) {
     var out = [], runs = term.match(/[a-z]+|[0-9]+|[^a-z0-9]+/g) || [];
@@ -224,8 +245,12 @@
       p = tEnd + 1;
     }
     var pages = data.pages.map(function (r, n) {
-      return { n: n, url: r[0], title: r[1], kind: r[2], id: r[3], department: r[4], category: r[5],
-               audience: r[6], tags: r[7], date: r[8], ftitle: fold(r[1] + r[3]), secs: [] };
+      var p = { n: n, url: r[0], title: r[1], kind: r[2], id: r[3], department: r[4], category: r[5],
+               audience: r[6], tags: r[7], date: r[8], secs: [] };
+      var t = foldMarked([r[1], r[3]]);
+      p.ftitle = t.s;
+      p.fprev = t.prev;
+      return p;
     });
     secs.forEach(function (s, n) { s.n = n; pages[s.page].secs.push(s); });
     var ftitles = pages.map(function (p) { return p.ftitle; }).join("\n");
@@ -267,14 +292,33 @@
     return lo;
   }
 
-  /* A Latin or digit token matches only where a word starts in the text as written. */
-  function atWordStart(i, tok) {
+  /* A Latin or digit term T matches only where a word starts in the text as written. */
+  function atWordStart(i, t) {
     var o = posAt(i) - 1;
-    if (o < 0) return true;
-    var u = idx.codes[o];     // an astral character's low half: never a letter or digit
-    var prev = foldCode(u);
-    if (prev === DROPPED || !isAlnum(prev)) return true;
-    return isDigit(prev) !== isDigit(tok.t.charCodeAt(0));
+    // an astral character's low half is never a letter or digit
+    return o < 0 || startsWord(wordClass(foldCode(idx.codes[o])), t);
+  }
+
+  /* Whether the folded term T is in HEADING (a section's folded heading, from folded position AT). */
+  function headHas(heading, at, t) {
+    if (!isAlnum(t.charCodeAt(0))) return heading.indexOf(t) !== -1;
+    for (var i = heading.indexOf(t); i !== -1; i = heading.indexOf(t, i + 1)) if (atWordStart(at + i, t)) return true;
+    return false;
+  }
+
+  /* Whether PAGE's title or id holds the folded term T: a Latin or digit one where a word starts, a
+     number also after leading zeros if it ends the number there ("sop 3" names CS-SOP-003). */
+  function titleHas(page, t) {
+    var s = page.ftitle, pv = page.fprev, c = t.charCodeAt(0);
+    if (!isAlnum(c)) return s.indexOf(t) !== -1;
+    for (var i = s.indexOf(t); i !== -1; i = s.indexOf(t, i + 1)) {
+      if (startsWord(pv[i], t)) return true;
+      if (!isDigit(c)) continue;
+      var j = i, end = i + t.length;
+      while (pv[j] === 2 && s[j - 1] === "0") j--;
+      if (j < i && pv[j] !== 2 && !(end < s.length && pv[end] === 2 && isDigit(s.charCodeAt(end)))) return true;
+    }
+    return false;
   }
 
   /* Sections containing TOK: Map(section index → count); cached across keystrokes. */
@@ -283,7 +327,7 @@
     if (hit) return hit;
     var s = idx.F.s, counts = new Map(), i = s.indexOf(tok.t);
     while (i !== -1) {
-      if (!tok.word || atWordStart(i, tok)) {
+      if (!tok.word || atWordStart(i, tok.t)) {
         var n = secAt(i);
         counts.set(n, (counts.get(n) || 0) + 1);
       }
@@ -356,7 +400,11 @@
       alts.forEach(function (a) { a.occ.forEach(function (m) { m.forEach(function (_, n) { cand.add(n); }); }); });
     });
     idx.pages.forEach(function (p) {   // a page named by the query is a result even if no section says it
-      if (plan.some(function (alts) { return alts.some(function (a) { return p.ftitle.indexOf(a.alt) !== -1; }); })) {
+      if (plan.some(function (alts) {
+        return alts.some(function (a) {   // "sop3": CS-SOP-003 names each token, not the term
+          return titleHas(p, a.alt) || (a.toks.length && a.toks.every(function (t) { return titleHas(p, t.t); }));
+        });
+      })) {
         cand.add(p.secs[0].n);
       }
     });
@@ -372,8 +420,8 @@
         alts.forEach(function (a, ai) {
           var trust = ai ? SYNONYM_WEIGHT : 1;     // what the user typed beats what a synonym stands for
           // "钥匙不见了" must not stand in for "钥匙" where no 不见了 is written
-          if (a.need && !a.needOcc.has(n) && page.ftitle.indexOf(a.need) === -1) return;
-          var bm = 0, matched = 0, named = 0, titled = 0, headed = 0, known = 0, missingWord = false;
+          if (a.need && !a.needOcc.has(n) && !titleHas(page, a.need)) return;
+          var bm = 0, matched = 0, named = 0, titled = 0, headed = 0, known = 0, missingWord = false, absent = false;
           a.occ.forEach(function (m, t) {
             // a CJK token found nowhere ("了", "能不") cannot tell sections apart; a missing number or
             // Latin word can: "1503" must not find "1502" through the "座" beside it. A token only titles
@@ -381,23 +429,29 @@
             if (!m.size && !a.toks[t].word && idx.ftitles.indexOf(a.toks[t].t) === -1) return;
             known++;
             var tok = a.toks[t].t;
-            var inHead = heading.indexOf(tok) !== -1;
+            var inHead = headHas(heading, sec.start, tok);
             if (inHead) headed++;
-            var inTitle = page.ftitle.indexOf(tok) !== -1;
+            var inTitle = titleHas(page, tok);
             if (inTitle) titled++;
             if (inHead || inTitle) named++;
             var tf = m.get(n);
-            if (!tf) { missingWord = missingWord || a.toks[t].word; return; }
+            if (!tf) {
+              missingWord = missingWord || a.toks[t].word;
+              absent = absent || (a.toks[t].word && !inHead && !inTitle);
+              return;
+            }
             matched++;
             bm += (a.toks[t].uni ? 0.3 : 1) * idf(m.size) * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len / idx.avg));
           });
           // numbers and Latin words (rooms, ticket numbers) must all be there; CJK bigrams may be partial
           var cov = known && !missingWord ? matched / known : 0;
-          var inHeading = heading.indexOf(a.alt) !== -1, inTitle = page.ftitle.indexOf(a.alt) !== -1;
+          // "UTF-8" is not about N-2026-008: a number or Latin word neither here nor in its names rules it out
+          if (absent) return;
+          var inHeading = headHas(heading, sec.start, a.alt), inTitle = titleHas(page, a.alt);
           // share of the term's tokens that the title or heading names (1 when it names the whole term)
           var tier = trust * (inHeading || inTitle ? 1 : known ? named / known : 0);
           if (tier > best.named) best.named = tier;
-          tier = trust * (inTitle ? 1 : known ? titled / known : 0);     // the same, by the page title alone
+          tier = trust * (inTitle || (known && titled === known) ? 1 : 0);     // the page title names it all
           if (tier > best.own) best.own = tier;
           tier = trust * (inHeading ? 1 : known ? headed / known : 0);
           if (tier > best.head) best.head = tier;
@@ -447,7 +501,9 @@
       alts.forEach(function (a) {
         var needles = [a.alt].concat(a.toks.filter(function (t) { return !t.uni; }).map(function (t) { return t.t; }));
         needles.forEach(function (nd, k) {
+          var word = isAlnum(nd.charCodeAt(0));    // G<mark>B</mark>K is no match for "B2"
           for (var i = s.indexOf(nd); i !== -1; i = s.indexOf(nd, i + 1)) {
+            if (word && !atWordStart(lo + i, nd)) continue;
             out.push([lo + i, lo + i + nd.length, k === 0 ? 2 : 1]);
           }
         });
