@@ -83,3 +83,13 @@ def test_highlights_mark_latin_at_word_starts_only(page, tmp_path):
     snippet = page.evaluate("q => EstateSearch.search(q, {sections: 1}).results[0].sections[0].snippet", "b")
     assert "<mark>B</mark>OM" in snippet
     assert "G<mark>" not in snippet
+
+
+def test_synonym_fragments_are_not_marked_where_the_synonym_is_not(page, tmp_path):
+    """报修 brings in 修东西: its 东西 must not be marked in 什么东西坏了, nor carried to the page by ?h=."""
+    open_site(page, tmp_path, [doc("如何报修", "报修时请说明：什么东西坏了、从什么时候开始。", "4.2 报修时请说明", n=1)])
+    hit = page.evaluate("q => EstateSearch.search(q, {sections: 1}).results[0].sections[0]", "报修")
+    marked = [m.split("</mark>")[0] for m in hit["snippet"].split("<mark>")[1:]]
+    assert "报修" in marked and "坏了" in marked
+    assert not any("东西" in w for w in marked + hit["hits"]), (marked, hit["hits"])
+    assert "%E4%B8%9C%E8%A5%BF" not in hit["url"]       # 东西

@@ -497,8 +497,11 @@
   /* Ranges [from, to) in folded positions of the plan's phrases and tokens inside [lo, hi). */
   function matchRanges(plan, lo, hi) {
     var out = [], s = idx.F.s.slice(lo, hi);   // search the section only, not up to the next match
+    var n = secAt(lo), page = idx.pages[idx.secs[n].page];
     plan.forEach(function (alts) {
       alts.forEach(function (a) {
+        // as rank() scores it: no 东西 of 修东西 marked where 修东西 is not written
+        if (a.need && !a.needOcc.has(n) && !titleHas(page, a.need)) return;
         var needles = [a.alt].concat(a.toks.filter(function (t) { return !t.uni; }).map(function (t) { return t.t; }));
         needles.forEach(function (nd, k) {
           var word = isAlnum(nd.charCodeAt(0));    // G<mark>B</mark>K is no match for "B2"
