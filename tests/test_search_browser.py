@@ -274,3 +274,20 @@ def test_ui_strings_can_come_from_the_catalogue(page, tmp_path):
     page.keyboard.type("投诉")
     page.wait_for_selector("#es-dropdown a.es-all")
     assert page.locator("#es-dropdown a.es-all").inner_text() == "All results"
+
+
+def test_escape_hides_and_arrow_down_reopens(page, base_url):
+    """After Escape, ↓ + Enter must not open a result the user cannot see: ↓ reopens the list first."""
+    page.goto(base_url + "index.html")
+    page.keyboard.press("/")
+    page.keyboard.type("回访")
+    page.wait_for_selector("#es-dropdown a.es-hit")
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#es-dropdown")
+    assert page.input_value("#es-q") == "回访"    # the first Escape closes the list, the next clears the box
+    page.keyboard.press("ArrowDown")
+    assert page.is_visible("#es-dropdown")
+    assert page.evaluate("document.querySelectorAll('#es-dropdown .es-active').length") == 0
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")                  # hidden list: the form goes to the search page
+    page.wait_for_url("**/search.html?q=" + quote("回访"))

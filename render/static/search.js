@@ -736,9 +736,13 @@
     form.addEventListener("pointerenter", function () { S.load(root); });
     input.addEventListener("input", function () { S.load(root, render); render(); });
     input.addEventListener("keydown", function (e) {
+      if (list.hidden) {    // no result is chosen out of sight: ↓ brings the list back, Enter submits the form
+        if (e.key === "ArrowDown" && input.value.trim()) { e.preventDefault(); S.load(root, render); }
+        return;
+      }
       if (e.key === "ArrowDown") { e.preventDefault(); setActive(active + 1); }
       else if (e.key === "ArrowUp") { e.preventDefault(); setActive(active - 1); }
-      else if (e.key === "Escape") { close(); }
+      else if (e.key === "Escape") { e.preventDefault(); close(); }   // a second Escape clears the box
       else if (e.key === "Enter" && active >= 0) { e.preventDefault(); window.location.href = items()[active].href; }
     });
     document.addEventListener("click", function (e) { if (!form.contains(e.target)) close(); });
