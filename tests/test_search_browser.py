@@ -291,3 +291,25 @@ def test_escape_hides_and_arrow_down_reopens(page, base_url):
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")                  # hidden list: the form goes to the search page
     page.wait_for_url("**/search.html?q=" + quote("回访"))
+
+
+@pytest.mark.parametrize("where", ["drop-down", "search page"])
+def test_input_method_pinyin_is_not_searched(page, base_url, where):
+    """While an input method composes "bao'xiu", nothing searches it; the committed 报修 is searched."""
+    page.goto(base_url + ("index.html" if where == "drop-down" else "search.html"))
+    box = "#es-q" if where == "drop-down" else "#es-page-q"
+    results = "#es-dropdown" if where == "drop-down" else ".es-page-results"
+    page.click(box)
+    page.wait_for_function("window.EstateSearch && EstateSearch.index")
+    before = page.inner_text(results)
+    cdp = page.context.new_cdp_session(page)
+    for partial in ["b", "bao", "bao'xiu"]:
+        cdp.send("Input.imeSetComposition", {"text": partial, "selectionStart": len(partial),
+                                             "selectionEnd": len(partial)})
+        page.wait_for_timeout(50)
+        assert page.input_value(box) == partial
+        assert page.inner_text(results) == before, partial
+        assert "没有找到" not in page.inner_text(results)
+    cdp.send("Input.insertText", {"text": "报修"})
+    page.wait_for_function(f"document.querySelector('{results}').textContent.includes('报修受理与派工规程')")
+

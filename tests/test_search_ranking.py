@@ -93,3 +93,13 @@ def test_synonym_fragments_are_not_marked_where_the_synonym_is_not(page, tmp_pat
     assert "报修" in marked and "坏了" in marked
     assert not any("东西" in w for w in marked + hit["hits"]), (marked, hit["hits"])
     assert "%E4%B8%9C%E8%A5%BF" not in hit["url"]       # 东西
+
+
+def test_one_shared_latin_letter_suggests_nothing(page, tmp_path):
+    """Pinyin "bao" shares only an o with JSON: no "did you mean"; a shared pair of letters still suggests."""
+    open_site(page, tmp_path, [doc("表单接口说明", "每张表单一个文件。", "JSON 格式", n=1),
+                               doc("值班与交接班规程", "交接班须签字。", "4.3 交接班", n=2)])
+    suggest = "q => EstateSearch.search(q).suggestions"
+    assert page.evaluate(suggest, "bao") == []
+    assert page.evaluate(suggest, "jason") == ["JSON 格式"]
+    assert page.evaluate(suggest, "交借班")[0] == "交接班"

@@ -645,9 +645,13 @@
     var qf = groups.map(function (g) { return g[0].text; }).join(""), qg = grams(qf);
     var qn = Object.keys(qg).length;
     return vocabulary().map(function (v) {
-      var common = 0, keys = Object.keys(v.grams);
-      keys.forEach(function (k) { if (qg[k]) common += v.grams[k]; });
-      return { w: v.w, s: (2 * common) / (qn + keys.length) };
+      var common = 0, strong = false, keys = Object.keys(v.grams);
+      keys.forEach(function (k) {
+        if (!qg[k]) return;
+        common += v.grams[k];
+        strong = strong || k.length > 1 || !isAlnum(k.charCodeAt(0));   // one shared Latin letter is chance
+      });
+      return { w: v.w, s: strong ? (2 * common) / (qn + keys.length) : 0 };
     }).filter(function (x) { return x.s > 0; })
       .sort(function (a, b) { return b.s - a.s || a.w.length - b.w.length; })
       .slice(0, 5).map(function (x) { return x.w; });
@@ -734,8 +738,13 @@
     input.addEventListener("focus", function () { S.load(root, render); });
     // a pointer heading for the box: start loading before the click lands
     form.addEventListener("pointerenter", function () { S.load(root); });
-    input.addEventListener("input", function () { S.load(root, render); render(); });
+    // an input method's pinyin ("bao'xiu") is not the query: search what it commits
+    var composing = false;
+    input.addEventListener("compositionstart", function () { composing = true; });
+    input.addEventListener("compositionend", function () { composing = false; S.load(root, render); });
+    input.addEventListener("input", function (e) { if (!composing && !e.isComposing) { S.load(root, render); render(); } });
     input.addEventListener("keydown", function (e) {
+      if (e.isComposing || e.keyCode === 229) return;     // the input method's own keys (choosing a word)
       if (list.hidden) {    // no result is chosen out of sight: ↓ brings the list back, Enter submits the form
         if (e.key === "ArrowDown" && input.value.trim()) { e.preventDefault(); S.load(root, render); }
         return;
@@ -811,7 +820,10 @@
     S.load(root, function () { fillFilters(); render(); });
     // the index script has run by "load" (it may still be inflating); if it never ran, it is missing
     window.addEventListener("load", function () { if (!idx && !S.timings) loadFailed(); });
-    input.addEventListener("input", function () { if (idx) render(); });
+    var composing = false;     // as in the drop-down: search what the input method commits, not its pinyin
+    input.addEventListener("compositionstart", function () { composing = true; });
+    input.addEventListener("compositionend", function () { composing = false; if (idx) render(); });
+    input.addEventListener("input", function (e) { if (idx && !composing && !e.isComposing) render(); });
     FILTERS.forEach(function (n) { if (selects[n]) selects[n].addEventListener("change", function () { if (idx) render(); }); });
     box.querySelector("form").addEventListener("submit", function (e) { e.preventDefault(); if (idx) render(); });
   }
