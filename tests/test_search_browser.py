@@ -313,3 +313,17 @@ def test_input_method_pinyin_is_not_searched(page, base_url, where):
     cdp.send("Input.insertText", {"text": "报修"})
     page.wait_for_function(f"document.querySelector('{results}').textContent.includes('报修受理与派工规程')")
 
+
+
+@pytest.mark.parametrize("query", ["？？？", "....", ".*"])
+def test_punctuation_only_query_finds_nothing(page, base_url, query):
+    """Marks alone leave nothing to search: say so, do not list the recent pages as if they matched."""
+    page.goto(base_url + "index.html")
+    page.keyboard.press("/")
+    page.keyboard.type(query)
+    page.wait_for_selector("#es-dropdown .es-none")
+    assert page.locator("#es-dropdown a.es-hit").count() == 0
+    assert query in page.inner_text("#es-dropdown")
+    page.goto(base_url + "search.html?q=" + quote(query))
+    page.wait_for_selector(".es-page-results .es-none")
+    assert page.locator(".es-result").count() == 0 and page.inner_text(".es-status") != "最近更新"

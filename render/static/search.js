@@ -580,6 +580,8 @@
     opts = opts || {};
     var groups = parseQuery(q || "");
     if (!groups.length) {
+      // only marks ("？？？", ".*"): nothing to look for, so nothing found, not the recent pages unlabelled
+      if ((q || "").trim()) return { query: q, recent: false, results: [], total: 0, suggestions: [] };
       var rec = recent(opts);
       return { query: q || "", recent: true, results: rec, total: rec.length, suggestions: [] };
     }
