@@ -327,3 +327,14 @@ def test_punctuation_only_query_finds_nothing(page, base_url, query):
     page.goto(base_url + "search.html?q=" + quote(query))
     page.wait_for_selector(".es-page-results .es-none")
     assert page.locator(".es-result").count() == 0 and page.inner_text(".es-status") != "最近更新"
+
+
+def test_tree_without_pages_says_so_once(page, tmp_path):
+    """An empty query on a tree with no pages: one message, not "最近更新" above "nothing found for “”"."""
+    site = write_site(tmp_path)
+    for rel, data in build_index([], config()).items():
+        (site / rel).write_bytes(data)
+    page.goto(site.as_uri() + "/search.html")
+    page.wait_for_selector(".es-page-results .es-none")
+    assert page.inner_text(".es-status") == ""
+    assert page.inner_text(".es-page-results") == "这里还没有可搜索的页面。"

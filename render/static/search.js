@@ -662,7 +662,7 @@
   /* ---------- UI ---------- */
 
   var UI = {
-    pages: "个页面", none: "没有找到与“{q}”相关的内容。",
+    pages: "个页面", none: "没有找到与“{q}”相关的内容。", empty: "这里还没有可搜索的页面。",
     didYouMean: "您是不是要找：", recent: "最近更新", all: "查看全部结果", more: "显示全部 {n} 个页面",
     loading: "正在载入索引…", loadError: "搜索索引载入失败：assets/search-index.js 缺失或已损坏，请重新构建，或重新复制整个 site 文件夹。",
     label: "搜索手册", results: "搜索结果",
@@ -807,12 +807,13 @@
     function render(limit) {
       var q = input.value, f = state(), res = S.search(q, { filters: f, sections: 3, limit: limit || FIRST_PAGE });
       try { history.replaceState(null, "", pageUrl(q, f)); } catch (err) { /* file:// may refuse; the form still works */ }
-      if (res.recent) status.textContent = UI.recent;
+      if (res.recent) status.textContent = res.results.length ? UI.recent : "";
       else status.textContent = res.total ? res.total + " " + UI.pages : "";
       out.innerHTML = res.results.length
         ? res.results.map(function (r) { return '<li class="es-result">' + resultHtml(r, root, 3) + "</li>"; }).join("") +
           (res.total > res.results.length ? '<li><button type="button" class="es-more">' +
             UI.more.replace("{n}", res.total) + "</button></li>" : "")
+        : res.recent ? '<p class="es-none">' + escapeHtml(UI.empty) + "</p>"    // a tree (or filter) with no pages
         : suggestionsHtml(res, function (w) { return pageUrl(w, f); });
       var more = out.querySelector(".es-more");
       if (more) more.addEventListener("click", function () { render(res.total); });
