@@ -338,3 +338,20 @@ def test_tree_without_pages_says_so_once(page, tmp_path):
     page.wait_for_selector(".es-page-results .es-none")
     assert page.inner_text(".es-status") == ""
     assert page.inner_text(".es-page-results") == "这里还没有可搜索的页面。"
+
+
+def test_arrow_keys_set_the_active_descendant(page, base_url):
+    """Screen readers announce the option the arrows choose: the combobox names it by id."""
+    page.goto(base_url + "index.html")
+    page.keyboard.press("/")
+    page.keyboard.type("记录")
+    page.wait_for_selector("#es-dropdown a.es-hit")
+    ids = page.evaluate("[...document.querySelectorAll('#es-dropdown [role=option]')].map(a => a.id)")
+    assert len(ids) >= 2 and all(ids) and len(set(ids)) == len(ids)
+    assert page.get_attribute("#es-q", "aria-activedescendant") is None
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert page.get_attribute("#es-q", "aria-activedescendant") == ids[1]
+    assert page.get_attribute("#" + ids[1], "aria-selected") == "true"
+    page.keyboard.press("Escape")
+    assert page.get_attribute("#es-q", "aria-activedescendant") is None

@@ -721,8 +721,10 @@
       active = (i + all.length) % all.length;
       all.forEach(function (a, k) { a.classList.toggle("es-active", k === active); a.setAttribute("aria-selected", k === active); });
       all[active].scrollIntoView({ block: "nearest" });
+      input.setAttribute("aria-activedescendant", all[active].id);   // what a screen reader announces
     }
-    function close() { list.hidden = true; input.setAttribute("aria-expanded", "false"); active = -1; }
+    function unselect() { active = -1; input.removeAttribute("aria-activedescendant"); }
+    function close() { list.hidden = true; input.setAttribute("aria-expanded", "false"); unselect(); }
     function render() {
       var q = input.value;
       if (!q.trim()) { close(); return; }
@@ -732,9 +734,10 @@
         ? out.results.map(function (r) { return resultHtml(r, root, 1); }).join("") +
           '<a class="es-all" href="' + escapeHtml(searchUrl(q)) + '">' + UI.all + "</a>"
         : suggestionsHtml(out, searchUrl);
+      items().forEach(function (a, k) { a.id = (list.id || "es-dropdown") + "-" + k; });
       list.hidden = false;
       input.setAttribute("aria-expanded", "true");
-      active = -1;
+      unselect();
       markFirstQuery();
     }
     input.addEventListener("focus", function () { S.load(root, render); });
