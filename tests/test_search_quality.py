@@ -133,3 +133,20 @@ def test_pages_titled_with_the_query_come_first(built_staff, query):
     fold = built_staff["page"].evaluate("t => t.map(EstateSearch.fold)", got)
     want = built_staff["page"].evaluate("q => EstateSearch.fold(q)", query)
     assert all(want in t for t in fold[:titled]), got
+
+
+PASTE = """q => { EstateSearch.clearCache(); const t0 = performance.now();
+  const ids = EstateSearch.search(q, {limit: 5, sections: 1}).results.map(r => r.page.id);
+  return [ids, performance.now() - t0]; }"""
+
+
+@pytest.mark.parametrize("name", ["complaint-handling", "duty-handover", "knowledge-faq", "form-contract"])
+@pytest.mark.parametrize("length", [300, 1000, 3000])
+def test_a_pasted_passage_finds_its_page(built_staff, name, length):
+    """The first LENGTH characters of a procedure, pasted into the box, find that procedure first."""
+    text = (built_staff["root"] / "procedures" / f"{name}.md").read_text(encoding="utf-8")
+    head, body = text.split("---", 2)[1:]
+    pid = next(line.split(":", 1)[1].strip() for line in head.splitlines() if line.startswith("id:"))
+    passage = "".join(ch for ch in body if ch not in "#*|-\n")[:length]
+    ids, ms = built_staff["page"].evaluate(PASTE, passage)
+    assert ids[:1] == [pid], (ids, passage[:40])

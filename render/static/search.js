@@ -5,8 +5,10 @@
  * search.html loads it at once. It holds the sections' text as written, gzip'd; here we inflate it,
  * fold it once (NFKC, lower case, Traditional→Simplified, punctuation dropped — the same rule as
  * handbook/search_fold.py) and scan the folded text with indexOf: CJK runs become bigrams, Latin
- * and digit runs match at word starts. Results are pages with their best sections, ranked by
- * title/heading matches, then phrase matches, then BM25. No postings are shipped: at 1,000
+ * and digit runs match at word starts (in titles, ids and headings too; an id's number also after its
+ * leading zeros). Results are pages with their best sections, ranked by title/heading matches (the
+ * page's own title first), then phrase matches, then BM25; a pasted passage is one bag of a few of its
+ * words, judged over whole pages. No postings are shipped: at 1,000
  * procedures a cold scan stays well under the 30 ms budget, and the index is smaller than the text.
  */
 (function () {
@@ -19,6 +21,10 @@
   // they should not outrank the step that actually says it (folded heading words, BM25 weight).
   var SUMMARY_SECTIONS = [["目的", 0.5], ["适用范围", 0.5]];
   var SYNONYM_WEIGHT = 0.9;   // a synonym's match ranks just below the same match of the typed words
+  // A pasted passage (more than PASSAGE_CHARS folded characters) is one bag of words: PASSAGE_TOKENS of
+  // its tokens, spread over it, are scanned, and a section holding PASSAGE_MATCH of them is covered
+  // (a passage spans sections; no one section holds most of it)
+  var PASSAGE_CHARS = 60, PASSAGE_TOKENS = 32, PASSAGE_MATCH = 8;
   var TABLE = new Uint16Array(65536);   // folded code unit, 0 = not computed yet
   var T2S = {};
   var idx = null, waiting = [], loadStarted = false, cache = new Map();
@@ -375,7 +381,7 @@
   /* Pages: title or heading matches first, the page's own title before a section heading, then
      phrase matches, then BM25. */
   function compareKeys(a, b) {
-    return b.title - a.title || b.own - a.own || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
+    return b.title - a.title || b.own - a.own || b.spread - a.spread || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
   }
 
   /* Sections of one page: title and heading together (a synonym may join them), heading alone, phrase, BM25. */
@@ -385,12 +391,20 @@
     return b.title - a.title || b.head - a.head || b.phrase - a.phrase || b.bm - a.bm || a.n - b.n;
   }
 
+  /* At most N of TOKS, evenly spread over them. */
+  function spread(toks, n) {
+    if (toks.length <= n) return toks;
+    var out = [];
+    for (var i = 0; i < n; i++) out.push(toks[Math.floor((i * toks.length) / n)]);
+    return out;
+  }
+
   /* Score every candidate section; return [{page, sections:[scored...]}], best first. */
   function rank(groups, opts) {
-    var mode = opts.mode || "bigram";
+    var mode = opts.mode || "bigram", loose = !!opts.passage;
     var plan = groups.map(function (alts) {
       return alts.map(function (x) {
-        var alt = x.text, toks = tokenize(alt, mode), phrase = occurrences({ t: alt, word: isAlnum(alt.charCodeAt(0)) });
+        var alt = x.text, toks = spread(tokenize(alt, mode), loose ? PASSAGE_TOKENS : Infinity), phrase = occurrences({ t: alt, word: isAlnum(alt.charCodeAt(0)) });
         return { alt: alt, toks: toks, occ: toks.map(occurrences), phrase: phrase, need: x.need,
                  needOcc: x.need ? occurrences({ t: x.need, word: isAlnum(x.need.charCodeAt(0)) }) : null };
       });
@@ -414,7 +428,7 @@
       if (!passes(page, opts.filters)) return;
       var heading = idx.F.s.slice(sec.start, sec.body), len = sec.end - sec.start, weight = 1;
       SUMMARY_SECTIONS.forEach(function (r) { if (heading.indexOf(r[0]) !== -1) weight = r[1]; });
-      var key = { n: n, sec: sec, page: page, title: 0, own: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
+      var key = { n: n, sec: sec, page: page, title: 0, own: 0, head: 0, phrase: 0, bm: 0, cov: 0, spread: 0, hit: [] };
       plan.forEach(function (alts) {
         var best = { named: 0, own: 0, head: 0, phrase: 0, bm: 0, cov: 0 };
         alts.forEach(function (a, ai) {
@@ -436,24 +450,27 @@
             if (inHead || inTitle) named++;
             var tf = m.get(n);
             if (!tf) {
-              missingWord = missingWord || a.toks[t].word;
-              absent = absent || (a.toks[t].word && !inHead && !inTitle);
+              missingWord = missingWord || (a.toks[t].word && !loose);
+              absent = absent || (a.toks[t].word && !loose && !inHead && !inTitle);
               return;
             }
             matched++;
+            if (loose) key.hit.push(tok);
             bm += (a.toks[t].uni ? 0.3 : 1) * idf(m.size) * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len / idx.avg));
           });
           // numbers and Latin words (rooms, ticket numbers) must all be there; CJK bigrams may be partial
-          var cov = known && !missingWord ? matched / known : 0;
+          var cov = loose ? Math.min(1, matched / Math.min(known || 1, PASSAGE_MATCH))
+            : known && !missingWord ? matched / known : 0;
           // "UTF-8" is not about N-2026-008: a number or Latin word neither here nor in its names rules it out
           if (absent) return;
           var inHeading = headHas(heading, sec.start, a.alt), inTitle = titleHas(page, a.alt);
           // share of the term's tokens that the title or heading names (1 when it names the whole term)
-          var tier = trust * (inHeading || inTitle ? 1 : known ? named / known : 0);
+          // a passage's few words in a title or heading say little: only the whole of it counts there
+          var tier = trust * (inHeading || inTitle ? 1 : known && !loose ? named / known : 0);
           if (tier > best.named) best.named = tier;
-          tier = trust * (inTitle || (known && titled === known) ? 1 : 0);     // the page title names it all
+          tier = trust * (inTitle || (known && !loose && titled === known) ? 1 : 0);     // the page title names it all
           if (tier > best.own) best.own = tier;
-          tier = trust * (inHeading ? 1 : known ? headed / known : 0);
+          tier = trust * (inHeading ? 1 : known && !loose ? headed / known : 0);
           if (tier > best.head) best.head = tier;
           if (cov > best.cov) best.cov = cov;
           if (trust * bm * cov * cov > best.bm) best.bm = trust * bm * cov * cov;
@@ -467,19 +484,27 @@
         key.cov += best.cov / plan.length;
       });
       // enough of the query must be in the section, or in its page title and heading
-      if (key.cov < MIN_COVERAGE && key.title / plan.length < MIN_COVERAGE) return;
+      // (a passage's coverage is judged over the whole page, below)
+      if (key.cov < (loose ? Number.MIN_VALUE : MIN_COVERAGE) && key.title / plan.length < MIN_COVERAGE) return;
       var list = byPage.get(page.n);
       if (!list) byPage.set(page.n, (list = []));
       list.push(key);
     });
-    var results = [];
+    var results = [], passageNeed = loose ? Math.min(plan[0][0].toks.length, PASSAGE_MATCH) * MIN_COVERAGE : 0;
     byPage.forEach(function (list) {
+      var spread = 0;
+      if (loose) {   // a passage: how many of its words the page holds, over all its sections
+        var words = new Set();
+        list.forEach(function (k) { k.hit.forEach(function (t) { words.add(t); }); });
+        if ((spread = words.size) < passageNeed) return;
+      }
       // the lead section stands in for a page only its title matched; drop it beside real matches
       var matched = list.filter(function (k) { return k.cov > 0; });
       if (matched.length) list = matched;
       list.sort(compareInPage);
       var key = Object.assign({}, list[0], { title: Math.max.apply(null, list.map(function (k) { return k.title; })),
-                                             own: Math.max.apply(null, list.map(function (k) { return k.own; })) });
+                                             own: Math.max.apply(null, list.map(function (k) { return k.own; })),
+                                             spread: spread });
       results.push({ page: list[0].page, key: key, sections: list, plan: plan });
     });
     results.sort(function (a, b) { return compareKeys(a.key, b.key); });
@@ -584,6 +609,11 @@
       if ((q || "").trim()) return { query: q, recent: false, results: [], total: 0, suggestions: [] };
       var rec = recent(opts);
       return { query: q || "", recent: true, results: rec, total: rec.length, suggestions: [] };
+    }
+    var chars = groups.reduce(function (n, alts) { return n + alts[0].text.length; }, 0);
+    if (chars > PASSAGE_CHARS) {       // a pasted passage: its words together, as written, no synonyms
+      groups = [[{ text: groups.map(function (alts) { return alts[0].text; }).join(""), need: "" }]];
+      opts = Object.assign({}, opts, { passage: true });
     }
     var all = rank(groups, opts), ranked = all.slice(0, opts.limit || MAX_PAGES), perPage = opts.sections || 3;
     var results = ranked.map(function (r) {
