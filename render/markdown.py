@@ -119,6 +119,7 @@ _NUMBERED = re.compile(r"^(.*)_([0-9]+)$")
 # one (a second id="es-page" broke the page's search script). tests/test_markdown.py checks the list is whole.
 RESERVED_IDS = frozenset({"main", "es-page", "es-page-q", "es-q", "es-dropdown", "h-contact", "h-depts", "h-guides",
                           "h-notices"})
+RESERVED_PREFIX = "es-dropdown-"   # search.js numbers the drop-down's options es-dropdown-0, es-dropdown-1…
 
 
 class _HeadingIds(Treeprocessor):
@@ -132,7 +133,9 @@ class _HeadingIds(Treeprocessor):
         used = {el.get("id") for el in root.iter() if el.get("id")} | RESERVED_IDS
         for el in root.iter():
             if el.tag in _HEADING_TAGS and "id" not in el.attrib:
-                el.set("id", _unique(slugify(_plain_text(self.md, el)), used))
+                anchor = slugify(_plain_text(self.md, el))
+                anchor = f"section-{anchor}" if anchor.startswith(RESERVED_PREFIX) else anchor
+                el.set("id", _unique(anchor, used))
 
 
 def _plain_text(md: markdown.Markdown, el: etree.Element) -> str:

@@ -86,6 +86,8 @@ def test_headings_never_take_an_id_the_page_gives_its_own_elements() -> None:
     assert ids and ids <= RESERVED_IDS
     anchors = [anchor for _, _, anchor in render_markdown("\n\n".join(f"## {i}" for i in sorted(ids))).headings]
     assert not set(anchors) & ids
+    assert render_markdown("## ES Dropdown 3").headings[0][2] == "section-es-dropdown-3"   # search.js's option ids
+    assert 'a.id = (list.id || "es-dropdown") + "-" + k' in (root / "static/search.js").read_text(encoding="utf-8")
 
 
 def test_table_of_contents_nests_subheadings_under_their_heading() -> None:
