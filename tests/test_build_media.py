@@ -9,8 +9,9 @@ import pytest
 from estate.config import load_config
 from handbook.build import build
 from tests.conftest import TODAY
+from tests.test_build_output import broken_links
 from tests.test_build_validation import problems_for
-from tests.test_build_versions import broken_links, edit
+from tests.test_build_versions import edit
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
 

@@ -4,30 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from estate.config import load_config
 from handbook.build import build
 from handbook.search import read_index_script
 from tests.conftest import TODAY
-from tests.test_build_output import _parse
+from tests.test_build_output import broken_links
 from tests.test_build_validation import problems_for
-
-
-def broken_links(site: Path) -> list[str]:
-    """Links in SITE's pages to a file or anchor that is not there."""
-    broken = []
-    for page in sorted(site.rglob("*.html")):
-        for ref in _parse(page).refs:
-            parts = urlsplit(ref)
-            if parts.scheme:
-                continue
-            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
-            if not target.is_file():
-                broken.append(f"{page.relative_to(site)} → {ref}")
-            elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in _parse(target).ids:
-                broken.append(f"{page.relative_to(site)} → {ref} (no such anchor)")
-    return broken
 
 
 def edit(path: Path, old: str, new: str) -> None:
