@@ -24,7 +24,7 @@ from handbook.pages import PageSpec, Views, estate_context
 from handbook.search_docs import search_pages
 from handbook.sources import Expander, parse_sources
 from render.jinja import static_files, tree_assets
-from render.writer import write_page
+from render.writer import copy_file, write_page
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
         result = parallel.render_and_write(out, specs, cache, workers)            # write
         assets = _assets(config)
         media = {f"{v.tree}/{rel}": path for v in views for rel, path in v.media().items()}
-        result.written += sum(write_page(out / rel, path.read_bytes()) for rel, path in media.items())
+        result.written += sum(copy_file(path, out / rel) for rel, path in media.items())
         outputs = result.outputs | set(assets) | set(media) | {ROOT_PAGE} | {f"{t}/{search.INDEX_FILE}" for t in TREES}
         result.removed = build_cache.remove_stale(out, cache, outputs)
         saving = build_cache.save(config, out, cache, source_keys, outputs)  # written while the index is packed

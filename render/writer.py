@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,25 @@ def write_page(path: Path, content: str | bytes, *, fsync: bool = False) -> bool
         pass
     with atomic_file(path, fsync=fsync) as fh:
         fh.write(data)
+    return True
+
+
+def copy_file(source: Path, path: Path) -> bool:
+    """Copy SOURCE to PATH atomically, keeping its modification time; return False if PATH already is that copy.
+
+    A copy with the source's size and mtime is taken as current without reading either file: a build copies
+    every image and video its pages use, and reading them all again each time would cost more than the pages.
+    """
+    stat = source.stat()
+    try:
+        done = path.stat()
+        if done.st_size == stat.st_size and done.st_mtime_ns == stat.st_mtime_ns:
+            return False
+    except FileNotFoundError:
+        pass
+    with atomic_file(path) as fh, source.open("rb") as src:
+        shutil.copyfileobj(src, fh)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,18 @@ def test_a_missing_or_outside_file_is_a_problem_on_its_line(mini: Path, ref: str
     edit(duty, "## 一、目的\n", f"## 一、目的\n{ref}\n\n")
     line = duty.read_text(encoding="utf-8").split("\n").index(ref) + 1
     assert f"procedures/duty.md:{line}: {expected}" in "\n".join(problems_for(mini))
+
+
+def test_a_copy_is_left_alone_while_its_source_is_unchanged(mini: Path) -> None:
+    """Size and mtime say a copy is current, as rsync judges: the files are not read again on every build."""
+    add_files(mini)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    copy = mini / "site/staff/media/procedures/images/钥匙柜 1.png"
+    first = copy.stat()
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert copy.stat().st_ino == first.st_ino                     # not written again
+    source = mini / "procedures/images/钥匙柜 1.png"
+    source.write_bytes(PNG[:-1] + b"\1")                           # same size, new content and mtime
+    os.utime(source, ns=(first.st_atime_ns, first.st_mtime_ns + 1_000_000_000))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert copy.read_bytes() == PNG[:-1] + b"\1"
