@@ -139,11 +139,16 @@ def test_dropdown_finds_and_marks(page, base_url, query, expected_title, marked)
         shot(page, "dropdown-cross-script")
 
 
+def type_in_search_box(page, query: str, wait_for: str = "#es-dropdown a.es-hit") -> None:  # noqa: ANN001
+    """Focus the header search box with its "/" shortcut, type QUERY, and wait for WAIT_FOR in the drop-down."""
+    page.keyboard.press("/")
+    page.keyboard.type(query)
+    page.wait_for_selector(wait_for)
+
+
 def test_keyboard_opens_section_and_page_highlights(page, base_url):
     page.goto(base_url + "index.html")
-    page.keyboard.press("/")
-    page.keyboard.type("回访")
-    page.wait_for_selector("#es-dropdown a.es-hit")
+    type_in_search_box(page, "回访")
     page.keyboard.press("ArrowDown")
     assert "es-active" in (page.locator("#es-dropdown a.es-hit").first.get_attribute("class") or "")
     page.keyboard.press("Enter")
@@ -270,18 +275,14 @@ def test_ui_strings_can_come_from_the_catalogue(page, tmp_path):
                                                     "sections": [], "search_ui": {"all": "All results"}})
     (site / "index.html").write_text(html, encoding="utf-8")
     page.goto(site.as_uri() + "/index.html")
-    page.keyboard.press("/")
-    page.keyboard.type("投诉")
-    page.wait_for_selector("#es-dropdown a.es-all")
+    type_in_search_box(page, "投诉", "#es-dropdown a.es-all")
     assert page.locator("#es-dropdown a.es-all").inner_text() == "All results"
 
 
 def test_escape_hides_and_arrow_down_reopens(page, base_url):
     """After Escape, ↓ + Enter must not open a result the user cannot see: ↓ reopens the list first."""
     page.goto(base_url + "index.html")
-    page.keyboard.press("/")
-    page.keyboard.type("回访")
-    page.wait_for_selector("#es-dropdown a.es-hit")
+    type_in_search_box(page, "回访")
     page.keyboard.press("Escape")
     assert page.is_hidden("#es-dropdown")
     assert page.input_value("#es-q") == "回访"    # the first Escape closes the list, the next clears the box
@@ -319,9 +320,7 @@ def test_input_method_pinyin_is_not_searched(page, base_url, where):
 def test_punctuation_only_query_finds_nothing(page, base_url, query):
     """Marks alone leave nothing to search: say so, do not list the recent pages as if they matched."""
     page.goto(base_url + "index.html")
-    page.keyboard.press("/")
-    page.keyboard.type(query)
-    page.wait_for_selector("#es-dropdown .es-none")
+    type_in_search_box(page, query, "#es-dropdown .es-none")
     assert page.locator("#es-dropdown a.es-hit").count() == 0
     assert query in page.inner_text("#es-dropdown")
     page.goto(base_url + "search.html?q=" + quote(query))
@@ -343,9 +342,7 @@ def test_tree_without_pages_says_so_once(page, tmp_path):
 def test_arrow_keys_set_the_active_descendant(page, base_url):
     """Screen readers announce the option the arrows choose: the combobox names it by id."""
     page.goto(base_url + "index.html")
-    page.keyboard.press("/")
-    page.keyboard.type("记录")
-    page.wait_for_selector("#es-dropdown a.es-hit")
+    type_in_search_box(page, "记录")
     ids = page.evaluate("[...document.querySelectorAll('#es-dropdown [role=option]')].map(a => a.id)")
     assert len(ids) >= 2 and all(ids) and len(set(ids)) == len(ids)
     assert page.get_attribute("#es-q", "aria-activedescendant") is None
