@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -72,5 +74,18 @@ def run_build(config, out: Path, **kwargs) -> bool:  # noqa: ANN001, ANN003
     return True
 
 
+def exit_now(code: int) -> None:
+    """End the process without tearing down its heap, once the build cache is on disk: freeing ~10^5 parsed
+    objects one by one took ~25 ms of a 0.45 s one-page rebuild. (mypy ends the same way.)"""
+    from handbook.cache import wait_for_writes
+
+    wait_for_writes()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # e.g. a closed pipe: what was printed is gone either way
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

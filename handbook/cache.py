@@ -19,17 +19,29 @@ import marshal
 import shutil
 import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from estate.config import CONFIG_FILE, EstateConfig
 from handbook.discover import UNTRUSTED
-from handbook.models import TREES, BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
+from handbook.models import (
+    TREES,
+    BuildProblem,
+    Heading,
+    Intro,
+    Lazy,
+    Notice,
+    Packed,
+    Procedure,
+    Section,
+    SourceFile,
+)
 from render.jinja import assets_digest
 from render.writer import atomic_file
 
@@ -120,8 +132,10 @@ def cache_path(config: EstateConfig, out: Path) -> Path:
     return folder(config) / f"{key}.cache"
 
 
-MAGIC = b"estate-desk build cache 3\n"   # a file in an older layout is a cold build, silently
-_FRAME = struct.Struct("<Q")              # each marshal blob is preceded by its length
+MAGIC = b"estate-desk build cache 4\n"   # a file in an older layout is a cold build, silently
+# each marshal blob is preceded by its length and CRC-32: a damaged file is a cold build, not a page built
+# from a flipped byte (its pages' HTML is decoded only when read, long after loading: models.Lazy)
+_FRAME = struct.Struct("<QI")
 
 
 def _read(path: Path) -> BuildCache:
@@ -146,9 +160,14 @@ def _read(path: Path) -> BuildCache:
         return BuildCache()
 
 
+_LAYOUT_3 = b"estate-desk build cache 3\n"  # then its head's length (8 bytes) and the head
+
+
 def _older_outputs(data: memoryview) -> set[str]:
     """The pages an older layout's cache says its build wrote (its head, a marshalled dict, came first):
     kept, so that a page whose procedure is deleted along with an upgrade is still removed."""
+    if data[:len(_LAYOUT_3)] == _LAYOUT_3:
+        data = data[len(_LAYOUT_3) + 8:]
     try:
         head = marshal.loads(data)
         outputs = head.get("outputs", set()) if isinstance(head, dict) else set()
@@ -161,11 +180,14 @@ def _frames(data: memoryview, at: int) -> Iterator[memoryview]:
     """The length-prefixed blobs of DATA from AT. marshal.loads over the bytes read at once: marshal.load
     on a file reads it object by object, 4x slower (0.12 s against 0.03 for 12 MB at 1,000 procedures)."""
     while at < len(data):
-        (size,) = _FRAME.unpack_from(data, at)
+        size, crc = _FRAME.unpack_from(data, at)
         at += _FRAME.size
         if at + size > len(data):
             raise ValueError("cut short")
-        yield data[at:at + size]
+        blob = data[at:at + size]
+        if zlib.crc32(blob) != crc:
+            raise ValueError("damaged (CRC-32 does not match)")
+        yield blob
         at += size
 
 
@@ -174,6 +196,9 @@ def _frames(data: memoryview, at: int) -> Iterator[memoryview]:
 _KINDS: dict[str, type] = {"procedure": Procedure, "notice": Notice, "intro": Intro}
 # fields holding a date (or None), read off the models, so a new one cannot silently stop the cache saving
 _DATES = {f.name for cls in _KINDS.values() for f in fields(cls) if "date" in str(f.type).split(" | ")}
+# fields kept as marshal bytes until read (models.Lazy: a page's HTML and section text), by kind
+_LAZY: dict[str, dict[str, Lazy]] = {kind: {name: a for name, a in vars(cls).items() if isinstance(a, Lazy)}
+                                     for kind, cls in _KINDS.items()}
 
 
 def _encode(result: tuple) -> tuple:
@@ -183,7 +208,10 @@ def _encode(result: tuple) -> tuple:
     if item is None:
         return ("none", None, plain_problems)
     kind = next(name for name, cls in _KINDS.items() if isinstance(item, cls))
-    return (kind, {f.name: _encode_field(f.name, getattr(item, f.name)) for f in fields(item)}, plain_problems)
+    lazy = _LAZY[kind]
+    plain = {f.name: lazy[f.name].packed(item, partial(_encode_field, f.name)) if f.name in lazy
+             else _encode_field(f.name, getattr(item, f.name)) for f in fields(item)}
+    return (kind, plain, plain_problems)
 
 
 def _encode_field(name: str, value: Any) -> Any:
@@ -201,7 +229,9 @@ def _decode(plain: tuple) -> tuple:
     found = [BuildProblem(*p) for p in problems]
     if item is None:
         return None, found
-    return _KINDS[kind](**{name: _decode_field(name, value) for name, value in item.items()}), found
+    lazy = _LAZY[kind]
+    return _KINDS[kind](**{name: Packed(value, _DECODERS[name]) if name in lazy else _decode_field(name, value)
+                           for name, value in item.items()}), found
 
 
 def _decode_field(name: str, value: Any) -> Any:
@@ -215,6 +245,9 @@ def _decode_field(name: str, value: Any) -> Any:
     if name == "sections":
         return [Section._make(s) for s in value]
     return value
+
+
+_DECODERS = {name: partial(_decode_field, name) for lazy in _LAZY.values() for name in lazy}
 
 
 def known_sources(cache: BuildCache) -> dict[Path, tuple[tuple[int, ...], SourceFile]]:
@@ -240,6 +273,11 @@ def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], out
                           _writing_marker(config, out))
 
 
+def wait_for_writes() -> None:
+    """Return once every cache write started so far is on disk (one writer: a no-op queued behind them)."""
+    _WRITER.submit(lambda: None).result()
+
+
 DUMP_BATCH = 200  # parsed results encoded and written at a time: no copy of the whole cache in memory
 
 
@@ -259,7 +297,7 @@ def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path, marker
 
 def _write_frame(fh, value: Any) -> None:  # noqa: ANN001
     blob = marshal.dumps(value)
-    fh.write(_FRAME.pack(len(blob)))
+    fh.write(_FRAME.pack(len(blob), zlib.crc32(blob)))
     fh.write(blob)
 
 

@@ -226,6 +226,7 @@ def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> None
     item.html = rendered.html
     item.headings = [Heading(*h) for h in rendered.headings]
     item.sections = [Section(*s) for s in rendered.sections]
+    item.text_chars = sum(len(s.title) + len(s.text) for s in item.sections)  # sizes search chunks unread
     item.links = link_lines(item.body, rendered.links, item.body_line)
     item.files = [(path, line) for path, _, line in link_lines(item.body, [(f, "") for f in rendered.files],
                                                                item.body_line)]

@@ -7,7 +7,6 @@ Only procedures, the knowledge base and notices: nothing carrying a resident's p
 from __future__ import annotations
 
 import hashlib
-from operator import attrgetter
 from weakref import WeakKeyDictionary
 
 from estate.config import EstateConfig
@@ -42,16 +41,12 @@ def search_pages(config: EstateConfig, hb: Handbook, tree: str, parse_stamp: str
     return pages
 
 
-_TEXT, _TITLE = attrgetter("text"), attrgetter("title")
-
-
 def _page(item: Procedure | Notice, tree: str, parse_stamp: str, names: tuple[str, ...], make) -> PageDocs:  # noqa: ANN001
     page = url(tree, "procedure" if isinstance(item, Procedure) else "notice", item.slug)
     src = item.source
     key = hashlib.blake2b("\0".join((parse_stamp, tree, page, src.rel, src.kind, src.digest, *names))
                           .encode("utf-8", "surrogatepass"), digest_size=16).digest()
-    size = sum(map(len, map(_TEXT, item.sections))) + sum(map(len, map(_TITLE, item.sections)))  # in C: 10^4 sections
-    return PageDocs(page, key, size, lambda: _memo(item, tree, make))
+    return PageDocs(page, key, item.text_chars, lambda: _memo(item, tree, make))
 
 
 def _memo(item: Procedure | Notice, tree: str, make) -> list[SearchDoc]:  # noqa: ANN001

@@ -57,21 +57,28 @@ def test_a_rebuild_from_the_saved_cache_renders_nothing(mini: Path) -> None:
     assert again.rendered == [] and again.parsed == 0
 
 
-@pytest.mark.parametrize("damage", ["empty", "binary", "text", "cut short", "garbage after the header"])
+def _flip_middle_byte(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+
+
+@pytest.mark.parametrize("damage", ["empty", "binary", "text", "cut short", "garbage after the header",
+                                    "one byte flipped"])
 def test_a_damaged_cache_file_means_a_cold_build(mini: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     first = build(load_config(mini), mini / "site", today=TODAY, workers=1)
     build_cache._MEMO.clear()
     saved = _cache_file(mini).read_bytes()
     _cache_file(mini).write_bytes({"empty": b"", "binary": b"\x00garbage", "text": b"not marshal at all" * 100,
                                    "cut short": saved[: len(saved) // 2],
-                                   "garbage after the header": build_cache.MAGIC + b"\xff" * 40}[damage])
+                                   "garbage after the header": build_cache.MAGIC + b"\xff" * 40,
+                                   "one byte flipped": _flip_middle_byte(saved)}[damage])
     with caplog.at_level(logging.DEBUG, logger="handbook.cache"):
         again = build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert again.parsed == first.parsed  # everything parsed afresh
     assert (mini / "site/staff/procedures/t-001.html").is_file()
     # a file of another layout (an older version's) is quietly rebuilt; a damaged one is said to be
     warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "unreadable build cache" in r.message]
-    assert bool(warned) == (damage in ("cut short", "garbage after the header"))
+    assert bool(warned) == (damage in ("cut short", "garbage after the header", "one byte flipped"))
 
 
 def test_pickling_is_not_used_for_the_cache(mini: Path) -> None:
@@ -121,6 +128,41 @@ def test_a_one_page_rebuild_makes_only_that_pages_search_documents(mini: Path, m
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert made and set(made) == {"T-001"}
     assert "清点钥匙" in read_index_script((mini / "site/staff/assets/search-index.js").read_bytes())["text"]
+
+
+def _plain_procedure(number: int) -> str:
+    return (f"---\nid: T-{number:03d}\ntitle: 规程{number}\ndepartment: 客服部\ncategory: duty\nversion: \"1.0\"\n"
+            f"effective: 2026-01-01\nreview_by: 2027-06-01\nowner: 客服主管\naudience: staff\n---\n\n"
+            f"## 目的\n\n第 {number} 篇规程的正文。\n\n## 步骤\n\n先登记，再处理。\n")
+
+
+def test_a_one_page_rebuild_decodes_only_the_html_and_sections_it_shows(mini: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other pages' HTML and section text (90% of the cache) stay marshal bytes: models.Lazy."""
+    from handbook import search
+    from handbook.models import Packed
+
+    monkeypatch.setattr(search, "CHUNK_MIN", 1)   # a search chunk a page: only the edited page's is redone
+    monkeypatch.setattr(search, "CUT_EVERY", 1)
+    for number in range(100, 112):
+        (mini / f"procedures/p{number}.md").write_text(_plain_procedure(number), encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    edited = mini / "procedures/p105.md"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n补充：交班前清点钥匙。\n", encoding="utf-8")
+    build_cache._MEMO.clear()   # as a new process: the cache from var/build/ only
+    search.clear_cache()
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+
+    items = {item.id: item for item, _ in build_cache._MEMO[(mini / "site").resolve()].parsed.values()
+             if item is not None and "_sections" in vars(item)}
+    sections = {i for i, item in items.items() if type(item.__dict__["_sections"]) is not Packed}
+    html = {i for i, item in items.items() if type(item.__dict__["_html"]) is not Packed}
+    assert sections == {"T-105"}
+    # its page, and its neighbours' (their previous/next links show it), and notices (never memoised)
+    assert "T-105" in html and html <= {"T-104", "T-105", "T-106"} | {i for i in items if i.startswith("N-")}
+    kept = items["T-110"]
+    assert kept.sections[0].title == "目的" and "第 110 篇" in kept.html   # the others are read on demand
+    assert type(kept.__dict__["_html"]) is str
 
 
 def test_what_the_index_shows_of_the_config_follows_it(mini: Path) -> None:
@@ -296,6 +338,18 @@ def test_an_older_cache_layout_still_removes_pages_of_deleted_procedures(mini: P
     outputs = build_cache._read(path).outputs
     path.write_bytes(marshal.dumps({"parse_stamp": "old", "outputs": outputs | {"staff/procedures/gone.html"},
                                     "planted": 1}) + marshal.dumps([]))
+    (mini / "site/staff/procedures/gone.html").write_text("old page", encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert not (mini / "site/staff/procedures/gone.html").exists()
+
+
+def test_the_previous_cache_layout_still_removes_pages_of_deleted_procedures(mini: Path) -> None:
+    """Layout 3 (before each frame carried a CRC-32): its head came after the magic line and a length."""
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    path = _cache_file(mini)
+    head = marshal.dumps({"outputs": build_cache._read(path).outputs | {"staff/procedures/gone.html"}})
+    path.write_bytes(b"estate-desk build cache 3\n" + len(head).to_bytes(8, "little") + head)
     (mini / "site/staff/procedures/gone.html").write_text("old page", encoding="utf-8")
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert not (mini / "site/staff/procedures/gone.html").exists()
