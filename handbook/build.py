@@ -66,7 +66,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     today = today or date.today()
     workers = parallel.worker_count(config.build.workers if workers is None else workers)
     expander = Expander.load(config)
-    cache = build_cache.load(out, config, expander.digest)
+    cache = build_cache.load(out, config, expander.digest, lazy=not watching)
     _settle(watching)
 
     known = None if watching else build_cache.known_sources(cache)  # --watch remembers them itself

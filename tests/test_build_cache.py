@@ -165,6 +165,23 @@ def test_a_one_page_rebuild_decodes_only_the_html_and_sections_it_shows(mini: Pa
     assert type(kept.__dict__["_html"]) is str
 
 
+def test_watch_decodes_the_cache_at_once_and_a_lazy_item_still_pickles(mini: Path) -> None:
+    """--watch lives on: it must not keep the whole cache file's bytes alive for a few undecoded pages."""
+    import pickle
+
+    from handbook.models import Packed
+
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    lazy = build_cache._read(_cache_file(mini))
+    item = next(i for i, _ in lazy.parsed.values() if i is not None and "_html" in vars(i))
+    assert type(vars(item)["_html"]) is Packed
+    assert pickle.loads(pickle.dumps(item)).html == item.html   # e.g. to a worker process
+    build_cache._MEMO.clear()
+    build(load_config(mini), mini / "site", today=TODAY, workers=1, watching=True)
+    items = [i for i, _ in build_cache._MEMO[(mini / "site").resolve()].parsed.values() if i is not None]
+    assert items and not [i for i in items for v in vars(i).values() if type(v) is Packed]
+
+
 def test_what_the_index_shows_of_the_config_follows_it(mini: Path) -> None:
     """A department renamed in estate.toml reaches every page of the index, though no procedure changed."""
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
