@@ -418,13 +418,18 @@ class Intake:
         return finished
 
 
+def _refuse(form: Form, field: str, zh: str, en: str) -> Rejection:
+    """FORM rejected for one problem, in FIELD."""
+    return Rejection(form.source, (Problem(field, zh, en),), form.id)
+
+
 def conflict(form: Form) -> Rejection:
     """The rejection for a form whose id was already processed with different content."""
-    return Rejection(form.source, (Problem(
+    return _refuse(form,
         "id",
         f"表单编号 {form.id} 已经受理过，但这份内容不同（编号冲突）；请换一个新编号重新提交",
         f"form id {form.id} was already processed with different content (conflict); resubmit with a new id",
-    ),), form.id)
+    )
 
 
 def out_of_window(form: Form, now: datetime, config: EstateConfig, tickets: Tickets) -> Rejection | None:
@@ -433,12 +438,12 @@ def out_of_window(form: Form, now: datetime, config: EstateConfig, tickets: Tick
     if now - back <= form.submitted_at <= now + ahead:
         return None
     shown = form.submitted_at.isoformat()
-    return Rejection(form.source, (Problem(
+    return _refuse(form,
         "submitted_at",
         f"提交时间 {shown} 不可信：应在处理时间之前 {back.days} 天到之后 {ahead.days} 天之内，请核对日期（年份）后重新提交",
         f"submitted_at {shown} is implausible: it must lie between {back.days} days before and {ahead.days} days "
         f"after the time of processing; check the date (the year) and resubmit",
-    ),), form.id)
+    )
 
 
 def unknown_department(form: Form, now: datetime, config: EstateConfig, tickets: Tickets) -> Rejection | None:
@@ -447,12 +452,12 @@ def unknown_department(form: Form, now: datetime, config: EstateConfig, tickets:
     if not isinstance(name, str) or not config.departments or config.department(name) is not None:
         return None
     known = ", ".join(d.id for d in config.departments)
-    return Rejection(form.source, (Problem(
+    return _refuse(form,
         "department",
         f"部门「{name}」不存在：应为 content/estate.toml 中某个部门的 id、名称或别名（{known}）",
         f"unknown department {name!r}: expected the id, name or alias of a department in content/estate.toml "
         f"({known})",
-    ),), form.id)
+    )
 
 
 def before_its_ticket(form: Form, now: datetime, config: EstateConfig, tickets: Tickets) -> Rejection | None:
@@ -465,13 +470,13 @@ def before_its_ticket(form: Form, now: datetime, config: EstateConfig, tickets: 
         ticket = tickets.get(number) if number else tickets.by_form(form_id) if form_id else None
         if ticket is not None and form.submitted_at < ticket.opened_at:
             at, opened = form.submitted_at.isoformat(), ticket.opened_at.isoformat()
-            return Rejection(form.source, (Problem(
+            return _refuse(form,
                 "submitted_at",
                 f"提交时间 {at} 早于{'被合并的' if field_name == 'duplicate' else ''}工单 {ticket.number} 的受理时间 "
                 f"{opened}：工单历史不能倒退，请核对时间后重新提交",
                 f"submitted_at {at} is before {'duplicate ' if field_name == 'duplicate' else ''}ticket "
                 f"{ticket.number} was opened ({opened}): a ticket's history cannot run backwards; check the time",
-            ),), form.id)
+            )
     return None
 
 
