@@ -66,7 +66,7 @@ class BuildCache:
 def load(out: Path, config: EstateConfig, policy_digest: str, lazy: bool = True) -> BuildCache:
     """Load the cache for OUT, dropping whatever the current config, policy or templates invalidate.
 
-    LAZY (one-off builds) leaves pages' HTML and section text as bytes of the file until read; --watch,
+    LAZY (one-off builds) leaves pages' HTML, headings and section text as bytes of the file until read; --watch,
     which lives on, decodes them at once rather than keep the whole file's bytes for a few of them.
     """
     config_bytes = config.path(CONFIG_FILE).read_bytes()
@@ -139,7 +139,7 @@ def cache_path(config: EstateConfig, out: Path) -> Path:
 MAGIC = b"estate-desk build cache 5\n"   # a file in an older layout is a cold build, silently
 # Each frame is preceded by its length and CRC-32: a damaged file is a cold build, not a page built from a
 # flipped byte. After the head, each batch of parsed results is two frames: the results as marshal data,
-# whose Lazy fields (a page's HTML and section text) are numbers into the next frame, a table of marshal
+# whose Lazy fields (a page's HTML, headings, section text) are numbers into the next frame, a table of marshal
 # blobs. Those are kept as slices of the file's bytes until read (models.Lazy), never copied one by one:
 # copying 11 MB into 2,000 new objects cost ~20 ms of a one-page rebuild, in page faults alone.
 _FRAME = struct.Struct("<QI")
@@ -147,7 +147,7 @@ _COUNT = struct.Struct("<I")
 
 
 def _read(path: Path, lazy: bool = True) -> BuildCache:
-    """The cache saved at PATH; LAZY leaves each page's HTML and section text undecoded until read."""
+    """The cache saved at PATH; LAZY leaves each page's HTML, headings and section text undecoded until read."""
     try:
         data = memoryview(path.read_bytes())
     except FileNotFoundError:
@@ -224,7 +224,7 @@ def _frames(data: memoryview, at: int) -> Iterator[memoryview]:
 _KINDS: dict[str, type] = {"procedure": Procedure, "notice": Notice, "intro": Intro}
 # fields holding a date (or None), read off the models, so a new one cannot silently stop the cache saving
 _DATES = {f.name for cls in _KINDS.values() for f in fields(cls) if "date" in str(f.type).split(" | ")}
-# fields kept as marshal bytes until read (models.Lazy: a page's HTML and section text), by kind
+# fields kept as marshal bytes until read (models.Lazy: a page's HTML, headings and section text), by kind
 _LAZY: dict[str, dict[str, Lazy]] = {kind: {name: a for name, a in vars(cls).items() if isinstance(a, Lazy)}
                                      for kind, cls in _KINDS.items()}
 
@@ -237,14 +237,13 @@ def _encode(result: tuple, blobs: list[bytes]) -> tuple:
     if item is None:
         return ("none", None, plain_problems)
     kind = next(name for name, cls in _KINDS.items() if isinstance(item, cls))
-    lazy = _LAZY[kind]
-    plain = {}
-    for f in fields(item):
-        if f.name in lazy:
-            blobs.append(lazy[f.name].packed(item, partial(_encode_field, f.name)))
-            plain[f.name] = len(blobs) - 1
-        else:
-            plain[f.name] = _encode_field(f.name, getattr(item, f.name))
+    values = vars(item)
+    plain = {name: values[name] for name in _STORED[kind]}  # as they are, but for these (as _decode reads them):
+    for name in _CONVERTED[kind]:
+        plain[name] = _encode_field(name, plain[name])
+    for name, lazy in _LAZY[kind].items():
+        blobs.append(lazy.packed(item, _ENCODERS[name]))
+        plain[name] = len(blobs) - 1
     return (kind, plain, plain_problems)
 
 
@@ -288,8 +287,11 @@ def _decode_field(name: str, value: Any) -> Any:
     return value
 
 
+# per field, not per item: the same partial for every page
+_ENCODERS = {name: partial(_encode_field, name) for lazy in _LAZY.values() for name in lazy}
 _DECODERS = {name: partial(_decode_field, name) for lazy in _LAZY.values() for name in lazy}
-# the fields _decode_field changes, besides Lazy ones, by kind
+# by kind: the fields stored as plain values (not Lazy), and those of them _encode_field/_decode_field convert
+_STORED = {kind: [f.name for f in fields(cls) if f.name not in _LAZY[kind]] for kind, cls in _KINDS.items()}
 _CONVERTED = {kind: [f.name for f in fields(cls) if f.name == "source" or f.name in _DATES] for kind, cls in _KINDS.items()}
 
 
