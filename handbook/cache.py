@@ -249,7 +249,7 @@ def _encode(result: tuple, blobs: list[bytes]) -> tuple:
 
 def _encode_field(name: str, value: Any) -> Any:
     if name == "source":  # parsed items keep no file bytes (see parse.py)
-        return (str(value.path), value.rel, value.kind, value.digest, value.shown, value.stamp)
+        return (value.path, value.rel, value.kind, value.digest, value.shown, value.stamp)
     if name in _DATES:
         return value.toordinal() if value else None
     if name in ("headings", "sections"):
@@ -277,7 +277,7 @@ def _decode(plain: tuple, blobs: list[memoryview], lazy: bool = True) -> tuple:
 def _decode_field(name: str, value: Any) -> Any:
     if name == "source":
         path, rel, kind, digest, shown, stamp = value
-        return SourceFile(Path(path), rel, kind, b"", digest, shown, tuple(stamp))
+        return SourceFile(path, rel, kind, b"", digest, shown, tuple(stamp))
     if name in _DATES:
         return date.fromordinal(value) if value is not None else None
     if name == "headings":
@@ -295,7 +295,7 @@ _STORED = {kind: [f.name for f in fields(cls) if f.name not in _LAZY[kind]] for 
 _CONVERTED = {kind: [f.name for f in fields(cls) if f.name == "source" or f.name in _DATES] for kind, cls in _KINDS.items()}
 
 
-def known_sources(cache: BuildCache) -> dict[Path, tuple[tuple[int, ...], SourceFile]]:
+def known_sources(cache: BuildCache) -> dict[str, tuple[tuple[int, ...], SourceFile]]:
     """The source files the cached results were parsed from, by path, with the stamp they had then (for discover)."""
     return {item.source.path: (item.source.stamp, item.source)
             for item, _ in cache.parsed.values() if item is not None and item.source.stamp != UNTRUSTED}

@@ -18,7 +18,7 @@ INTRO_NAMES = ("index.md", "README.md")
 
 
 def discover(config: EstateConfig, remember: bool = False,
-             known: dict[Path, tuple[tuple[int, ...], SourceFile]] | None = None) -> list[SourceFile]:
+             known: dict[str, tuple[tuple[int, ...], SourceFile]] | None = None) -> list[SourceFile]:
     """Read every procedure and notice file, in a stable order.
 
     A file whose stamp (size, mtime, ctime, inode) is that of a file the last build parsed is not read again (its
@@ -33,9 +33,10 @@ def discover(config: EstateConfig, remember: bool = False,
         if not base.is_dir():
             log.debug("no %s folder at %s", kind, base)
             continue
-        for rel in _markdown_files(str(base)):
+        top = str(base)
+        for rel in _markdown_files(top):
             this_kind = "page" if kind == "procedure" and rel in INTRO_NAMES else kind
-            found.append(_read(base / rel, rel, this_kind, seen, f"{folder.rstrip('/')}/{rel}"))
+            found.append(_read(os.path.join(top, rel), rel, this_kind, seen, f"{folder.rstrip('/')}/{rel}"))
     if remember:  # only files that still exist: a deleted procedure is forgotten
         _SEEN[config.root.resolve()] = {s.path: (s.stamp, replace(s, raw=b"") if s.raw else s) for s in found}
     return found
@@ -49,7 +50,7 @@ def reread(source: SourceFile) -> SourceFile:
 
 # estate root -> {path: (stamp, SourceFile without its bytes)} from the last --watch build: unchanged
 # files are not read again, and their bytes (25 MB at 5,000 procedures) are not kept
-_SEEN: dict[Path, dict[Path, tuple[tuple[int, ...], SourceFile]]] = {}
+_SEEN: dict[Path, dict[str, tuple[tuple[int, ...], SourceFile]]] = {}
 UNTRUSTED = (0, 0)  # the stamp of a file read while it may still have been changing
 
 
@@ -58,7 +59,7 @@ UNTRUSTED = (0, 0)  # the stamp of a file read while it may still have been chan
 RACY_NS = 2_000_000_000
 
 
-def _read(path: Path, rel: str, kind: str, seen: dict, shown: str) -> SourceFile:
+def _read(path: str, rel: str, kind: str, seen: dict, shown: str) -> SourceFile:
     st = os.stat(path)
     # mtime alone can be set back (tar, cp -p, rsync -t, touch -d, mv of an older file); ctime cannot:
     # any of those, and any write, sets it to now. The inode tells a replaced file from the one it replaced.
@@ -69,7 +70,7 @@ def _read(path: Path, rel: str, kind: str, seen: dict, shown: str) -> SourceFile
     if known and stamp != UNTRUSTED and known[0] == stamp and \
             (known[1].rel, known[1].kind, known[1].shown) == (rel, kind, shown):
         return known[1]
-    with open(path, "rb") as fh:  # plain open(): pathlib's per-call overhead shows at 1,000s of files
+    with open(path, "rb") as fh:
         raw = fh.read()
     return SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest(), shown, stamp)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from estate.config import EstateConfig
 from handbook.models import BuildProblem, Intro, Notice, Procedure
@@ -29,7 +30,7 @@ class Handbook:
     records: dict[str, list[Procedure]] = field(default_factory=dict)
     tags: dict[str, list[Procedure]] = field(default_factory=dict)
     intro: Intro | None = None
-    _positions: dict[int, dict[str, int]] = field(default_factory=dict, repr=False)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # what is derived from it later, once
 
     def neighbours(self, proc: Procedure, visible: list[Procedure] | None = None
                    ) -> tuple[Procedure | None, Procedure | None]:
@@ -37,9 +38,9 @@ class Handbook:
         procs = self.procedures if visible is None else visible
         if proc.superseded_by:
             return None, None
-        positions = self._positions.get(id(procs))
+        positions = self.memo.get(("positions", id(procs)))
         if positions is None:
-            positions = self._positions[id(procs)] = {p.id: i for i, p in enumerate(procs)}
+            positions = self.memo["positions", id(procs)] = {p.id: i for i, p in enumerate(procs)}
         i = positions[proc.id]
         return (procs[i - 1] if i > 0 else None), (procs[i + 1] if i + 1 < len(procs) else None)
 

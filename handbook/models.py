@@ -6,7 +6,6 @@ import marshal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, NamedTuple
 
 AUDIENCES = ("staff", "resident", "both")
@@ -18,7 +17,7 @@ TREES = (STAFF, PUBLIC)
 class SourceFile:
     """A Markdown file found under procedures/ or content/notices/."""
 
-    path: Path          # absolute
+    path: str           # absolute (a str: 1,000s of Path objects cost a one-page rebuild ~25 ms to make and hash)
     rel: str            # relative to its folder, with forward slashes: "duty-handover.md"
     kind: str           # procedure | notice | page
     raw: bytes

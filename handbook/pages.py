@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -102,12 +101,6 @@ def nest_toc(headings: list[Heading], deepest: int = 3) -> list[dict[str, Any]]:
     return top
 
 
-def _signature(*inputs: str | Procedure | None) -> str:
-    """A hash of a page's inputs; a procedure stands for its source file's path and content hash."""
-    parts = [x if isinstance(x, str) else "-" if x is None else f"{x.source.rel}@{x.source.digest}" for x in inputs]
-    return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
-
-
 @dataclass
 class _Around:
     """The procedures a procedure's page shows besides itself."""
@@ -129,11 +122,15 @@ class Views:
         self.cache = cache  # its page fingerprints and procedure-page signatures: see procedure()
         self.t = translator(config.estate.language)
         self._summaries: dict[str, dict[str, Any]] = {}
+        self._shown_as: dict[str, str] = {}   # source rel -> what a page showing that procedure depends on
         self.dept = {d.id: d.name for d in config.departments}
         self.cat = {c.id: c.name for c in config.categories}
         visible = hb.procedures if tree == STAFF else [p for p in hb.procedures if p.public]
         self.procedures = visible
         self.notices = [n for n in hb.notices if tree == STAFF or n.audience in ("resident", "both")]
+        self._older: dict[str, list[Procedure]] = {}  # id -> the versions it superseded
+        for o in hb.superseded:
+            self._older.setdefault(o.superseded_by or "", []).append(o)
 
     # -- shared pieces -------------------------------------------------------------------------
     def base(self, path: str, title: str, crumbs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -238,18 +235,24 @@ class Views:
         self.cache.signatures[key] = signature
         return spec
 
-    @cached_property
+    @property
     def catalogue(self) -> str:
         """Everything the listing pages show: each procedure's and notice's listed fields and badges (not
-        their bodies: editing a body changes no list), the intro page, and the date the home page shows."""
+        their bodies: editing a body changes no list), the intro page, and the date the home page shows.
+        The same for both trees (each lists a part of it), so it is made once per handbook."""
         days = self.config.build.review_warning_days
-        rows = [(p.source.rel, p.id, p.title, p.version, str(p.effective), str(p.review_by), p.owner, p.department,
-                 p.category, p.audience, p.tags, p.records, p.supersedes or "", p.superseded_by or "",
-                 p.upcoming_successor or "", status(p, self.today, days)) for p in [*self.hb.procedures, *self.hb.superseded]]
-        notices = [(n.source.rel, n.id, n.title, str(n.date), n.category, str(n.expires), n.pinned, n.audience)
-                   for n in self.hb.notices]
-        intro = self.hb.intro.source.digest if self.hb.intro else ""
-        return hashlib.blake2b(repr((self.today, rows, notices, intro)).encode(), digest_size=16).hexdigest()
+        key = ("catalogue", self.today, days)
+        if key not in self.hb.memo:
+            rows = [(p.source.rel, p.id, p.title, p.version, str(p.effective), str(p.review_by), p.owner,
+                     p.department, p.category, p.audience, p.tags, p.records, p.supersedes or "",
+                     p.superseded_by or "", p.upcoming_successor or "", status(p, self.today, days))
+                    for p in [*self.hb.procedures, *self.hb.superseded]]
+            notices = [(n.source.rel, n.id, n.title, str(n.date), n.category, str(n.expires), n.pinned, n.audience)
+                       for n in self.hb.notices]
+            intro = self.hb.intro.source.digest if self.hb.intro else ""
+            text = repr((self.today, rows, notices, intro))
+            self.hb.memo[key] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return self.hb.memo[key]
 
     def home(self) -> PageSpec:
         path = url(self.tree, "home")
@@ -290,17 +293,27 @@ class Views:
         prev, nxt = self.hb.neighbours(p, self.procedures)
         by_id, shown = self.hb.by_id, self.shown
         replaces = by_id.get(p.supersedes or "")
-        return _Around(prev, nxt, [o for o in self.hb.superseded if o.superseded_by == p.id and shown(o)],
+        return _Around(prev, nxt, [o for o in self._older.get(p.id, ()) if shown(o)],
                        shown(by_id.get(p.superseded_by or "")),
                        [self.hb.by_rel.get(resolve_link(p.source.rel, t)) for t, _, _ in p.links],
                        shown(by_id.get(p.upcoming_successor or "")),
                        shown(replaces) if replaces and replaces.upcoming_successor == p.id else None)
 
     def _signature(self, p: Procedure, around: _Around) -> str:
-        shown = [p, around.prev, around.next, around.newer, around.successor, around.replaces, *around.older]
-        days = self.config.build.review_warning_days  # badges are the only part that follows the date
-        badges = ";".join(",".join(status(x, self.today, days)) if x else "-" for x in shown)
-        return _signature(badges, *shown[:6], "older", *around.older, "links", *around.targets)
+        """A hash of what P's page shows: each procedure on it by its source file's path and content hash,
+        with the badges today's date gives it, and where its links lead."""
+        shown_as = self._shown_as.get
+        parts = [shown_as(x.source.rel) or self._shown(x) if x else "-" for x in
+                 (p, around.prev, around.next, around.newer, around.successor, around.replaces)]
+        parts += ["older", *(shown_as(x.source.rel) or self._shown(x) for x in around.older), "links"]
+        parts += [f"{x.source.rel}@{x.source.digest}" if x else "-" for x in around.targets]
+        return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
+
+    def _shown(self, p: Procedure) -> str:
+        """P as the signatures of the pages showing it name it (each procedure appears on ~7 pages)."""
+        badges = ",".join(status(p, self.today, self.config.build.review_warning_days))
+        made = self._shown_as[p.source.rel] = f"{p.source.rel}@{p.source.digest}:{badges}"
+        return made
 
     def _procedure(self, p: Procedure, around: _Around) -> PageSpec:
         path = url(self.tree, "procedure", p.slug)
