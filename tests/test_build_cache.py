@@ -6,7 +6,7 @@ import logging
 import marshal
 import os
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import jinja2
@@ -221,8 +221,38 @@ def test_saved_chunks_are_reused_by_the_next_process(mini: Path, tmp_path: Path,
     laid_out = []
     monkeypatch.setattr(search, "_layout", lambda docs: laid_out.append(docs) or pytest.fail("chunk laid out again"))
     monkeypatch.setattr(search, "browser_map", lambda alphabet: pytest.fail("fold map made again"))
+    decoded = []  # a chunk's layout (pages, sections, text) is read from the saved bytes only if it must be
+    monkeypatch.setattr(search, "_as_is", lambda value: decoded.append(value) or value)
     assert builder._search_files(config, handbook, [], "stamp", cache_file) == first
-    assert laid_out == []
+    assert laid_out == [] and decoded == []
+    search.clear_cache()
+
+
+def test_saved_chunks_that_moved_are_shifted_not_laid_out_again(mini: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page gone before them moves every later chunk: each is shifted from its saved layout, and the index
+    is the one a cold build makes."""
+    from handbook import build as builder
+    from handbook import search
+    from handbook.discover import discover
+    from handbook.index import build_index
+    from handbook.sources import Expander, parse_sources
+
+    monkeypatch.setattr(search, "CHUNK_MIN", 1)   # a chunk a page
+    monkeypatch.setattr(search, "CUT_EVERY", 1)
+    config = load_config(mini)
+    parsed = parse_sources(discover(config), config, Expander.load(config), build_cache.BuildCache(), workers=1)
+    handbook, _ = build_index(config, parsed.procedures, parsed.notices, frozenset())
+    cache_file = tmp_path / "search.cache"
+    builder._search_files(config, handbook, [], "stamp", cache_file)
+    fewer = replace(handbook, procedures=handbook.procedures[1:], memo={})
+    cold = builder._search_files(config, fewer, [], "stamp")
+    search.clear_cache()  # as a new process starts
+    laid_out, decoded = [], []
+    monkeypatch.setattr(search, "_layout", lambda docs: laid_out.append(docs) or pytest.fail("chunk laid out again"))
+    monkeypatch.setattr(search, "_as_is", lambda value: decoded.append(value) or value)
+    assert builder._search_files(config, fewer, [], "stamp", cache_file) == cold
+    assert laid_out == [] and decoded   # the moved chunks' sections were read to be shifted
     search.clear_cache()
 
 
