@@ -13,7 +13,7 @@ from typing import Any
 
 from estate.config import EstateConfig
 from handbook.models import BuildProblem, Intro, Notice, Procedure
-from render.markdown import find_anchor, slugify
+from render.anchors import find_anchor, slugify
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from handbook.cache import BuildCache
 from handbook.index import Handbook, local_file, resolve_link, status
 from handbook.models import PUBLIC, STAFF, Heading, Intro, Notice, Procedure
 from handbook.parallel import fingerprint
+from render.anchors import FILE_MARKER, LINK_MARKER, find_anchor, slugify
 from render.i18n import translator
-from render.markdown import FILE_MARKER, LINK_MARKER, find_anchor, slugify
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from handbook.models import BuildProblem
-from render.markdown import LINK_MARKER
+from render.anchors import LINK_MARKER
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
-"""Parse step for the whole estate: every source file, in parallel, reusing cached results."""
+"""Parse step for the whole estate: every source file, in parallel, reusing cached results.
+
+Converting a file is handbook/parse.py's work, done where parallel.map_parse sends it; this module does not
+import it, nor with it YAML and Python-Markdown, which a one-off rebuild then imports only in the process that
+converts its few changed files.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,14 +18,8 @@ from handbook import parallel
 from handbook.cache import BuildCache
 from handbook.discover import reread
 from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile
-from handbook.parse import _Problems, decode, parse_notice, parse_procedure, read_body, split_front_matter
-from handbook.safety import Body, check_body
-from render.markdown import link_lines, render_markdown
 
 log = logging.getLogger(__name__)
-
-_PLACEHOLDER = re.compile(r"^\[\[policy:([\w-]+)\]\]\s*$", re.M)
-
 
 @dataclass
 class Expander:
@@ -48,68 +46,6 @@ class Expander:
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
         return cls(lambda text: policy_views.expand_placeholders(text, policy, names),
                    frozenset(policy_views.PLACEHOLDERS), digest)
-
-
-def check_placeholders(body: Body, names: frozenset[str]) -> list[BuildProblem]:
-    """Report `[[policy:NAME]]` lines whose NAME the policy views do not know."""
-    problems = []
-    for m in _PLACEHOLDER.finditer(body.text):
-        if m.group(1) not in names:
-            line = body.first_line + body.text[: m.start()].count("\n")
-            known = "、".join(sorted(names)) or "（无：缺少 content/policy.toml）"
-            problems.append(BuildProblem(body.shown, line,
-                                         f"未知的占位符 [[policy:{m.group(1)}]]，可用：{known} (unknown placeholder)"))
-    return problems
-
-
-def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # noqa: ANN201
-    """Parse one source of any kind; returns (item, problems)."""
-    if source.kind == "page":
-        return parse_intro(source)
-    parser = parse_procedure if source.kind == "procedure" else parse_notice
-    item, problems = parser(source, config, expander.expand)
-    if item is not None:
-        problems = _body_problems(item.source.shown, item.body, item.body_line, item.html, len(item.links), expander)
-        item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
-    elif problems:  # a front-matter problem: the body's own problems are reported in the same run
-        problems = problems + _unparsed_body_problems(source, expander)
-    return (item if not problems else None), problems
-
-
-def _body_problems(shown: str, body: str, first_line: int, body_html: str, links: int,
-                   expander: Expander) -> list[BuildProblem]:
-    checked = Body(shown, body, first_line, _authors_html(body, body_html), links)
-    return check_placeholders(checked, expander.names) + check_body(checked)
-
-
-def _unparsed_body_problems(source: SourceFile, expander: Expander) -> list[BuildProblem]:
-    """The body problems of a file whose front matter failed, if its body could be read at all."""
-    found = read_body(source)
-    if found is None:
-        return []
-    body, first_line = found
-    rendered = render_markdown(expander.expand(body))
-    return _body_problems(source.shown, body, first_line, rendered.html, len(rendered.links), expander)
-
-
-def _authors_html(body: str, body_html: str) -> str:
-    """The body's HTML without the policy tables the builder inserted (ours, outside the authors' allowlist)."""
-    if not _PLACEHOLDER.search(body):
-        return body_html
-    return render_markdown(_PLACEHOLDER.sub("", body)).html
-
-
-def parse_intro(source: SourceFile) -> tuple[Intro | None, list[BuildProblem]]:
-    """The handbook's intro page (procedures/index.md): optional front matter with a title, then Markdown."""
-    problems = _Problems(source)
-    text = decode(source, problems) or ""
-    parts = split_front_matter(text, problems) if text.startswith("---") else None
-    title, body, first_line = ("", text, 1) if parts is None else (str(parts[0].get("title", "")), parts[2], parts[3])
-    rendered = render_markdown(body)
-    found = check_body(Body(source.shown, body, first_line, rendered.html, len(rendered.links)))
-    files = [(path, line) for path, _, line in link_lines(body, [(f, "") for f in rendered.files], first_line)]
-    intro = Intro(title, rendered.html, replace(source, raw=b""), link_lines(body, rendered.links, first_line), files)
-    return (None if found else intro), found
 
 
 @dataclass

@@ -9,12 +9,14 @@ import re
 import sys
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from render.i18n import DEFAULT, catalogue, translator
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,13 @@ STATIC = Path(__file__).parent / "static"
 
 @cache
 def environment() -> jinja2.Environment:
-    """One autoescaping environment per process; undefined names fail loudly instead of printing nothing."""
+    """One autoescaping environment per process; undefined names fail loudly instead of printing nothing.
+
+    Jinja is imported here, on first use: a one-off rebuild imports it while a forked process converts the
+    changed Markdown (see handbook/parallel.py), not before.
+    """
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
@@ -57,10 +65,12 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     Under PYTHONDONTWRITEBYTECODE it does what Python does with .pyc files: reads what is there, writes
     nothing. A read-only install just compiles each time (~0.1 s).
     """
+    import jinja2
+
     digest = hashlib.sha256(Path(__file__).read_bytes() + jinja2.__version__.encode()).hexdigest()[:16]
     folder = Path(__file__).parent / "__pycache__" / f"jinja-{digest}"
     if sys.dont_write_bytecode:
-        return _ReadOnlyBytecodeCache(str(folder)) if folder.is_dir() else None
+        return _read_only(jinja2.FileSystemBytecodeCache)(str(folder)) if folder.is_dir() else None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -68,9 +78,15 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(folder)) if os.access(folder, os.W_OK) else None
 
 
-class _ReadOnlyBytecodeCache(jinja2.FileSystemBytecodeCache):
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        pass
+@cache
+def _read_only(base: type[jinja2.FileSystemBytecodeCache]) -> type[jinja2.FileSystemBytecodeCache]:
+    """BASE that reads compiled templates and never writes one."""
+
+    class ReadOnlyBytecodeCache(base):  # type: ignore[misc, valid-type]
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            pass
+
+    return ReadOnlyBytecodeCache
 
 
 def preload() -> None:

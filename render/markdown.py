@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-import unicodedata
 import xml.etree.ElementTree as etree
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
@@ -25,22 +24,13 @@ from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE
 
+from render.anchors import FILE_MARKER, LINK_MARKER, slugify
 from render.markdown_speed import speed_up
 
 log = logging.getLogger(__name__)
 
-LINK_MARKER = "@@doc:"
-FILE_MARKER = "@@file:"   # a local file (image, video, PDF) the page uses: the builder copies it and points here
-_STRIP = re.compile(r"[^\w\s-]")
 _SPACES = re.compile(r"\s+")
 _HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-
-
-def slugify(value: str, separator: str = "-") -> str:
-    """Make a GitHub-style anchor that keeps CJK: '4.2 派工' → '42-派工', '一、目的' → '一目的'."""
-    value = unicodedata.normalize("NFKC", value).strip().lower()
-    value = _STRIP.sub("", value)
-    return _SPACES.sub(separator, value).strip(separator) or "section"
 
 
 @dataclass
@@ -168,21 +158,6 @@ def _as_written(text: str) -> str:
 def visible_text(raw_html: str) -> str:
     """The text a browser shows for RAW_HTML."""
     return html.unescape(_TAG.sub("", _HIDDEN.sub("", raw_html)))
-
-
-def find_anchor(headings: list, fragment: str) -> str | None:
-    """The anchor of the heading a link's FRAGMENT names, as readers write it: the anchor itself (an explicit
-    {#Id} keeps its case), the heading's text, or its text in anchor form; None if no heading matches."""
-    anchors = [h.anchor for h in headings]
-    if fragment in anchors:
-        return fragment
-    wanted = slugify(fragment)
-    if wanted in anchors:
-        return wanted
-    # an explicit {#Escalate-Now} linked as #escalate-now; then a heading whose anchor was numbered away
-    # from its text ("Main" → main_1, beside the page's own id="main")
-    return next((a for a in anchors if slugify(a) == wanted), None) or \
-        next((h.anchor for h in headings if slugify(h.text) == wanted), None)
 
 
 def _unique(anchor: str, used: set[str]) -> str:

@@ -440,3 +440,28 @@ def test_a_build_goes_on_where_its_cache_cannot_be_written(mini: Path, caplog: p
         build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert (mini / "site/staff/procedures/t-001.html").is_file()
     assert "not writable" in caplog.text and "not saved" in caplog.text
+
+
+_REBUILD_PROBE = """
+import sys
+import build
+build.main(["--root", sys.argv[1], "-q", "--workers", "2", "--today", "2026-05-01"])
+print(" ".join(m for m in ("handbook.parse", "markdown", "yaml") if m in sys.modules))
+"""
+
+
+def test_a_one_off_rebuild_converts_changed_files_in_a_forked_process(mini: Path) -> None:
+    """The parser's YAML and Python-Markdown are imported by a forked process that converts the changed file
+    while the build's own process loads the templates; the page still shows the edit."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    probe = [sys.executable, "-c", _REBUILD_PROBE, str(mini)]
+    subprocess.run(probe, cwd=repo, check=True, capture_output=True)   # the first build: cold, parse workers
+    body = mini / "procedures/duty.md"
+    body.write_text(body.read_text(encoding="utf-8") + "\n交班前清点钥匙柜。\n", encoding="utf-8")
+    done = subprocess.run(probe, cwd=repo, check=True, capture_output=True, text=True)
+    summary, loaded = done.stdout.splitlines()
+    assert "写入 2 页" in summary                     # its staff and public pages
+    assert loaded == ""
+    assert "交班前清点钥匙柜" in (mini / "site/staff/procedures/t-001.html").read_text(encoding="utf-8")

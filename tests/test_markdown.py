@@ -10,7 +10,8 @@ from pathlib import Path
 import markdown
 import pytest
 
-from render.markdown import FILE_MARKER, LINK_MARKER, RESERVED_IDS, find_anchor, render_markdown, slugify
+from render.anchors import FILE_MARKER, LINK_MARKER, find_anchor, slugify
+from render.markdown import RESERVED_IDS, render_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = ROOT / "tests" / "data" / "markdown" / "edge-cases.md"

@@ -1,0 +1,40 @@
+"""Anchors and link markers: what the builder needs of rendered pages without the Markdown converter.
+
+Kept apart from render/markdown.py so that the index and render steps do not import Python-Markdown: a one-off
+rebuild converts its few changed files in a forked process (handbook/parallel.py), which alone imports it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+LINK_MARKER = "@@doc:"
+FILE_MARKER = "@@file:"   # a local file (image, video, PDF) the page uses: the builder copies it and points here
+_STRIP = re.compile(r"[^\w\s-]")
+_SPACES = re.compile(r"\s+")
+
+
+def slugify(value: str, separator: str = "-") -> str:
+    """Make a GitHub-style anchor that keeps CJK: '4.2 派工' → '42-派工', '一、目的' → '一目的'."""
+    value = unicodedata.normalize("NFKC", value).strip().lower()
+    value = _STRIP.sub("", value)
+    return _SPACES.sub(separator, value).strip(separator) or "section"
+
+
+def find_anchor(headings: list, fragment: str) -> str | None:
+    """The anchor of the heading a link's FRAGMENT names, as readers write it: the anchor itself (an explicit
+    {#Id} keeps its case), the heading's text, or its text in anchor form; None if no heading matches."""
+    anchors = [h.anchor for h in headings]
+    if fragment in anchors:
+        return fragment
+    wanted = slugify(fragment)
+    if wanted in anchors:
+        return wanted
+    # an explicit {#Escalate-Now} linked as #escalate-now; then a heading whose anchor was numbered away
+    # from its text ("Main" → main_1, beside the page's own id="main")
+    return next((a for a in anchors if slugify(a) == wanted), None) or \
+        next((h.anchor for h in headings if slugify(h.text) == wanted), None)
+
+
+__all__ = ["FILE_MARKER", "LINK_MARKER", "find_anchor", "slugify"]
