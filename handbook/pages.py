@@ -122,7 +122,7 @@ class Views:
         self.cache = cache  # its page fingerprints and procedure-page signatures: see procedure()
         self.t = translator(config.estate.language)
         self._summaries: dict[str, dict[str, Any]] = {}
-        self._shown_as: dict[str, str] = {}   # source rel -> what a page showing that procedure depends on
+        self._tokens: dict[str, str] = {}   # source rel -> what a page showing that procedure depends on
         self.dept = {d.id: d.name for d in config.departments}
         self.cat = {c.id: c.name for c in config.categories}
         visible = hb.procedures if tree == STAFF else [p for p in hb.procedures if p.public]
@@ -302,18 +302,19 @@ class Views:
     def _signature(self, p: Procedure, around: _Around) -> str:
         """A hash of what P's page shows: each procedure on it by its source file's path and content hash,
         with the badges today's date gives it, and where its links lead."""
-        shown_as = self._shown_as.get
-        parts = [shown_as(x.source.rel) or self._shown(x) if x else "-" for x in
+        parts = [self._token(x) if x else "-" for x in
                  (p, around.prev, around.next, around.newer, around.successor, around.replaces)]
-        parts += ["older", *(shown_as(x.source.rel) or self._shown(x) for x in around.older), "links"]
+        parts += ["older", *map(self._token, around.older), "links"]
         parts += [f"{x.source.rel}@{x.source.digest}" if x else "-" for x in around.targets]
         return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
 
-    def _shown(self, p: Procedure) -> str:
-        """P as the signatures of the pages showing it name it (each procedure appears on ~7 pages)."""
-        badges = ",".join(status(p, self.today, self.config.build.review_warning_days))
-        made = self._shown_as[p.source.rel] = f"{p.source.rel}@{p.source.digest}:{badges}"
-        return made
+    def _token(self, p: Procedure) -> str:
+        """P as the signatures of the pages showing it name it: made once, as each procedure shows on ~7 pages."""
+        found = self._tokens.get(p.source.rel)
+        if found is None:
+            badges = ",".join(status(p, self.today, self.config.build.review_warning_days))
+            found = self._tokens[p.source.rel] = f"{p.source.rel}@{p.source.digest}:{badges}"
+        return found
 
     def _procedure(self, p: Procedure, around: _Around) -> PageSpec:
         path = url(self.tree, "procedure", p.slug)

@@ -295,8 +295,8 @@ class _PackCache:
         self.stored_pieces = {(before, raw): packed for before, raw, packed in pieces}
 
     def save(self, path: Path, stamp: str) -> None:
-        chunks = [(key.digest, c.chars, c.count, c.text, list(c.raws.items()), [lazy.packed(c, _as_is) for lazy in _LAYOUT])
-                  for key, c in self.chunks.items()]
+        chunks = [(key.digest, c.chars, c.count, c.text, list(c.raws.items()),
+                   [lazy.packed(c, _as_is) for lazy in _LAZY_PARTS]) for key, c in self.chunks.items()]
         pieces = [(before, raw, packed) for (before, raw), packed in self.pieces.items()]
         self.stored_chunks, self.stored_pieces = {}, {}
         try:
@@ -309,7 +309,7 @@ class _PackCache:
 
 
 _CACHE = _PackCache()
-_LAYOUT = [vars(_Chunk)[name] for name in ("pages", "sections")]   # its Lazy fields, as saved
+_LAZY_PARTS = [vars(_Chunk)[name] for name in ("pages", "sections")]   # its Lazy fields, as saved
 
 
 def _as_is(value: object) -> object:
