@@ -1,7 +1,9 @@
-"""Parse step: bytes → validated Procedure / Notice with rendered body, or a list of problems.
+"""Parse step: bytes → validated Procedure / Notice / intro page with rendered body, or a list of problems.
 
 Every problem is reported as `file:line: message` and parsing carries on, so an author sees
-all of them at once (like a compiler), not one per build.
+all of them at once (like a compiler), not one per build. This module alone brings in YAML and
+Python-Markdown: handbook/sources.py decides what to parse, and parallel.map_parse calls `parse_one` where
+the work is done (see there why a one-off rebuild does it in a forked process).
 """
 
 from __future__ import annotations
