@@ -72,7 +72,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     known = None if watching else build_cache.known_sources(cache)  # --watch remembers them itself
     sources = discover(config, remember=watching, known=known)                   # discover
     _progress(len(sources), "解析 {n} 个源文件…")
-    parsed = parse_sources(sources, config, expander, cache, workers)            # parse
+    parsed = parse_sources(sources, config, expander, cache, workers, one_off=not watching)  # parse
     source_keys = {s.digest + s.kind for s in sources}
     del sources  # the raw bytes are parsed; at 5,000 procedures they are worth freeing
     handbook, index_problems = build_index(config, parsed.procedures, parsed.notices,  # index

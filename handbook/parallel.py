@@ -118,17 +118,18 @@ def _load_parser() -> None:
     import handbook.parse  # noqa: F401
 
 
-def map_parse(sources: list, config: Any, expander: Any, workers: int) -> list:
+def map_parse(sources: list, config: Any, expander: Any, workers: int, one_off: bool = False) -> list:
     """Parse SOURCES, in parallel when there are enough of them.
 
-    A few files (a one-off rebuild) in a process that has not loaded the parser yet are parsed in one forked
-    process while this one loads the templates: the parser's YAML and Python-Markdown take ~50 ms to import,
-    the templates ~40 ms, and neither waits for the other.
+    A few files of a ONE_OFF build (a process that ends with it) whose process has not loaded the parser yet
+    are parsed in one forked process while this one loads the templates: the parser's YAML and
+    Python-Markdown take ~50 ms to import, the templates ~40 ms, and neither waits for the other. --watch
+    parses them here, so that the parser it loads serves every later edit.
     """
     _JOB.update(sources=sources, config=config, expander=expander)
     pool = _pool(workers, len(sources), before_fork=_load_parser)
     try:
-        if pool is None and sources and "handbook.parse" not in sys.modules:
+        if pool is None and sources and one_off and "handbook.parse" not in sys.modules:
             job = Background(workers, _parse_chunk, range(len(sources)))
             preload()
             return job.result()

@@ -315,6 +315,8 @@ _LAZY_PARTS = [vars(_Chunk)[name] for name in ("pages", "sections")]   # its Laz
 def _as_is(value: object) -> object:
     """A Lazy chunk field's value is what marshal gives back."""
     return value
+
+
 _KIND = operator.itemgetter(SearchDoc._fields.index("kind"))
 
 

@@ -21,6 +21,7 @@ from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Expander:
     """Expands `[[policy:NAME]]` lines from the processor's policy file (one source of truth)."""
@@ -61,8 +62,11 @@ class Parsed:
 
 
 def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Expander, cache: BuildCache,
-                  workers: int) -> Parsed:
-    """Parse every source, reusing the cache's results for files whose content did not change."""
+                  workers: int, one_off: bool = False) -> Parsed:
+    """Parse every source, reusing the cache's results for files whose content did not change.
+
+    ONE_OFF: the process ends with this build (not --watch); see parallel.map_parse.
+    """
     results: dict[str, tuple] = {}
     todo = []
     for src in sources:
@@ -73,7 +77,7 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
         else:
             todo.append(src)
     todo = [reread(src) for src in todo]
-    for src, result in zip(todo, parallel.map_parse(todo, config, expander, workers), strict=True):
+    for src, result in zip(todo, parallel.map_parse(todo, config, expander, workers, one_off), strict=True):
         results[src.rel + src.kind] = result
         cache.parsed[src.digest + src.kind] = result
     parsed = Parsed(fresh=len(todo))

@@ -70,7 +70,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     digest = hashlib.sha256(Path(__file__).read_bytes() + jinja2.__version__.encode()).hexdigest()[:16]
     folder = Path(__file__).parent / "__pycache__" / f"jinja-{digest}"
     if sys.dont_write_bytecode:
-        return _read_only(jinja2.FileSystemBytecodeCache)(str(folder)) if folder.is_dir() else None
+        return _read_only_cache()(str(folder)) if folder.is_dir() else None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -79,10 +79,12 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 
 @cache
-def _read_only(base: type[jinja2.FileSystemBytecodeCache]) -> type[jinja2.FileSystemBytecodeCache]:
-    """BASE that reads compiled templates and never writes one."""
+def _read_only_cache() -> type[jinja2.FileSystemBytecodeCache]:
+    """A bytecode cache that reads compiled templates and never writes one (a class made on first use, as
+    Jinja is imported on first use)."""
+    import jinja2
 
-    class ReadOnlyBytecodeCache(base):  # type: ignore[misc, valid-type]
+    class ReadOnlyBytecodeCache(jinja2.FileSystemBytecodeCache):
         def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
             pass
 

@@ -465,3 +465,34 @@ def test_a_one_off_rebuild_converts_changed_files_in_a_forked_process(mini: Path
     assert "写入 2 页" in summary                     # its staff and public pages
     assert loaded == ""
     assert "交班前清点钥匙柜" in (mini / "site/staff/procedures/t-001.html").read_text(encoding="utf-8")
+
+
+_WATCH_PROBE = """
+import sys
+from pathlib import Path
+from estate.config import load_config
+from handbook import parallel
+from handbook.build import build
+
+root = Path(sys.argv[1])
+build(load_config(root), root / "site", workers=2, watching=True)
+forked = []
+started = parallel.Background
+parallel.Background = lambda workers, fn, *args: forked.append(fn.__name__) or started(workers, fn, *args)
+body = root / "procedures/duty.md"
+body.write_text(body.read_text(encoding="utf-8") + "\\n交班前清点钥匙柜。\\n", encoding="utf-8")
+build(load_config(root), root / "site", workers=2, watching=True)
+print(" ".join(forked))
+"""
+
+
+def test_watch_rebuilds_parse_in_their_own_process(mini: Path) -> None:
+    """--watch lives on: its first build leaves the parser loaded, so each edit is converted in-process instead
+    of forking a process that imports YAML and Python-Markdown again (only a one-off build gains from that)."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", _WATCH_PROBE, str(mini)], cwd=repo, check=True,
+                          capture_output=True, text=True)
+    assert done.stdout.strip() == ""
+    assert "交班前清点钥匙柜" in (mini / "site/staff/procedures/t-001.html").read_text(encoding="utf-8")
