@@ -20,7 +20,7 @@ import shutil
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
@@ -57,10 +57,40 @@ class BuildCache:
 
     parse_stamp: str = ""                    # config + policy + code: parsed results valid for it
     page_stamp: str = ""                     # parse_stamp + templates/static: page fingerprints valid for it
-    parsed: dict[str, tuple] = field(default_factory=dict)     # digest+kind -> (item, problems)
     pages: dict[str, str] = field(default_factory=dict)        # tree/path -> fingerprint
     signatures: dict[str, str] = field(default_factory=dict)   # tree/path -> what a procedure page showed
     outputs: set[str] = field(default_factory=set)             # every file the last build wrote
+    # digest+kind -> the source (as _encode_field writes it) of each saved result that has an item: read from
+    # the file's head, so that a one-off build knows which files changed before it decodes any result
+    sources: dict[str, tuple] = field(default_factory=dict)
+    _results: dict[str, tuple] = field(default_factory=dict, repr=False)
+    _rest: Callable[[], dict[str, tuple]] | None = field(default=None, repr=False)  # decodes the file's results
+
+    @property
+    def parsed(self) -> dict[str, tuple]:
+        """digest+kind -> (item, problems). A loaded file's results are decoded when first asked for: a
+        one-off rebuild asks while its changed files are parsed in another process (see parse_sources)."""
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            self._results.update(rest())
+        return self._results
+
+    @parsed.setter
+    def parsed(self, results: dict[str, tuple]) -> None:
+        self._results, self._rest = results, None
+
+    def reusable(self, src: SourceFile) -> bool:
+        """Is there a result parsed from SRC's content at SRC's path (two identical files are two procedures)?
+        Answered from the file's head while the results are not decoded yet."""
+        key = src.digest + src.kind
+        if self._rest is not None:
+            saved = self.sources.get(key)
+            return saved is not None and saved[1] == src.rel
+        hit = self._results.get(key)
+        return hit is not None and hit[0] is not None and hit[0].source.rel == src.rel
+
+
+_HEAD = ("parse_stamp", "page_stamp", "pages", "signatures", "outputs", "sources")  # saved first, read at once
 
 
 def load(out: Path, config: EstateConfig, policy_digest: str, lazy: bool = True) -> BuildCache:
@@ -78,7 +108,7 @@ def load(out: Path, config: EstateConfig, policy_digest: str, lazy: bool = True)
         cache = _read(cache_path(config, out), lazy)
         cut_short = _cut_short(config, out, cache)
     if cache.parse_stamp != parse_stamp:
-        cache.parsed.clear()
+        cache.parsed, cache.sources = {}, {}
     if cache.page_stamp != page_stamp or cut_short:
         cache.pages.clear()
         cache.signatures.clear()
@@ -136,7 +166,7 @@ def cache_path(config: EstateConfig, out: Path) -> Path:
     return folder(config) / f"{key}.cache"
 
 
-MAGIC = b"estate-desk build cache 5\n"   # a file in an older layout is a cold build, silently
+MAGIC = b"estate-desk build cache 6\n"   # a file in an older layout is a cold build, silently
 # Each frame is preceded by its length and CRC-32: a damaged file is a cold build, not a page built from a
 # flipped byte. After the head, each batch of parsed results is two frames: the results as marshal data,
 # whose Lazy fields (a page's HTML, headings, section text) are numbers into the next frame, a table of marshal
@@ -147,7 +177,8 @@ _COUNT = struct.Struct("<I")
 
 
 def _read(path: Path, lazy: bool = True) -> BuildCache:
-    """The cache saved at PATH; LAZY leaves each page's HTML, headings and section text undecoded until read."""
+    """The cache saved at PATH: its head now, its parsed results when first asked for (BuildCache.parsed).
+    LAZY leaves each page's HTML, headings and section text undecoded until read."""
     try:
         data = memoryview(path.read_bytes())
     except FileNotFoundError:
@@ -159,15 +190,34 @@ def _read(path: Path, lazy: bool = True) -> BuildCache:
         log.debug("build cache %s is in an older layout: building cold", path)
         return BuildCache(outputs=_older_outputs(data))
     try:
-        frames = _frames(data, len(MAGIC))
-        cache = BuildCache(**marshal.loads(next(frames)))
-        for results in frames:  # the parsed results follow in batches, see _dump
-            blobs = _blob_table(next(frames))
-            cache.parsed.update((key, _decode(value, blobs, lazy)) for key, value in marshal.loads(results))
-        return cache
+        head, *results = _frames(data, len(MAGIC))  # every frame's CRC is checked here
+        cache = BuildCache(**{name: value for name, value in marshal.loads(head).items() if name in _HEAD})
+        if not all(_is_source(key, source) for key, source in cache.sources.items()):
+            raise ValueError("a saved source is not (path, rel, kind, digest, shown, stamp)")
     except Exception as exc:  # a damaged cache only costs a cold build
         log.warning("ignoring unreadable build cache %s: %s", path, exc)
         return BuildCache()
+    cache._rest = partial(_decode_results, path, results, lazy)
+    return cache
+
+
+def _is_source(key: object, source: object) -> bool:
+    """A head entry as _dump writes it (the file may have been planted: it must not crash a build)."""
+    return type(source) is tuple and len(source) == 6 and all(type(s) is str for s in source[:5]) and \
+        key == source[3] + source[2] and type(source[5]) is tuple and all(type(n) is int for n in source[5])
+
+
+def _decode_results(path: Path, frames: list[memoryview], lazy: bool) -> dict[str, tuple]:
+    """The parsed results of a cache file's frames (pairs: results, then their blob table)."""
+    parsed: dict[str, tuple] = {}
+    try:
+        for results, table in zip(frames[::2], frames[1::2], strict=True):
+            blobs = _blob_table(table)
+            parsed.update((key, _decode(value, blobs, lazy)) for key, value in marshal.loads(results))
+    except Exception as exc:  # the files these were parsed from are parsed again (see parse_sources)
+        log.warning("ignoring unreadable build cache %s: %s", path, exc)
+        return {}
+    return parsed
 
 
 def _blob_table(frame: memoryview) -> list[memoryview]:
@@ -187,13 +237,15 @@ def _table_frame(blobs: list[bytes]) -> bytes:
     return b"".join([_COUNT.pack(len(blobs)), struct.pack(f"<{len(blobs)}I", *map(len, blobs)), *blobs])
 
 
-_LAYOUTS_3_4 = {b"estate-desk build cache 3\n": 8, b"estate-desk build cache 4\n": 12}  # bytes before the head
+# bytes before the head of older layouts
+_OLDER_LAYOUTS = {b"estate-desk build cache 3\n": 8, b"estate-desk build cache 4\n": 12,
+                  b"estate-desk build cache 5\n": _FRAME.size}
 
 
 def _older_outputs(data: memoryview) -> set[str]:
     """The pages an older layout's cache says its build wrote (its head, a marshalled dict, came first):
     kept, so that a page whose procedure is deleted along with an upgrade is still removed."""
-    for magic, frame in _LAYOUTS_3_4.items():
+    for magic, frame in _OLDER_LAYOUTS.items():
         if data[:len(magic)] == magic:
             data = data[len(magic) + frame:]
     try:
@@ -296,9 +348,10 @@ _CONVERTED = {kind: [f.name for f in fields(cls) if f.name == "source" or f.name
 
 
 def known_sources(cache: BuildCache) -> dict[str, tuple[tuple[int, ...], SourceFile]]:
-    """The source files the cached results were parsed from, by path, with the stamp they had then (for discover)."""
-    return {item.source.path: (item.source.stamp, item.source)
-            for item, _ in cache.parsed.values() if item is not None and item.source.stamp != UNTRUSTED}
+    """The source files the saved results were parsed from, by path, with the stamp they had then (for
+    discover): from the file's head, without decoding a result."""
+    sources = (_decode_field("source", source) for source in cache.sources.values())
+    return {source.path: (source.stamp, source) for source in sources if source.stamp != UNTRUSTED}
 
 
 def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], outputs: set[str]) -> Future:
@@ -312,7 +365,7 @@ def save(config: EstateConfig, out: Path, cache: BuildCache, live: set[str], out
     cache.outputs = outputs
     _MEMO[out.resolve()] = cache
     # a copy of the containers (not of what they hold): the next --watch build changes them meanwhile
-    snapshot = replace(cache, parsed={}, pages=dict(cache.pages), signatures=dict(cache.signatures),
+    snapshot = replace(cache, _results={}, pages=dict(cache.pages), signatures=dict(cache.signatures),
                        outputs=set(cache.outputs))
     return _WRITER.submit(_dump, snapshot, list(cache.parsed.items()), cache_path(config, out),
                           _writing_marker(config, out))
@@ -328,7 +381,8 @@ DUMP_BATCH = 200  # parsed results encoded and written at a time: no copy of the
 
 def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path, marker: Path) -> None:
     """Write the cache: its small part, then the parsed results in batches; then the build is complete."""
-    head = {f.name: getattr(cache, f.name) for f in fields(cache)}  # its parsed results follow in batches
+    head = {name: getattr(cache, name) for name in _HEAD}  # its parsed results follow in batches
+    head["sources"] = {key: _encode_field("source", item.source) for key, (item, _) in parsed if item is not None}
     try:
         with atomic_file(path) as fh:
             fh.write(MAGIC)

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -118,20 +118,25 @@ def _load_parser() -> None:
     import handbook.parse  # noqa: F401
 
 
-def map_parse(sources: list, config: Any, expander: Any, workers: int, one_off: bool = False) -> list:
+def map_parse(sources: list, config: Any, expander: Any, workers: int, one_off: bool = False,
+              meanwhile: Callable[[], object] | None = None) -> list:
     """Parse SOURCES, in parallel when there are enough of them.
 
     A few files of a ONE_OFF build (a process that ends with it) whose process has not loaded the parser yet
-    are parsed in one forked process while this one loads the templates: the parser's YAML and
-    Python-Markdown take ~50 ms to import, the templates ~40 ms, and neither waits for the other. --watch
-    parses them here, so that the parser it loads serves every later edit.
+    are parsed in one forked process while this one loads the templates and does MEANWHILE: the parser's
+    YAML and Python-Markdown take ~50 ms to import, the templates ~40 ms, and neither waits for the other.
+    --watch parses them here, so that the parser it loads serves every later edit.
     """
+    if not sources:  # nothing changed: the parser is not even imported
+        return []
     _JOB.update(sources=sources, config=config, expander=expander)
     pool = _pool(workers, len(sources), before_fork=_load_parser)
     try:
-        if pool is None and sources and one_off and "handbook.parse" not in sys.modules:
+        if pool is None and one_off and "handbook.parse" not in sys.modules:
             job = Background(workers, _parse_chunk, range(len(sources)))
             preload()
+            if meanwhile is not None:
+                meanwhile()
             return job.result()
         if pool is None:
             return _parse_chunk(range(len(sources)))

@@ -67,19 +67,16 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
 
     ONE_OFF: the process ends with this build (not --watch); see parallel.map_parse.
     """
-    results: dict[str, tuple] = {}
-    todo = []
-    for src in sources:
-        hit = cache.parsed.get(src.digest + src.kind)
-        if hit is not None and hit[0] is not None and _same_file(hit[0], src):
-            _restamp(hit[0], src)
-            results[src.rel + src.kind] = hit
-        else:
-            todo.append(src)
-    todo = [reread(src) for src in todo]
-    for src, result in zip(todo, parallel.map_parse(todo, config, expander, workers, one_off), strict=True):
-        results[src.rel + src.kind] = result
-        cache.parsed[src.digest + src.kind] = result
+    todo = [reread(src) for src in sources if not cache.reusable(src)]
+    # a one-off build decodes the saved results (~35 ms at 1,000 procedures) while its changed files are parsed
+    fresh = parallel.map_parse(todo, config, expander, workers, one_off, meanwhile=lambda: cache.parsed)
+    parsing = {src.rel + src.kind for src in todo}
+    results = _reuse(sources, parsing, cache)
+    lost = [reread(src) for src in sources if src.rel + src.kind not in parsing and src.rel + src.kind not in results]
+    todo += lost  # listed in the file's head, but its results turned out unreadable: parsed here after all
+    fresh += parallel.map_parse(lost, config, expander, workers)
+    for src, result in zip(todo, fresh, strict=True):
+        results[src.rel + src.kind] = cache.parsed[src.digest + src.kind] = result
     parsed = Parsed(fresh=len(todo))
     for src in sources:
         item, problems = results[src.rel + src.kind]
@@ -102,7 +99,12 @@ def _restamp(item: Procedure | Notice | Intro, src: SourceFile) -> None:
         item.source = replace(item.source, stamp=src.stamp)
 
 
-def _same_file(item: object, src: SourceFile) -> bool:
-    """A cached parse is reused only for the same path too (two identical files are two procedures)."""
-    source = getattr(item, "source", None)
-    return source is None or source.rel == src.rel
+def _reuse(sources: list[SourceFile], parsing: set[str], cache: BuildCache) -> dict[str, tuple]:
+    """The saved results of SOURCES not being parsed again (by rel+kind), each with the file's stamp now."""
+    reused = {}
+    for src in sources:
+        hit = None if src.rel + src.kind in parsing else cache.parsed.get(src.digest + src.kind)
+        if hit is not None:
+            _restamp(hit[0], src)
+            reused[src.rel + src.kind] = hit
+    return reused

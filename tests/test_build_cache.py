@@ -6,6 +6,7 @@ import logging
 import marshal
 import os
 import sys
+import zlib
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -390,16 +391,69 @@ def test_an_older_cache_layout_still_removes_pages_of_deleted_procedures(mini: P
     assert not (mini / "site/staff/procedures/gone.html").exists()
 
 
-def test_the_previous_cache_layout_still_removes_pages_of_deleted_procedures(mini: Path) -> None:
-    """Layout 3 (before each frame carried a CRC-32): its head came after the magic line and a length."""
+@pytest.mark.parametrize("layout", [3, 5])
+def test_a_previous_cache_layout_still_removes_pages_of_deleted_procedures(mini: Path, layout: int) -> None:
+    """Layout 3 (before each frame carried a CRC-32): its head came after the magic line and a length;
+    layout 5 (before the head listed the sources): after the magic line and a frame header."""
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     build_cache._MEMO.clear()
     path = _cache_file(mini)
-    head = marshal.dumps({"outputs": build_cache._read(path).outputs | {"staff/procedures/gone.html"}})
-    path.write_bytes(b"estate-desk build cache 3\n" + len(head).to_bytes(8, "little") + head)
+    head = marshal.dumps({"outputs": build_cache._read(path).outputs | {"staff/procedures/gone.html"}, "parsed": {}})
+    before_head = len(head).to_bytes(8, "little") if layout == 3 else build_cache._FRAME.pack(len(head), 0)
+    path.write_bytes(f"estate-desk build cache {layout}\n".encode() + before_head + head)
     (mini / "site/staff/procedures/gone.html").write_text("old page", encoding="utf-8")
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert not (mini / "site/staff/procedures/gone.html").exists()
+
+
+def test_which_files_changed_is_known_before_any_result_is_decoded(mini: Path, settled: None) -> None:
+    """The head lists each saved result's source, so a one-off rebuild forks its parser for the changed files
+    first and decodes the ~1,000 saved results while that runs."""
+    cache = _built_cache(mini)
+    known = build_cache.known_sources(cache)
+    assert cache._rest is not None  # nothing decoded yet
+    assert {Path(p).name for p in known} >= {"duty.md", "repair.md"}
+    duty = next(source for _, source in known.values() if source.rel == "duty.md")
+    assert cache.reusable(duty) and not cache.reusable(replace(duty, rel="copy-of-duty.md"))
+    assert cache._rest is not None
+    assert duty.digest + "procedure" in cache.parsed and cache._rest is None
+
+
+def test_saved_results_that_cannot_be_decoded_are_parsed_again(mini: Path, settled: None,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A head that checks out over results that do not (a planted file with right CRCs): the files the head
+    vouched for are parsed after all, and the site comes out the same."""
+    first = build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/staff/procedures/t-001.html").read_bytes()
+    build_cache._MEMO.clear()
+    path = _cache_file(mini)
+    data = path.read_bytes()
+    head_size, _ = build_cache._FRAME.unpack_from(data, len(build_cache.MAGIC))
+    end_of_head = len(build_cache.MAGIC) + build_cache._FRAME.size + head_size
+    bogus = marshal.dumps([("key", ("procedure", {"no such field": 1}, []))])
+    table = build_cache._table_frame([])
+    path.write_bytes(data[:end_of_head] + b"".join(build_cache._FRAME.pack(len(f), zlib.crc32(f)) + f
+                                                   for f in (bogus, table)))
+    (mini / "site/staff/procedures/t-001.html").unlink()
+    with caplog.at_level(logging.WARNING, logger="handbook.cache"):
+        again = build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert again.parsed == first.parsed
+    assert (mini / "site/staff/procedures/t-001.html").read_bytes() == page
+    assert any("unreadable build cache" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("entry", [("a", "b"), ("p", "rel", "procedure", "other", "shown", (1, 2)),
+                                   ("p", "rel", "procedure", "d", "shown", ("1",)), ["p"], None])
+def test_a_planted_head_is_a_cold_build(mini: Path, entry: object, caplog: pytest.LogCaptureFixture) -> None:
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    path = _cache_file(mini)
+    head = marshal.dumps({"outputs": set(), "sources": {"dprocedure": entry}})
+    path.write_bytes(build_cache.MAGIC + build_cache._FRAME.pack(len(head), zlib.crc32(head)) + head)
+    with caplog.at_level(logging.WARNING, logger="handbook.cache"):
+        cache = build_cache._read(path)
+    assert cache.sources == {} and cache.parsed == {}
+    assert any("unreadable build cache" in r.message for r in caplog.records)
 
 
 def test_a_planted_cache_cannot_delete_files_outside_the_site(mini: Path, tmp_path: Path) -> None:
