@@ -67,6 +67,8 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     workers = parallel.worker_count(config.build.workers if workers is None else workers)
     expander = Expander.load(config)
     cache = build_cache.load(out, config, expander.digest, lazy=not watching)
+    if cache.restamped:  # the policy (or config, or code) changed: a broken policy file must fail the build
+        expander.check()
     _settle(watching)
 
     known = None if watching else build_cache.known_sources(cache)  # --watch remembers them itself

@@ -65,6 +65,7 @@ class BuildCache:
     sources: dict[str, tuple] = field(default_factory=dict)
     _results: dict[str, tuple] = field(default_factory=dict, repr=False)
     _rest: Callable[[], dict[str, tuple]] | None = field(default=None, repr=False)  # decodes the file's results
+    restamped: bool = field(default=False, repr=False)  # the parse stamp changed: nothing parsed before is reused
 
     @property
     def parsed(self) -> dict[str, tuple]:
@@ -107,7 +108,8 @@ def load(out: Path, config: EstateConfig, policy_digest: str, lazy: bool = True)
     if cache is None:  # (--watch keeps its cache in memory, which knows what it wrote; its save may still run)
         cache = _read(cache_path(config, out), lazy)
         cut_short = _cut_short(config, out, cache)
-    if cache.parse_stamp != parse_stamp:
+    cache.restamped = cache.parse_stamp != parse_stamp
+    if cache.restamped:
         cache.parsed, cache.sources = {}, {}
     if cache.page_stamp != page_stamp or cut_short:
         cache.pages.clear()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,31 +21,56 @@ from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile
 log = logging.getLogger(__name__)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# what the policy views are made from: a change to any of them means every page is parsed again
+_VIEW_INPUTS = (ROOT / "render" / "policy_views.py", ROOT / "estate" / "lifecycle.py")
+_SCHEMA_DIR = ROOT / "processor" / "schemas"  # estate.contract.SCHEMA_DIR (a test keeps them equal)
+
+
 @dataclass
 class Expander:
-    """Expands `[[policy:NAME]]` lines from the processor's policy file (one source of truth)."""
+    """Expands `[[policy:NAME]]` lines from the processor's policy file (one source of truth).
 
-    expand: Callable[[str], str]
-    names: frozenset[str]
+    The policy is read when a body names one (or `check()` asks): its schema, views and TOML take ~15 ms to
+    load, which a one-off rebuild of files without placeholders does not spend.
+    """
+
+    policy_path: Path | None            # None: the estate has no policy file (every placeholder is unknown)
+    departments: dict[str, str]         # id -> name, as the policy tables show them
     digest: str
+    _loaded: tuple | None = field(default=None, repr=False)  # (policy, policy_views module)
 
     @classmethod
     def load(cls, config: EstateConfig) -> Expander:
-        """Load the policy and its views; without a policy file every placeholder is reported as unknown."""
-        from estate import contract, lifecycle
-        from estate.policy import load_policy
-        from render import policy_views
-
         policy_path = config.path(config.processor.policy_file)
         if not policy_path.exists():
-            return cls(lambda text: text, frozenset(), "none")
-        policy = load_policy(policy_path)
-        names = {d.id: d.name for d in config.departments}
-        inputs = [policy_path, Path(policy_views.__file__), Path(lifecycle.__file__),
-                  *sorted(contract.SCHEMA_DIR.glob("*.json"))]
+            return cls(None, {}, "none")
+        inputs = [policy_path, *_VIEW_INPUTS, *sorted(_SCHEMA_DIR.glob("*.json"))]
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
-        return cls(lambda text: policy_views.expand_placeholders(text, policy, names),
-                   frozenset(policy_views.PLACEHOLDERS), digest)
+        return cls(policy_path, {d.id: d.name for d in config.departments}, digest)
+
+    def check(self) -> None:
+        """Read the policy now: a broken policy file fails the build (ConfigError) even if no body uses it."""
+        self._policy()
+
+    def _policy(self) -> tuple:
+        if self._loaded is None and self.policy_path is not None:
+            from estate.policy import load_policy
+            from render import policy_views
+
+            self._loaded = (load_policy(self.policy_path), policy_views)
+        return self._loaded or (None, None)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The placeholder names a body may use."""
+        return frozenset(self._policy()[1].PLACEHOLDERS) if self.policy_path is not None else frozenset()
+
+    def expand(self, text: str) -> str:
+        if self.policy_path is None or "[[policy:" not in text:  # nothing to expand: the policy stays unread
+            return text
+        policy, views = self._policy()
+        return views.expand_placeholders(text, policy, self.departments)
 
 
 @dataclass

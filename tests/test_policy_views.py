@@ -132,3 +132,36 @@ def test_the_form_contract_procedure_uses_the_views_and_has_the_usual_front_matt
     assert set(meta) >= {"title", "owner", "tags", "records"}
     assert "[[policy:forms]]" in body.splitlines() and "[[policy:lifecycle]]" in body.splitlines()
     assert "ticket_form" in body
+
+
+def test_the_handbook_digests_what_the_views_are_made_of():
+    """A change to the views, the lifecycle or a form schema re-parses every page (Expander.digest); the
+    builder names those files without importing the modules, so the names must stay true."""
+    import estate.contract
+    import estate.lifecycle
+    import render.policy_views
+    from handbook import sources
+
+    assert sources._SCHEMA_DIR == estate.contract.SCHEMA_DIR
+    assert set(sources._VIEW_INPUTS) == {Path(render.policy_views.__file__).resolve(),
+                                         Path(estate.lifecycle.__file__).resolve()}
+
+
+def test_a_broken_policy_fails_the_build_even_where_no_page_uses_it(mini_copy_with_policy):
+    from estate.config import ConfigError, load_config
+    from handbook.build import build
+    from tests.conftest import TODAY
+
+    root = mini_copy_with_policy
+    build(load_config(root), root / "site", today=TODAY, workers=1)  # valid: builds (no body has a placeholder)
+    (root / "content" / "policy.toml").write_text("[calendar]\nwork_start = 'noon'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="work_start"):
+        build(load_config(root), root / "site", today=TODAY, workers=1)
+
+
+@pytest.fixture
+def mini_copy_with_policy(mini):
+    from shutil import copyfile
+
+    copyfile(ROOT / "content" / "policy.toml", mini / "content" / "policy.toml")
+    return mini
