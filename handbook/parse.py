@@ -114,10 +114,12 @@ def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], 
     if not m:
         problems.add(1, "缺少前置元数据：文件须以 --- 开头的 YAML 块开始 (missing front matter block)")
         return None
-    yaml_text = m.group(1)
-    try:
-        node = yaml.compose(yaml_text, Loader=_Loader)
-        data = yaml.load(yaml_text, Loader=_Loader)
+    loader = _Loader(m.group(1))
+    try:  # composed once: its nodes give each key's line, and the same nodes are constructed into values
+        node = loader.get_single_node()
+        keys = [] if not isinstance(node, yaml.MappingNode) else [(str(k.value), k.start_mark.line + 2, v)
+                                                                    for k, v in node.value]
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 1
@@ -126,15 +128,16 @@ def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], 
     except (ValueError, TypeError) as exc:  # a value YAML parsed but could not construct
         problems.add(2, f"前置元数据无法读取 (unreadable front matter): {exc}")
         return None
-    if not isinstance(data, dict) or node is None:
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
         problems.add(2, "前置元数据必须是“键: 值”的映射 (front matter must be a mapping)")
         return None
-    lines = {str(k.value): k.start_mark.line + 2 for k, _ in node.value}
+    lines = {name: line for name, line, _ in keys}
     seen: set[str] = set()
-    for key, value in node.value:
-        name = str(key.value)
+    for name, line, value in keys:
         if name in seen:  # YAML keeps the last silently: the author meant one of them
-            problems.add(key.start_mark.line + 2, f"字段 {name} 写了不止一次，只能保留一个 (duplicate key)")
+            problems.add(line, f"字段 {name} 写了不止一次，只能保留一个 (duplicate key)")
         seen.add(name)
         if isinstance(value, yaml.ScalarNode) and type(data.get(name)) in (int, float):
             data[name] = value.value   # as written: version 1.10 stays "1.10", not the number 1.1

@@ -11,6 +11,7 @@ import html
 import logging
 import re
 import xml.etree.ElementTree as etree
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -261,17 +262,22 @@ def _mark_files(html_text: str) -> tuple[str, list[str]]:
     return _FILE_TAG.sub(lambda tag: _FILE_ATTRIBUTE.sub(attribute, tag.group(0)), html_text), files
 
 
+# where a link target starts: after "](", "](<" or a reference definition's "]: "
+_TARGET = re.compile(r"\](?:\(\s*<?|:\s*<?)")
+
+
 def link_lines(text: str, links: list[tuple[str, str]], first_line: int = 1) -> list[tuple[str, str, int]]:
     """LINKS as (path, fragment, line): each on the line of TEXT where its path is next written.
 
     Problems name that line; a path written only in another form (percent-encoded) gets the body's first line.
     """
+    starts = [m.end() for m in _TARGET.finditer(text)] if links else []  # one scan, not a regex per link
     found, start = [], 0
     for path, fragment in links:
-        # where it is written as a link target: "](path", "](<path" or a reference "]: path"
-        target = re.compile(r"\](?:\(\s*<?|:\s*<?)" + re.escape(path))
-        m = target.search(text, start) or target.search(text)
-        at = m.end() - len(path) if m else text.find(path)
+        after = (starts[i] for i in range(bisect_left(starts, start), len(starts)) if text.startswith(path, starts[i]))
+        at = next(after, None)
+        if at is None:
+            at = next((s for s in starts if text.startswith(path, s)), text.find(path))
         line = first_line + text.count("\n", 0, at) if at >= 0 else first_line
         start = at + len(path) if at >= 0 else start
         found.append((path, fragment, line))

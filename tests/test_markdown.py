@@ -126,3 +126,22 @@ def test_code_in_a_heading_reads_as_written_in_its_title_and_anchor() -> None:
 def test_links_are_read_as_a_browser_reads_them() -> None:
     links = render_markdown("[甲](missing&#56;.md) [乙](duty\\_x.md#交接) [丙](http://[x])\n").links
     assert links == [("missing8.md", ""), ("duty_x.md", "交接")]
+
+
+def test_each_link_is_placed_on_the_line_where_its_path_is_next_written():
+    """Problems with a link name its line: the same path twice is two lines, a reference definition counts,
+    a link the text shows out of order is still found, and one written in another form gets the first line."""
+    from render.markdown import link_lines
+
+    text = ("见[交接](duty.md)。\n"          # line 10
+            "再见[交接](duty.md#交班)。\n"     # 11
+            "[维修][r]\n"                       # 12
+            "\n"                                # 13
+            "[r]: <repair.md>\n"               # 14
+            "[前台](front%20desk.md)\n")        # 15
+    links = [("duty.md", ""), ("duty.md", "交班"), ("repair.md", ""), ("duty.md", "again"),
+             ("front desk.md", "")]
+    assert link_lines(text, links, first_line=10) == [
+        ("duty.md", "", 10), ("duty.md", "交班", 11), ("repair.md", "", 14), ("duty.md", "again", 10),
+        ("front desk.md", "", 10)]
+    assert link_lines(text, []) == []
