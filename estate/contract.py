@@ -12,9 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from estate.policy import TICKET_KINDS
-
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "processor" / "schemas"
+TICKET_KINDS = ("repair", "complaint", "inquiry", "suggestion", "praise", "service")  # forms that open a ticket
 RECORD_TYPES = ("survey", "duty_log", "handover", "quiz_result")
 FORM_TYPES = (*TICKET_KINDS, "update", *RECORD_TYPES)
 

@@ -15,11 +15,11 @@ from datetime import date
 from pathlib import Path
 
 from estate.config import doc, load_toml_schema
+from estate.contract import TICKET_KINDS
 
 log = logging.getLogger(__name__)
 
 POLICY_FILE = "content/policy.toml"
-TICKET_KINDS = ("repair", "complaint", "inquiry", "suggestion", "praise", "service")
 DEADLINE_STARTS = ("received", "resolved")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _OFFSET = re.compile(r"^[+-]([01]\d|2[0-3]):[0-5]\d$")

@@ -24,8 +24,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from estate.config import ProcessorConfig
-from estate.contract import FORM_TYPES, load_schemas
-from estate.policy import TICKET_KINDS, Policy
+from estate.contract import FORM_TYPES, TICKET_KINDS, load_schemas
+from estate.policy import Policy
 from processor.models import Form, Problem, Rejection
 
 log = logging.getLogger(__name__)
