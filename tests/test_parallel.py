@@ -62,3 +62,20 @@ def test_a_build_that_fails_while_rendering_stops_its_search_job(mini, monkeypat
     with pytest.raises(OSError, match="disk full"):
         builder.build(load_config(mini), mini / "site", today=TODAY, workers=2)
     assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+def test_parse_chunks_take_the_costliest_files_first_and_shrink_toward_the_end() -> None:
+    """Guided scheduling: a file as costly as 75 others (index.md's 1,000 links) is parsed first, not last
+    in its chunk while the other worker has nothing left to do; every file is in exactly one chunk."""
+    from handbook.parallel import _balanced_chunks
+
+    costs = [10] * 300 + [750] + [3] * 99
+    chunks = _balanced_chunks(costs, workers=2)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(400))
+    assert chunks[0][0] == 300
+    weights = [sum(costs[i] for i in chunk) for chunk in chunks]
+    assert weights[0] > weights[len(weights) // 2] > weights[-1]
+    assert all(len(chunk) >= 4 for chunk in chunks[:-1])
+    assert 10 <= len(chunks) <= 60  # enough to balance, few enough that each pays its way
+    assert _balanced_chunks([], workers=2) == []
+    assert _balanced_chunks([5], workers=2) == [[0]]
