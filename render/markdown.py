@@ -121,9 +121,14 @@ class _HeadingIds(Treeprocessor):
     """
 
     def run(self, root: etree.Element) -> None:
-        used = {el.get("id") for el in root.iter() if el.get("id")} | RESERVED_IDS
-        for el in root.iter():
-            if el.tag in _HEADING_TAGS and "id" not in el.attrib:
+        used, headings = set(RESERVED_IDS), []
+        for el in root.iter():  # one pass: the ids already given (attr_list's {#id}), and the headings to name
+            if "id" in el.attrib:
+                used.add(el.get("id"))
+            elif el.tag in _HEADING_TAGS:
+                headings.append(el)
+        used.discard("")
+        for el in headings:
                 anchor = slugify(_plain_text(self.md, el))
                 anchor = f"section-{anchor}" if anchor.startswith(RESERVED_PREFIX) else anchor
                 el.set("id", _unique(anchor, used))
@@ -135,13 +140,16 @@ def _plain_text(md: markdown.Markdown, el: etree.Element) -> str:
     Before the postprocessors run, those are still Python-Markdown's placeholders (\\x02…\\x03). Only
     the stashed pieces are unescaped: "&copy" typed as text stays "&copy", as the toc extension read it.
     """
+    text = "".join(_texts(el) if next(el.iter("code"), None) is not None else el.itertext())
+    if "\x02" not in text:  # no placeholder (most text): nothing to put back
+        return text
     blocks = md.htmlStash.rawHtmlBlocks
-    text = _STASHED.sub(lambda m: visible_text(str(blocks[int(m.group(1))])), "".join(_texts(el)))
-    return _as_written(text)
+    return _as_written(_STASHED.sub(lambda m: visible_text(str(blocks[int(m.group(1))])), text))
 
 
 def _texts(el: etree.Element):  # noqa: ANN202
-    """EL's text pieces in order; code spans hold their text escaped (&lt;br&gt;), as the reader does not see it."""
+    """EL's text pieces in order; code spans hold their text escaped (&lt;br&gt;), as the reader does not see it.
+    (ElementTree's itertext gives the same pieces, in C, for an element without code.)"""
     if el.text:
         yield html.unescape(el.text) if el.tag == "code" else el.text
     for child in el:
@@ -152,6 +160,8 @@ def _texts(el: etree.Element):  # noqa: ANN202
 
 def _as_written(text: str) -> str:
     """TEXT with Python-Markdown's backslash-escape and ampersand placeholders put back (e.g. an automail's &#97;)."""
+    if "\x02" not in text:
+        return text
     text = _ESCAPED.sub(lambda m: chr(int(m.group(1))), text)
     return _AMP.sub(lambda m: html.unescape("&" + (m.group(1) or "")), text)
 

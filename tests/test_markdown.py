@@ -9,6 +9,8 @@ from pathlib import Path
 
 import markdown
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from render.anchors import FILE_MARKER, LINK_MARKER, find_anchor, slugify
 from render.markdown import RESERVED_IDS, render_markdown
@@ -145,3 +147,27 @@ def test_each_link_is_placed_on_the_line_where_its_path_is_next_written():
         ("duty.md", "", 10), ("duty.md", "交班", 11), ("repair.md", "", 14), ("duty.md", "again", 10),
         ("front desk.md", "", 10)]
     assert link_lines(text, []) == []
+
+
+# Pieces of Markdown that each fast path must tell apart from what it skips: every block kind (and text that
+# merely looks like one), inline syntax, escapes, raw HTML, attribute lists, full-width digits and spaces
+# (not HTML comments: those are dropped on purpose, see test_html_comments_are_notes…).
+PIECES = [
+    "物业服务中心受理报修。", "2024年起执行", "１２３全角数字", "\u3000全角空格开头", "  两个空格", "    缩进代码",
+    "\t制表符缩进", "1. 第一步", "2) 不是列表", "- 项目", "* 项目", "+ 项目", "-不是列表", "**粗体**开头",
+    "*斜体*", "__粗体__", "_下划线_", "# 标题", "## 二级标题 ##", "标题\n===", "标题\n---", "---", "***",
+    "_ _ _", "- - -", "> 引用", "a > b", "| 步骤 | 时限 |\n|---|---|\n| 1 | 当日 |", "甲 | 乙",
+    "[r]: http://example.com", "[链接][r]", "[链接](a.html)", "![图](p.png)", "<http://example.com>",
+    "\\*转义\\*", "\\[方括号\\]", "`代码 <br>`", "<div>原始 HTML</div>", "&amp; &copy",
+    "{: #custom }", "### 带属性 {#own}", "行尾两空格  \n下一行", "```\n代码块\n```", "a_b_c", "#不是标题",
+    "= 等号", "1.5 小时", "第1.步",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(["\n", "\n\n", " "])), min_size=1, max_size=14))
+def test_fast_paths_change_nothing_whatever_the_document(parts: list[tuple[str, str]]) -> None:
+    """Random documents of tricky pieces: our converter (with its shortcuts around the block tests, the inline
+    pass, attr_list and unescape) makes exactly the HTML stock Python-Markdown makes."""
+    text = "".join(piece + sep for piece, sep in parts)
+    assert render_markdown(text).html.replace(FILE_MARKER, "") == _stock(text)
