@@ -1,9 +1,10 @@
 """Parse step: bytes → validated Procedure / Notice / intro page with rendered body, or a list of problems.
 
 Every problem is reported as `file:line: message` and parsing carries on, so an author sees
-all of them at once (like a compiler), not one per build. This module alone brings in YAML and
-Python-Markdown: handbook/sources.py decides what to parse, and parallel.map_parse calls `parse_one` where
-the work is done (see there why a one-off rebuild does it in a forked process).
+all of them at once (like a compiler), not one per build. This module alone brings in Python-Markdown, and
+YAML for front matter beyond the simple forms handbook/frontmatter.py reads: handbook/sources.py decides what
+to parse, and parallel.map_parse calls `parse_one` where the work is done (see there why a one-off rebuild
+does it in a forked process).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from estate.config import EstateConfig
+from handbook.frontmatter import read_simple
 from handbook.models import AUDIENCES, BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
 from handbook.safety import Body, check_body
 from render.markdown import link_lines, render_markdown
@@ -26,15 +27,6 @@ if TYPE_CHECKING:
     from handbook.sources import Expander
 
 log = logging.getLogger(__name__)
-
-_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster, when the wheel has it
-
-
-class _Loader(_Base):  # type: ignore[misc, valid-type]
-    """Safe YAML, but dates stay text so a bad one (2026-13-45) is our message, not a crash."""
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 
 ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*$")
 NOTICE_CATEGORIES = ("outage", "works", "activity", "fees", "policy", "general")
@@ -114,7 +106,30 @@ def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], 
     if not m:
         problems.add(1, "缺少前置元数据：文件须以 --- 开头的 YAML 块开始 (missing front matter block)")
         return None
-    loader = _Loader(m.group(1))
+    fields = read_simple(m.group(1)) or _read_yaml(m.group(1), problems)
+    if fields is None:
+        return None
+    body_line = text[: m.end()].count("\n") + 1
+    return *fields, text[m.end():], body_line
+
+
+@cache
+def _loader() -> type:
+    """Safe YAML, but dates stay text so a bad one (2026-13-45) is our message, not a crash. Imported on first
+    use: most front matter is read by handbook/frontmatter.py, and a one-off rebuild may never need YAML."""
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster, when the wheel has it
+    loader = type("_Loader", (base,), {})
+    loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+    return loader
+
+
+def _read_yaml(block: str, problems: _Problems) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """(fields, line of each field) of the front-matter BLOCK, read as YAML; None with problems if it cannot be."""
+    import yaml
+
+    loader = _loader()(block)
     try:  # composed once: its nodes give each key's line, and the same nodes are constructed into values
         node = loader.get_single_node()
         keys = [] if not isinstance(node, yaml.MappingNode) else [(str(k.value), k.start_mark.line + 2, v)
@@ -141,8 +156,7 @@ def split_front_matter(text: str, problems: _Problems) -> tuple[dict[str, Any], 
         seen.add(name)
         if isinstance(value, yaml.ScalarNode) and type(data.get(name)) in (int, float):
             data[name] = value.value   # as written: version 1.10 stays "1.10", not the number 1.1
-    body_line = text[: m.end()].count("\n") + 1
-    return data, lines, text[m.end():], body_line
+    return data, lines
 
 
 def check_fields(
