@@ -40,6 +40,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         bytecode_cache=_bytecode_cache(),
+        # a template is looked at once a build (assets_digest, which drops the loaded ones if any changed),
+        # not on every page for each template it extends, includes or imports (5 stat calls a page)
+        auto_reload=False,
     )
     # tojson writes CJK as itself, not as \uXXXX (6 bytes a character, on every page of a zh-Hant estate);
     # it still escapes < > & ' for HTML, which is what keeps the inline script safe
@@ -137,6 +140,8 @@ def assets_digest() -> str:
         for path, _ in files:
             h.update(path.relative_to(TEMPLATES.parent).as_posix().encode())  # templates/ and static/ share it
             h.update(path.read_bytes())
+        if "digest" in _DIGEST and environment.cache_info().currsize:  # --watch: a template was edited
+            environment().cache.clear()  # type: ignore[union-attr]
         _DIGEST.update(stamp=stamp, digest=h.hexdigest())
     return _DIGEST["digest"]
 

@@ -285,6 +285,32 @@ def test_compiled_templates_live_with_the_program_not_in_var(mini: Path, monkeyp
         [_cache_file(mini).name, "search.cache"])  # var/build/ holds data only
 
 
+def test_watch_picks_up_an_edited_template(mini: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaded templates are not checked on every page (auto_reload off): the build's look at the templates
+    (assets_digest) drops them when one changed, so --watch shows a template edit on its next rebuild."""
+    from render import jinja
+
+    templates = tmp_path / "templates"
+    shutil.copytree(jinja.TEMPLATES, templates)
+    shutil.copytree(jinja.STATIC, tmp_path / "static")
+    monkeypatch.setattr(jinja, "TEMPLATES", templates)
+    monkeypatch.setattr(jinja, "STATIC", tmp_path / "static")
+    monkeypatch.setattr(jinja, "_DIGEST", {})
+    monkeypatch.setattr(jinja, "_bytecode_cache", lambda: None)
+    jinja.environment.cache_clear()
+    try:
+        build(load_config(mini), mini / "site", today=TODAY, workers=1, watching=True)
+        page = mini / "site/staff/procedures/t-001.html"
+        assert "模板改过了" not in page.read_text(encoding="utf-8")
+        base = templates / "base.html"
+        base.write_text(base.read_text(encoding="utf-8").replace("</main>", "</main><p>模板改过了</p>"),
+                        encoding="utf-8")
+        build(load_config(mini), mini / "site", today=TODAY, workers=1, watching=True)
+        assert "模板改过了" in page.read_text(encoding="utf-8")
+    finally:
+        jinja.environment.cache_clear()
+
+
 # ---- one-off builds trust a file's stamp, unless the file was still changing ------------------------
 
 @pytest.fixture
