@@ -33,8 +33,8 @@ def speed_up(md: markdown.Markdown) -> None:
         if name in md.treeprocessors:
             md.treeprocessors.register(_OnlyIf(md, md.treeprocessors[name], char), name, priority)
     md.is_block_level = _remembered(md.is_block_level)  # type: ignore[method-assign]
-    if "inline" in md.treeprocessors:  # it indexes its patterns ~15 times per text: a tuple, not a sorting Registry
-        md.treeprocessors["inline"].inlinePatterns = tuple(md.inlinePatterns)
+    if "inline" in md.treeprocessors and "normalize_whitespace" in md.preprocessors:
+        md.preprocessors.register(_InlinePatternsFor(md), "handbook_inline_patterns", 29)  # after normalize (30)
     if "table" in md.parser.blockprocessors:  # every row of a table has a "|": most blocks need no closer look
         table = md.parser.blockprocessors["table"]
         stock_test = table.test
@@ -108,14 +108,19 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 _TRIGGER_PATTERNS = {r"\*|_": ("*", "_")}  # patterns written in place, not as a constant (the delimiter processor)
 
 
+def _known_triggers() -> dict[str, tuple[str, ...]]:
+    """{a pattern's regex: the strings one of which each of its matches contains}."""
+    known = {getattr(inlinepatterns, name): need for name, need in _TRIGGERS.items() if hasattr(inlinepatterns, name)}
+    return known | _TRIGGER_PATTERNS
+
+
 def _pattern_searches(md: markdown.Markdown) -> list:
     """Search functions that together find every text some inline pattern of MD could match.
 
     One regex covers the patterns in _TRIGGERS (a single scan in C); any other pattern, e.g. one an
     extension adds, is asked with its own regex.
     """
-    known = {getattr(inlinepatterns, name): need for name, need in _TRIGGERS.items() if hasattr(inlinepatterns, name)}
-    known.update(_TRIGGER_PATTERNS)
+    known = _known_triggers()
     needs: set[str] = set()
     searches = []
     for pattern in md.inlinePatterns:
@@ -129,6 +134,27 @@ def _pattern_searches(md: markdown.Markdown) -> list:
     if alternatives:
         searches.insert(0, re.compile("|".join(alternatives)).search)
     return searches
+
+
+class _InlinePatternsFor(Preprocessor):
+    """Give the inline pass only the patterns that can match somewhere in this document.
+
+    Why: for each text that holds some pattern's trigger (a bold lead-in, a link), Python-Markdown tries all
+    ~14 patterns in turn, each through a slow Python loop. A pattern whose triggers (_TRIGGERS) the whole
+    document lacks fails on every text, and a failed pattern changes nothing (the next one starts from the
+    text's beginning either way), so leaving it out gives the same HTML. Runs after normalize_whitespace,
+    whose tab expansion can make a line break's "  \n"; later steps only take text away.
+    The list is a tuple, not Python-Markdown's Registry, which sorts and looks up by name on every index.
+    """
+
+    def run(self, lines: list[str]) -> list[str]:
+        if not hasattr(self, "table"):  # each pattern with what every match of it contains (None: unknown)
+            known = _known_triggers()
+            self.table = [(p, known.get(getattr(p, "pattern", None))) for p in self.md.inlinePatterns]
+        text = "\n".join(lines)
+        self.md.treeprocessors["inline"].inlinePatterns = tuple(
+            pattern for pattern, need in self.table if need is None or any(n in text for n in need))
+        return lines
 
 
 class _NoteChars(Preprocessor):
