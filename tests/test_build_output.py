@@ -389,3 +389,31 @@ def test_links_reach_headings_by_anchor_text_or_explicit_id_in_any_case(mini: Pa
         assert f'<a href="t-001.html#Escalate-Now">{text}</a>' in html
     assert '<a href="t-001.html#main_1">d</a>' in html
     assert html.count('id="main"') == 1 and not broken_links(mini / "site")
+
+
+def test_pages_are_written_whole_readable_and_without_leftovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page goes to a temp file beside it, then is renamed over it: it is 0644 whatever the umask, nothing
+    is left behind, the same content is not written again, a temp file a killed build left is replaced, and a
+    link planted under the temp name is not followed."""
+    import os
+
+    from render.writer import write_page
+
+    page = tmp_path / "site/staff/procedures/t-001.html"
+    old_umask = os.umask(0o077)
+    try:
+        assert write_page(page, "<p>一</p>") is True
+    finally:
+        os.umask(old_umask)
+    assert page.read_text(encoding="utf-8") == "<p>一</p>" and page.stat().st_mode & 0o777 == 0o644
+    stamp = page.stat().st_mtime_ns
+    assert write_page(page, "<p>一</p>") is False and page.stat().st_mtime_ns == stamp
+    leftover = page.with_name(f".{page.name}.{os.getpid()}.tmp")
+    leftover.write_text("半页", encoding="utf-8")
+    assert write_page(page, "<p>二</p>") is True and page.read_text(encoding="utf-8") == "<p>二</p>"
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("不可改", encoding="utf-8")
+    leftover.symlink_to(target)
+    assert write_page(page, "<p>三</p>") is True
+    assert target.read_text(encoding="utf-8") == "不可改" and page.read_text(encoding="utf-8") == "<p>三</p>"
+    assert sorted(p.name for p in page.parent.iterdir()) == ["t-001.html"]
