@@ -33,6 +33,8 @@ _BOOLS = {w: w.lower() in ("yes", "true", "on") for w in _WORDS - {"null", "Null
 def read_simple(block: str) -> tuple[dict[str, Any], dict[str, int]] | None:
     """(fields, line of each field) of BLOCK (the text between the --- lines, which start on line 1), or None
     when BLOCK holds anything but the simple forms: YAML must read it then."""
+    if "\r\n" in block:  # a file saved on Windows: YAML reads CR LF as one line break
+        block = block.replace("\r\n", "\n")
     if _UNUSUAL.search(block):
         return None
     data: dict[str, Any] = {}

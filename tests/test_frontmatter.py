@@ -38,7 +38,7 @@ def test_every_single_line_is_read_as_yaml_reads_it_or_left_to_yaml() -> None:
     for key in KEYS:
         for sep in SEPARATORS:
             for value in VALUES:
-                for block in (f"{key}{sep}{value}\n", f"# 注释\n\n{key}{sep}{value}"):
+                for block in (f"{key}{sep}{value}\n", f"# 注释\n\n{key}{sep}{value}", f"# 注释\r\n{key}{sep}{value}\r\n"):
                     simple = read_simple(block)
                     assert simple is None or simple == _yaml(block), block
 
@@ -46,10 +46,10 @@ def test_every_single_line_is_read_as_yaml_reads_it_or_left_to_yaml() -> None:
 @settings(max_examples=600, deadline=None)
 @given(st.lists(LINES, min_size=1, max_size=8))
 def test_what_the_simple_reader_reads_yaml_reads_the_same(lines: list[str]) -> None:
-    block = "\n".join(lines) + "\n"
-    simple = read_simple(block)
-    if simple is not None:
-        assert simple == _yaml(block)
+    for block in ("\n".join(lines) + "\n", "\r\n".join(lines) + "\r\n"):  # as saved on Linux and on Windows
+        simple = read_simple(block)
+        if simple is not None:
+            assert simple == _yaml(block)
 
 
 def test_the_bundled_procedures_need_no_yaml() -> None:
