@@ -129,9 +129,9 @@ class _HeadingIds(Treeprocessor):
                 headings.append(el)
         used.discard("")
         for el in headings:
-                anchor = slugify(_plain_text(self.md, el))
-                anchor = f"section-{anchor}" if anchor.startswith(RESERVED_PREFIX) else anchor
-                el.set("id", _unique(anchor, used))
+            anchor = slugify(_plain_text(self.md, el))
+            anchor = f"section-{anchor}" if anchor.startswith(RESERVED_PREFIX) else anchor
+            el.set("id", _unique(anchor, used))
 
 
 def _plain_text(md: markdown.Markdown, el: etree.Element) -> str:

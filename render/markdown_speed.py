@@ -35,14 +35,14 @@ def speed_up(md: markdown.Markdown) -> None:
         if name in md.treeprocessors:
             md.treeprocessors.register(_OnlyIf(md, md.treeprocessors[name], char), name, priority)
     md.is_block_level = _remembered(md.is_block_level)  # type: ignore[method-assign]
-    if "inline" in md.treeprocessors and "normalize_whitespace" in md.preprocessors:
-        md.preprocessors.register(_InlinePatternsFor(md), "handbook_inline_patterns", 29)  # after normalize (30)
+    if "inline" in md.treeprocessors:  # last of the preprocessors (stock ones: 30 to 20), see its docstring
+        md.preprocessors.register(_InlinePatternsFor(md), "handbook_inline_patterns", 1)
     if "table" in md.parser.blockprocessors:  # every row of a table has a "|": most blocks need no closer look
         table = md.parser.blockprocessors["table"]
         stock_test = table.test
         table.test = lambda parent, block: "|" in block and stock_test(parent, block)
     blocks = md.parser.blockprocessors
-    if tuple(item.name for item in blocks._priority) == _STOCK_BLOCKS:  # the processors _MAYBE_SPECIAL knows
+    if _names_in_order(blocks) == _STOCK_BLOCKS:  # the processors _MAYBE_SPECIAL knows
         blocks.register(_PlainParagraph(md.parser, blocks["paragraph"]), "handbook_plain_paragraph", 200)
     md.parser.blockprocessors = _ListedOnce.of(blocks)
 
@@ -58,7 +58,8 @@ class _ListedOnce(Registry):
     @classmethod
     def of(cls, registry: Registry) -> _ListedOnce:
         copy = cls()
-        copy.__dict__.update(registry.__dict__)
+        for item in list(registry._priority):  # a copy: looking an item up sorts the registry's own list
+            copy.register(registry[item.name], item.name, item.priority)
         return copy
 
     def __iter__(self) -> Iterator:
@@ -73,6 +74,11 @@ class _ListedOnce(Registry):
     def deregister(self, name: str, strict: bool = True) -> None:
         self._listed = None
         super().deregister(name, strict)
+
+
+def _names_in_order(registry: Registry) -> tuple[str, ...]:
+    """REGISTRY's names in the order it runs them (highest priority first; its own list may be unsorted)."""
+    return tuple(item.name for item in sorted(registry._priority, key=lambda item: item.priority, reverse=True))
 
 
 # The block processors Python-Markdown runs with our extensions, in order. A block none of them but the last
@@ -173,18 +179,23 @@ class _InlinePatternsFor(Preprocessor):
     Why: for each text that holds some pattern's trigger (a bold lead-in, a link), Python-Markdown tries all
     ~14 patterns in turn, each through a slow Python loop. A pattern whose triggers (_TRIGGERS) the whole
     document lacks fails on every text, and a failed pattern changes nothing (the next one starts from the
-    text's beginning either way), so leaving it out gives the same HTML. Runs after normalize_whitespace,
-    whose tab expansion can make a line break's "  \n"; later steps only take text away.
+    text's beginning either way), so leaving it out gives the same HTML. Runs after the other preprocessors,
+    on the text the block parser gets: two of them make a line break's "  \n" the author never typed
+    (normalize_whitespace expands tabs; html_block ends an indented block tag's line after its indent).
     The list is a tuple, not Python-Markdown's Registry, which sorts and looks up by name on every index.
     """
 
+    _table: list = []   # each pattern with what every match of it contains (None: unknown)
+    _count = -1         # how many patterns the table was made from: a pattern registered later remakes it
+
     def run(self, lines: list[str]) -> list[str]:
-        if not hasattr(self, "table"):  # each pattern with what every match of it contains (None: unknown)
+        if self._count != len(self.md.inlinePatterns):
             known = _known_triggers()
-            self.table = [(p, known.get(getattr(p, "pattern", None))) for p in self.md.inlinePatterns]
+            self._table = [(p, known.get(getattr(p, "pattern", None))) for p in self.md.inlinePatterns]
+            self._count = len(self.md.inlinePatterns)
         text = "\n".join(lines)
         self.md.treeprocessors["inline"].inlinePatterns = tuple(
-            pattern for pattern, need in self.table if need is None or any(n in text for n in need))
+            pattern for pattern, need in self._table if need is None or any(n in text for n in need))
         return lines
 
 
@@ -212,7 +223,7 @@ class _OnlyIf(Treeprocessor):
             self.inner.run(root)
 
     def __getattr__(self, name: str) -> object:
-        """The rest is INNER's: Python-Markdown's inline patterns call treeprocessors["unescape"].unescape."""
+        """The rest is INNER's: Python-Markdown's inline patterns read treeprocessors["unescape"].RE."""
         if name == "inner":  # not set yet (a copy being made): no endless recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
@@ -220,7 +231,9 @@ class _OnlyIf(Treeprocessor):
 
 def _remembered(is_block_level: Callable[[object], bool]) -> Callable[[object], bool]:
     """MD.is_block_level, each tag's answer kept: it lower-cases and looks up every tag of every element
-    (~130,000 calls for 1,000 procedures). Its list of block-level tags is fixed once the extensions loaded."""
+    (~130,000 calls for 1,000 procedures). Its list of block-level tags is fixed once the extensions loaded;
+    the tags asked about are those of the elements Python-Markdown makes (authors' raw HTML stays text), a
+    few dozen, so the answers kept stay few in a long-lived --watch."""
     known: dict[object, bool] = {}
 
     def remembered(tag: object) -> bool:

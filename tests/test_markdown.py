@@ -161,6 +161,7 @@ PIECES = [
     "\\*转义\\*", "\\[方括号\\]", "`代码 <br>`", "<div>原始 HTML</div>", "&amp; &copy",
     "{: #custom }", "### 带属性 {#own}", "行尾两空格  \n下一行", "```\n代码块\n```", "a_b_c", "#不是标题",
     "= 等号", "1.5 小时", "第1.步", "两字\t\n制表符成了行尾空格", "<b>粗</b>", "a&b", "!感叹", "[方括号]",
+    "- 项目\n  <div>缩进的块级 HTML</div>", "甲\n   <details>乙</details>",
 ]
 
 
@@ -171,3 +172,19 @@ def test_fast_paths_change_nothing_whatever_the_document(parts: list[tuple[str, 
     pass, attr_list and unescape) makes exactly the HTML stock Python-Markdown makes."""
     text = "".join(piece + sep for piece, sep in parts)
     assert render_markdown(text).html.replace(FILE_MARKER, "") == _stock(text)
+
+
+def test_the_shortcuts_are_in_place() -> None:
+    """Each shortcut falls back silently to stock behaviour when Python-Markdown is not as it expects (same
+    HTML, only slower): this says they are all on with the Python-Markdown we install."""
+    import render.markdown as converter
+    from render import markdown_speed as speed
+
+    render_markdown("**粗体**开头的段落。")
+    md = converter._converter
+    assert type(next(iter(md.parser.blockprocessors))) is speed._PlainParagraph
+    assert isinstance(md.parser.blockprocessors, speed._ListedOnce)
+    assert all(isinstance(md.treeprocessors[name], speed._OnlyIf) for name in ("attr_list", "unescape"))
+    assert "handbook_skip_plain" in md.treeprocessors
+    patterns = md.treeprocessors["inline"].inlinePatterns
+    assert isinstance(patterns, tuple) and 0 < len(patterns) < len(md.inlinePatterns)  # only those for "*"
