@@ -14,14 +14,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(?: +(.*))?\Z")
+_KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]{0,99}):(?: +(.*))?\Z")  # YAML refuses keys over 1,024 characters
 _DOUBLE = re.compile(r'"([^"\\]*)" *\Z')
 _SINGLE = re.compile(r"'([^']*)' *\Z")
 _FLOW = re.compile(r"\[([^\[\]{}\"'#:]*)\] *\Z")
-# characters YAML cannot take as they are: its reader refuses them (controls, BOM), or they change how a line
-# reads (tab, CR, NEL and the Unicode line and paragraph separators)
-_UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")  # listed, not
-# the complement: a class of everything else takes ~15 ms to compile
+# Characters YAML cannot take as they are: its reader refuses them (controls, BOM), or they change how a line
+# reads (tab, CR, NEL and the Unicode line and paragraph separators). Listed, not as the complement of what
+# it takes: a class of everything else takes ~15 ms to compile.
+_UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+# A value led by a digit or sign that YAML may read as a number: it has only the characters YAML's numbers
+# are written with. Of those, versions (1.8, 1.10, 2.0.1) and dates (2026-01-15) are taken as written, as
+# parse.py keeps them; the rest (0x1F, 1_000, 1:20, 4,301 digits) is left to YAML, which may refuse it. A
+# value with any other character ("2027 年度通知") is text, or a date and time, which parse.py also keeps.
+_NUMBER_ALPHABET = re.compile(r"[-+.0-9_:A-Za-z]+\Z")
+_PLAIN_NUMBER = re.compile(r"(?:\d{1,20}(?:\.\d{1,20}){0,3}|\d{4}-\d\d-\d\d)\Z")
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _NUMBER_LIKE = frozenset("-+.0123456789<=~")  # a number, a date, or YAML's merge/value/null marks
 # YAML 1.1 words for true/false/null: PyYAML turns them into bool/None (keys included)
@@ -68,7 +74,9 @@ def _value(text: str) -> tuple[Any] | None:
         return None  # YAML syntax, or its merge and value marks
     if text in _WORDS:
         return (_BOOLS[text],) if text in _BOOLS else None
-    return (text,)  # text, or a number or date kept as written (as parse.py keeps them)
+    if first in _NUMBER_LIKE and _NUMBER_ALPHABET.match(text) and not _PLAIN_NUMBER.match(text):
+        return None
+    return (text,)  # text, or a version or date kept as written (as parse.py keeps them)
 
 
 def _items(inside: str) -> tuple[list[str]] | None:

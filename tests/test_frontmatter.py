@@ -10,7 +10,7 @@ from handbook.frontmatter import read_simple
 from handbook.models import SourceFile
 from handbook.parse import _Problems, _read_yaml
 
-KEYS = ["id", "title", "version", "effective", "tags", "pinned", "on", "yes", "_x", "review_by"]
+KEYS = ["id", "title", "version", "effective", "tags", "pinned", "on", "yes", "_x", "review_by", "k" * 1025, "y"]
 VALUES = [
     "CS-SOP-003", "交楼工作程序", '"1.8"', "1.10", "1.8", "2026-01-15", "2026-13-45", "true", "True", "no", "off",
     "null", "~", "", "  ", "'单引号'", "'it''s'", '"转义 \\t"', '"a" # 注释', "值 # 注释", "C#", "a: b", "a:b",
@@ -18,6 +18,9 @@ VALUES = [
     "[a: b]", "['a', b]", "[a, [b]]", "- item", "-1", "+1", ".inf", "0x1F", "10:30", "<<", "=", "&anchor x", "*alias",
     "!!str 1", "|", ">", "%x", "@x", "`x`", "值:", "a  b", "全角　空格", "制表\t符", "[a,b]", "结尾空格  ", "{a: 1}",
     '"未闭合', "'未闭合", "\u2028", "\ufeff开头", "\x85", "é", "yes!", "2026-01-15 10:00:00",
+    "0x_", "0b_", "+0b__", "1" * 4301, "09", "007", "2.0.1", "1e5", "1_000", "-.5", "\u3000全角空格", "结尾\u3000",
+    "\xa0不换行空格", "\u2003", "0o17", ".NaN", "1:20:30", "2027 年度通知", "3栋停水", "1.5 小时", "-5 度",
+    "2026-01-15T10:00:00Z", "12:30 开始", "0x1F 号", "+86 571",
 ]
 SEPARATORS = [": ", ":", " : ", ":  "]
 OTHER_LINES = ["", "# 注释", "  # 缩进的注释", "  - 续行", "  续行", "---x", "%YAML 1.1", "- a", "\r"]
