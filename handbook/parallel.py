@@ -121,7 +121,8 @@ LINK_COST = 600  # bytes of prose a link costs to convert: Python-Markdown's inl
 
 
 def _cost(source: Any) -> int:
-    """About how long SOURCE takes to parse (in bytes of prose): its length, and its links' extra cost."""
+    """About how long SOURCE takes to parse (in bytes of prose): its length, and its links' extra cost. An
+    estimate for ordering only ("](" in code counts as a link too)."""
     raw = source.raw or b""
     return len(raw) + LINK_COST * raw.count(b"](")
 
@@ -145,7 +146,9 @@ def _balanced_chunks(costs: list[int], workers: int, least: int = 4) -> list[lis
             chunks.append(chunk)
             left -= weight
             chunk, weight = [], 0
-    return chunks + [chunk] if chunk else chunks
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def _load_parser() -> None:

@@ -6,6 +6,7 @@ the same folder and is renamed over the old one.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -30,44 +31,58 @@ def write_page(path: Path, content: str | bytes, *, fsync: bool = False) -> bool
             return False
     except FileNotFoundError:
         pass
-    if fsync:
-        with atomic_file(path, fsync=True) as fh:
+    if fsync or not _replace(path, data):
+        with atomic_file(path, fsync=fsync) as fh:
             fh.write(data)
-    else:
-        _replace(path, data)
     return True
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """atomic_file for a page held in memory, with less on the way: a build writes 1,000s of them.
+def _replace(path: Path, data: bytes) -> bool:
+    """atomic_file for a page held in memory, with less on the way: a build writes 1,000s of them. False if
+    the temp name is taken (then atomic_file, with mkstemp's random names, writes the page).
 
-    The temp name comes from the process id (a process writes one page at a time), not from mkstemp's random
-    tries; O_EXCL still never follows a link planted under that name, and a temp file a killed build left
-    behind is removed and made again.
+    The temp name comes from the process id (a process writes one page at a time: the builder's workers, or
+    --watch's one rebuilding thread), not from mkstemp's random tries; O_EXCL still never follows a link
+    planted under that name, and a temp file a killed build left behind is removed and made again.
     """
     tmp = f"{path.parent}/.{path.name}.{os.getpid()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    except FileExistsError:
-        os.unlink(tmp)
-        fd = os.open(tmp, flags, 0o644)
+    fd = _create(tmp, path.parent)
+    if fd is None:
+        return False
     try:
         try:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, 0o644)  # whatever the umask: a web server reads the pages as another user
             rest = memoryview(data)
             while rest:  # a short write (a full disk) goes round again, to write the rest or raise
-                rest = rest[os.write(fd, rest):]
+                written = os.write(fd, rest)
+                if not written:
+                    raise OSError(errno.ENOSPC, "nothing written", tmp)
+                rest = rest[written:]
         finally:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return True
+
+
+def _create(tmp: str, folder: Path) -> int | None:
+    """A new file TMP (its folder made if need be), open for writing; None if the name stays taken."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(tmp, flags, 0o644)
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        return os.open(tmp, flags, 0o644)
+    except FileExistsError:  # left by a killed build (or a link planted there): removed, not followed
+        pass
+    try:
+        os.unlink(tmp)
+        return os.open(tmp, flags, 0o644)
+    except OSError:  # not removable (a folder), or made again meanwhile
+        return None
 
 
 def copy_file(source: Path, path: Path) -> bool:

@@ -417,3 +417,6 @@ def test_pages_are_written_whole_readable_and_without_leftovers(tmp_path: Path, 
     assert write_page(page, "<p>三</p>") is True
     assert target.read_text(encoding="utf-8") == "不可改" and page.read_text(encoding="utf-8") == "<p>三</p>"
     assert sorted(p.name for p in page.parent.iterdir()) == ["t-001.html"]
+    leftover.mkdir()  # a name that cannot be taken back: the page is written under another temp name
+    assert write_page(page, "<p>四</p>") is True and page.read_text(encoding="utf-8") == "<p>四</p>"
+    assert sorted(p.name for p in page.parent.iterdir()) == [leftover.name, "t-001.html"]
