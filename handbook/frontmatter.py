@@ -3,8 +3,8 @@
 Why: PyYAML reads a front-matter block in ~0.3 ms (composing its nodes in Python, even with libyaml) and takes
 ~20 ms to import; a one-off rebuild's parser then imports it for one file. This reader takes the forms the
 procedures are written in (plain text, quoted text, dates and versions, `[a, b]` lists) and answers exactly
-what handbook/parse.py's YAML reading makes of them: values as written for numbers and dates, True/False only
-for YAML's boolean words. Anything else (a comment after a value, an indented line, an escape, an anchor, a
+what handbook/parse.py's YAML reading makes of them: versions and dates as written, True/False only for
+YAML's boolean words. Anything else (a comment after a value, an indented line, an escape, an anchor, a
 word YAML reads as a boolean or null, a duplicate key…) returns None, and YAML reads the block as before:
 tests/test_frontmatter.py compares the two on random blocks of tricky lines.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]{0,99}):(?: +(.*))?\Z")  # YAML refuses keys over 1,024 characters
+_KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]{0,99}):(?: +(.*))?\Z")  # longer keys: YAML's (it refuses >1,024)
 _DOUBLE = re.compile(r'"([^"\\]*)" *\Z')
 _SINGLE = re.compile(r"'([^']*)' *\Z")
 _FLOW = re.compile(r"\[([^\[\]{}\"'#:]*)\] *\Z")
@@ -37,8 +37,8 @@ _BOOLS = {w: w.lower() in ("yes", "true", "on") for w in _WORDS - {"null", "Null
 
 
 def read_simple(block: str) -> tuple[dict[str, Any], dict[str, int]] | None:
-    """(fields, line of each field) of BLOCK (the text between the --- lines, which start on line 1), or None
-    when BLOCK holds anything but the simple forms: YAML must read it then."""
+    """(fields, line of each field) of BLOCK (the text between the --- lines, the first --- being the file's
+    line 1), or None when BLOCK holds anything but the simple forms: YAML must read it then."""
     if "\r\n" in block:  # a file saved on Windows: YAML reads CR LF as one line break
         block = block.replace("\r\n", "\n")
     if _UNUSUAL.search(block):
