@@ -166,7 +166,7 @@ PIECES = [
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(["\n", "\n\n", " "])), min_size=1, max_size=14))
+@given(st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(["\n", "\n\n", " ", "\n\n\n\n"])), min_size=1, max_size=14))
 def test_fast_paths_change_nothing_whatever_the_document(parts: list[tuple[str, str]]) -> None:
     """Random documents of tricky pieces: our converter (with its shortcuts around the block tests, the inline
     pass, attr_list and unescape) makes exactly the HTML stock Python-Markdown makes."""
