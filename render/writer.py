@@ -6,11 +6,11 @@ the same folder and is renamed over the old one.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,58 +31,9 @@ def write_page(path: Path, content: str | bytes, *, fsync: bool = False) -> bool
             return False
     except FileNotFoundError:
         pass
-    if fsync or not _replace(path, data):
-        with atomic_file(path, fsync=fsync) as fh:
-            fh.write(data)
+    with atomic_file(path, fsync=fsync) as fh:
+        fh.write(data)
     return True
-
-
-def _replace(path: Path, data: bytes) -> bool:
-    """atomic_file for a page held in memory, with less on the way: a build writes 1,000s of them. False if
-    the temp name is taken (then atomic_file, with mkstemp's random names, writes the page).
-
-    The temp name comes from the process id (a process writes one page at a time: the builder's workers, or
-    --watch's one rebuilding thread), not from mkstemp's random tries; O_EXCL still never follows a link
-    planted under that name, and a temp file a killed build left behind is removed and made again.
-    """
-    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.tmp"
-    fd = _create(tmp, path.parent)
-    if fd is None:
-        return False
-    try:
-        try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, 0o644)  # whatever the umask: a web server reads the pages as another user
-            rest = memoryview(data)
-            while rest:  # a short write (a full disk) goes round again, to write the rest or raise
-                written = os.write(fd, rest)
-                if not written:
-                    raise OSError(errno.ENOSPC, "nothing written", tmp)
-                rest = rest[written:]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
-
-
-def _create(tmp: str, folder: Path) -> int | None:
-    """A new file TMP (its folder made if need be), open for writing; None if the name stays taken."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        return os.open(tmp, flags, 0o644)
-    except FileNotFoundError:
-        folder.mkdir(parents=True, exist_ok=True)
-        return os.open(tmp, flags, 0o644)
-    except FileExistsError:  # left by a killed build (or a link planted there): removed, not followed
-        pass
-    try:
-        os.unlink(tmp)
-        return os.open(tmp, flags, 0o644)
-    except OSError:  # not removable (a folder), or made again meanwhile
-        return None
 
 
 def copy_file(source: Path, path: Path) -> bool:
@@ -111,24 +62,45 @@ def atomic_file(path: Path, *, text: bool = False, fsync: bool = False) -> Itera
     With FSYNC the data and the rename are flushed to disk (journal snapshots); without, a crash may
     lose the new version but never leaves a torn file.
     """
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as fh:
             yield fh
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     if fsync:
         fsync_dir(path.parent)
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new, empty temp file beside PATH (its folder made if need be), open for writing, 0644 whatever the
+    umask (a web server reads the pages as another user): (fd, its name).
+
+    Named by process and thread, not by mkstemp's random tries, which cost as much as writing a page: a build
+    writes 1,000s. O_EXCL never follows a link planted under that name; a temp file a killed build left there
+    is removed and made again; a name that cannot be taken back (a folder) falls back to mkstemp.
+    """
+    tmp = f"{path.parent}/.{path.name}.{os.getpid()}-{threading.get_ident()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
+    except FileExistsError:
+        try:
+            os.unlink(tmp)
+            fd = os.open(tmp, flags, 0o644)
+        except OSError:  # not removable, or made again meanwhile
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o644)
+    return fd, tmp
 
 
 def fsync_dir(directory: Path) -> None:

@@ -396,6 +396,7 @@ def test_pages_are_written_whole_readable_and_without_leftovers(tmp_path: Path, 
     is left behind, the same content is not written again, a temp file a killed build left is replaced, and a
     link planted under the temp name is not followed."""
     import os
+    import threading
 
     from render.writer import write_page
 
@@ -408,7 +409,7 @@ def test_pages_are_written_whole_readable_and_without_leftovers(tmp_path: Path, 
     assert page.read_text(encoding="utf-8") == "<p>一</p>" and page.stat().st_mode & 0o777 == 0o644
     stamp = page.stat().st_mtime_ns
     assert write_page(page, "<p>一</p>") is False and page.stat().st_mtime_ns == stamp
-    leftover = page.with_name(f".{page.name}.{os.getpid()}.tmp")
+    leftover = page.with_name(f".{page.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # this thread's temp name
     leftover.write_text("半页", encoding="utf-8")
     assert write_page(page, "<p>二</p>") is True and page.read_text(encoding="utf-8") == "<p>二</p>"
     target = tmp_path / "elsewhere.txt"
