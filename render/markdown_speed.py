@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as etree
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import markdown
 from markdown import inlinepatterns
@@ -28,7 +29,6 @@ from markdown.util import AtomicString, Registry
 def speed_up(md: markdown.Markdown) -> None:
     """Install the shortcuts on MD (after its extensions registered their processors)."""
     md.treeprocessors.register(_SkipPlainText(md), "handbook_skip_plain", 21)  # just before "inline" (20)
-    md.preprocessors.register(_NoteChars(md), "handbook_note_chars", 100)
     # attr_list visits every element (~8% of a conversion) but has nothing to do without a "{"; unescape
     # (~4%) restores backslash escapes, which only a "\" in the source makes
     for name, priority, char in (("attr_list", 8, "{"), ("unescape", 0, "\\")):
@@ -36,7 +36,7 @@ def speed_up(md: markdown.Markdown) -> None:
             md.treeprocessors.register(_OnlyIf(md, md.treeprocessors[name], char), name, priority)
     md.is_block_level = _remembered(md.is_block_level)  # type: ignore[method-assign]
     if "inline" in md.treeprocessors:  # last of the preprocessors (stock ones: 30 to 20), see its docstring
-        md.preprocessors.register(_InlinePatternsFor(md), "handbook_inline_patterns", 1)
+        md.preprocessors.register(_ReadDocument(md), "handbook_read_document", 1)
     if "table" in md.parser.blockprocessors:  # every row of a table has a "|": most blocks need no closer look
         table = md.parser.blockprocessors["table"]
         stock_test = table.test
@@ -127,7 +127,7 @@ class _SkipPlainText(Treeprocessor):
     """
 
     def run(self, root: etree.Element) -> None:
-        searches = _pattern_searches(self.md)
+        searches = _triggers(self.md).searches
         search = searches[0] if len(searches) == 1 else lambda text: any(s(text) for s in searches)
         for el in root.iter():
             text, tail = el.text, el.tail
@@ -156,68 +156,63 @@ def _known_triggers() -> dict[str, tuple[str, ...]]:
     return known | _TRIGGER_PATTERNS
 
 
-def _pattern_searches(md: markdown.Markdown) -> list:
-    """Search functions that together find every text some inline pattern of MD could match.
+@dataclass
+class _Triggers:
+    """What the shortcuts know of MD's inline patterns, made once per set of patterns (see _triggers)."""
 
-    One regex covers the patterns in _TRIGGERS (a single scan in C); any other pattern, e.g. one an
-    extension adds, is asked with its own regex.
-    """
-    known = _known_triggers()
-    needs: set[str] = set()
-    searches = []
-    for pattern in md.inlinePatterns:
-        need = known.get(getattr(pattern, "pattern", None))
-        if need is None:
-            searches.append(pattern.getCompiledRegExp().search)
-        else:
-            needs.update(need)
-    chars = "".join(re.escape(c) for c in sorted(n for n in needs if len(n) == 1))
-    alternatives = [re.escape(n) for n in sorted(needs) if len(n) > 1] + ([f"[{chars}]"] if chars else [])
-    if alternatives:
-        searches.insert(0, re.compile("|".join(alternatives)).search)
-    return searches
+    count: int      # how many patterns it was made from: a pattern registered later remakes it
+    table: list     # each pattern with the strings one of which its every match contains (None: unknown)
+    searches: list  # search functions that together find every text some pattern could match: one regex, in
+                    # C, for the patterns in _TRIGGERS; any other (an extension's) is asked with its own regex
+
+    @classmethod
+    def of(cls, md: markdown.Markdown) -> _Triggers:
+        known = _known_triggers()
+        table = [(p, known.get(getattr(p, "pattern", None))) for p in md.inlinePatterns]
+        needs = {n for _, need in table if need for n in need}
+        searches = [p.getCompiledRegExp().search for p, need in table if need is None]
+        chars = "".join(re.escape(c) for c in sorted(n for n in needs if len(n) == 1))
+        alternatives = [re.escape(n) for n in sorted(needs) if len(n) > 1] + ([f"[{chars}]"] if chars else [])
+        if alternatives:
+            searches.insert(0, re.compile("|".join(alternatives)).search)
+        return cls(len(md.inlinePatterns), table, searches)
 
 
-class _InlinePatternsFor(Preprocessor):
-    """Give the inline pass only the patterns that can match somewhere in this document.
+def _triggers(md: markdown.Markdown) -> _Triggers:
+    found = getattr(md, "handbook_triggers", None)
+    if found is None or found.count != len(md.inlinePatterns):
+        found = md.handbook_triggers = _Triggers.of(md)  # type: ignore[attr-defined]
+    return found
 
-    Why: for each text that holds some pattern's trigger (a bold lead-in, a link), Python-Markdown tries all
-    ~14 patterns in turn, each through a slow Python loop. A pattern whose triggers (_TRIGGERS) the whole
-    document lacks fails on every text, and a failed pattern changes nothing (the next one starts from the
-    text's beginning either way), so leaving it out gives the same HTML. Runs after the other preprocessors,
-    on the text the block parser gets: two of them make a line break's "  \n" the author never typed
+
+class _ReadDocument(Preprocessor):
+    """Look once at the text the block parser gets, for what later steps may skip.
+
+    - The characters some processor needs (NEEDED): without a "{" attr_list has nothing to find, without a
+      "\\" unescape (_OnlyIf).
+    - The inline patterns that can match somewhere in the document. For each text that holds some pattern's
+      trigger (a bold lead-in, a link), Python-Markdown tries all ~14 patterns in turn, each through a slow
+      Python loop. A pattern whose triggers the whole document lacks fails on every text, and a failed pattern
+      changes nothing (the next one starts from the text's beginning either way), so leaving it out gives the
+      same HTML. The list is a tuple, not Python-Markdown's Registry, which sorts and looks up by name on
+      every index.
+
+    Runs after the other preprocessors: two of them make a line break's "  \n" the author never typed
     (normalize_whitespace expands tabs; html_block ends an indented block tag's line after its indent).
-    The list is a tuple, not Python-Markdown's Registry, which sorts and looks up by name on every index.
     """
 
-    _table: list = []   # each pattern with what every match of it contains (None: unknown)
-    _count = -1         # how many patterns the table was made from: a pattern registered later remakes it
+    NEEDED = ("{", "\\")
 
     def run(self, lines: list[str]) -> list[str]:
-        if self._count != len(self.md.inlinePatterns):
-            known = _known_triggers()
-            self._table = [(p, known.get(getattr(p, "pattern", None))) for p in self.md.inlinePatterns]
-            self._count = len(self.md.inlinePatterns)
         text = "\n".join(lines)
+        self.md.handbook_chars = {c for c in self.NEEDED if c in text}  # type: ignore[attr-defined]
         self.md.treeprocessors["inline"].inlinePatterns = tuple(
-            pattern for pattern, need in self._table if need is None or any(n in text for n in need))
-        return lines
-
-
-class _NoteChars(Preprocessor):
-    """Note which of the characters some processor needs the document holds ("{" for attr_list, "\\" for
-    unescape): without one, that processor has nothing to find."""
-
-    CHARS = ("{", "\\")
-
-    def run(self, lines: list[str]) -> list[str]:
-        text = "\n".join(lines)
-        self.md.handbook_chars = {c for c in self.CHARS if c in text}  # type: ignore[attr-defined]
+            pattern for pattern, need in _triggers(self.md).table if need is None or any(n in text for n in need))
         return lines
 
 
 class _OnlyIf(Treeprocessor):
-    """INNER, run only on documents that hold CHAR (see _NoteChars)."""
+    """INNER, run only on documents that hold CHAR (see _ReadDocument)."""
 
     def __init__(self, md: markdown.Markdown, inner: Treeprocessor, char: str):
         super().__init__(md)
