@@ -139,7 +139,10 @@ def load_config(root: Path | str = ".") -> EstateConfig:
     """Read and validate ROOT/content/estate.toml."""
     root = Path(root)
     config = load_toml_schema(EstateConfig, root / CONFIG_FILE, _check_semantics)
-    return replace(config, root=root)
+    # absolute (not resolved: symlinks stay as given), so that every path the build derives from it is the
+    # same whatever the working folder: the build cache knows unchanged files by path, and `--root .` one
+    # time and `--root /srv/estate` the next made a one-page rebuild read and hash all 1,000 procedures
+    return replace(config, root=root.absolute())
 
 
 def load_toml_schema(cls: type, path: Path, check: Any = None) -> Any:

@@ -334,6 +334,20 @@ def test_a_one_off_build_does_not_read_files_it_parsed_before(mini: Path, settle
     assert read == {"duty.md"} and again.parsed == 1
 
 
+def test_the_estate_named_another_way_still_reads_no_unchanged_file(mini: Path, settled: None,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--root .` one time and `--root /srv/estate` the next: the cache knows the same files by the same paths."""
+    monkeypatch.chdir(mini.parent)
+    build(load_config(mini.name), Path(mini.name) / "site", today=TODAY, workers=1)       # relative
+    build_cache._MEMO.clear()
+    opened: list[str] = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: (opened.append(str(f)), real_open(f, *a, **k))[1])
+    monkeypatch.chdir(mini)
+    again = build(load_config("."), mini / "site", today=TODAY, workers=1)                 # "." from inside
+    assert not [f for f in opened if f.endswith(".md")] and again.parsed == 0 and again.written == 0
+
+
 @pytest.mark.parametrize("how", ["rewritten, old mtime put back", "replaced by a copy with the old mtime"])
 def test_a_changed_file_with_its_old_size_and_mtime_is_still_seen(mini: Path, settled: None, how: str) -> None:
     """tar, cp -p, rsync -t and touch -d set mtime back; ctime and the inode still tell."""
