@@ -26,12 +26,16 @@ def _cache_file(root: Path) -> Path:
     return build_cache.cache_path(load_config(root), root / "site")
 
 
-def test_parsed_results_survive_the_round_trip(mini: Path) -> None:
-    config = load_config(mini)
-    build(config, mini / "site", today=TODAY, workers=1)
-    build_cache._MEMO.clear()  # as a new process would: read the file
-    saved = build_cache._read(_cache_file(mini))
-    build_cache._MEMO.clear()
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results saved two to a batch, and a batch of one still copied as it was: the mini estate's five
+    results then take the paths 1,000 procedures take (batches copied, batches encoded again)."""
+    monkeypatch.setattr(build_cache, "DUMP_BATCH", 2)
+    monkeypatch.setattr(build_cache, "KEEP_BATCH", 1)
+
+
+def _assert_as_parsed(config: object, saved: build_cache.BuildCache) -> None:
+    """SAVED holds what parsing the estate's files now gives, result by result and field by field."""
     fresh = build_cache.BuildCache()
     from handbook.discover import discover
     from handbook.sources import Expander, parse_sources
@@ -49,7 +53,54 @@ def test_parsed_results_survive_the_round_trip(mini: Path) -> None:
             if f.name == "superseded_by":  # derived by the index step each build, not by parsing
                 continue
             assert getattr(loaded, f.name) == getattr(item, f.name), (key, f.name)
+
+
+def test_parsed_results_survive_the_round_trip(mini: Path) -> None:
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()  # as a new process would: read the file
+    saved = build_cache._read(_cache_file(mini))
+    build_cache._MEMO.clear()
+    _assert_as_parsed(config, saved)
     assert saved.pages and saved.signatures and saved.outputs
+
+
+def test_a_one_page_rebuild_saves_the_batches_it_did_not_change_as_they_were(
+        mini: Path, settled: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=1)
+    build_cache._MEMO.clear()
+    before = _cache_file(mini).read_bytes()
+    edited = mini / "procedures/duty.md"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n补充一句。\n", encoding="utf-8")
+    encoded: list[tuple] = []
+    real = build_cache._encode
+    monkeypatch.setattr(build_cache, "_encode", lambda result, blobs: encoded.append(result) or real(result, blobs))
+    build(config, mini / "site", today=TODAY, workers=1)
+    # the edited file's new result, and at most the one result that shared a batch with its old one
+    assert 1 <= len(encoded) <= 2 and any(item.source.rel == "duty.md" for item, _ in encoded)
+    build_cache._MEMO.clear()
+    saved = build_cache._read(_cache_file(mini))
+    _assert_as_parsed(config, saved)  # (decodes the results, which lists the batches)
+    assert len(saved.saved) >= 2 and any(bytes(batch.frames) in before for batch in saved.saved)
+    assert "补充一句" in saved.parsed[next(k for k, (i, _) in saved.parsed.items() if i and i.source.rel == "duty.md")][0].html
+
+
+def test_procedures_added_one_build_at_a_time_do_not_leave_a_batch_each(mini: Path, settled: None,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches under KEEP_BATCH are encoded again with the new results, so the file never becomes a long
+    list of tiny batches (each costs a read and a CRC) however the estate grows."""
+    monkeypatch.setattr(build_cache, "KEEP_BATCH", 2)
+    config = load_config(mini)
+    duty = (mini / "procedures/duty.md").read_text(encoding="utf-8")
+    build(config, mini / "site", today=TODAY, workers=1)
+    for n in range(3):
+        page = duty.replace("id: T-001", f"id: N-{n}").replace("supersedes: T-000\n", "")
+        (mini / f"procedures/new-{n}.md").write_text(page, encoding="utf-8")
+        build_cache._MEMO.clear()
+        build(config, mini / "site", today=TODAY, workers=1)
+    cache = build_cache._read(_cache_file(mini))
+    assert len(cache.parsed) == 8 and len(cache.saved) <= 8 // 2 + 1
 
 
 def test_a_rebuild_from_the_saved_cache_renders_nothing(mini: Path) -> None:
@@ -390,10 +441,11 @@ def test_a_file_read_again_unchanged_is_trusted_next_time(mini: Path, settled: N
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     build_cache._MEMO.clear()
     (mini / "procedures/duty.md").touch()
-    known = build_cache.known_sources(_built_cache(mini))
-    stamp = next(v[0] for k, v in known.items() if k.endswith("/duty.md"))
     st = os.stat(mini / "procedures/duty.md")
-    assert stamp == (st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)
+    for _ in range(2):  # and still so after a build that did not read it (its saved batch holds the new stamp)
+        known = build_cache.known_sources(_built_cache(mini))
+        stamp = next(v[0] for k, v in known.items() if k.endswith("/duty.md"))
+        assert stamp == (st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)
 
 
 def test_pages_written_by_a_build_cut_short_are_redone_and_cleaned_up(mini: Path, monkeypatch: pytest.MonkeyPatch) -> None:
