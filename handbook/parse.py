@@ -125,15 +125,81 @@ def _loader() -> type:
     return loader
 
 
+NESTING_MAX = 20  # levels of lists and mappings in a front-matter value: real ones have two or three
+
+
+COMPOSE_MAX = 1000  # a block that might nest deeper is not even composed: libyaml recurses, and ~30,000
+                    # levels overflowed its C stack (a crash, not an error)
+_BRACKET = re.compile(r"[\[\]{}]")
+_OPENERS = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _nesting_bound(block: str) -> int:
+    """At least the depth YAML would nest BLOCK to: its brackets' depth (quoted ones too) plus its widest
+    run of leading spaces and dashes (block mappings and sequences)."""
+    depth = flow = 0
+    for m in _BRACKET.finditer(block):
+        depth += _OPENERS[m.group()]
+        flow = max(flow, depth)
+    return flow + max((len(line) - len(line.lstrip(" -")) for line in block.splitlines()), default=0)
+
+
+def _too_deep(node: Any) -> bool:
+    """Does the YAML NODE nest deeper than NESTING_MAX, or contain itself (an anchor inside itself)?
+
+    Such a value is no procedure's, and neither pickle nor marshal can carry one ~1,000 and ~2,000 levels deep
+    between processes (a parse worker died and the build hung). Each node is looked at once, however many
+    aliases repeat it (a "billion laughs" block is a few nodes reached 10^9 ways).
+    """
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        current, finished = stack.pop()
+        kids = _nested(current)
+        if finished:
+            on_path.discard(id(current))
+            depth[id(current)] = level = 1 + max((depth[id(k)] for k in kids), default=0)
+            if level > NESTING_MAX:
+                return True
+        elif id(current) in on_path:
+            return True
+        elif id(current) not in depth:
+            on_path.add(id(current))
+            stack.append((current, True))
+            stack.extend((kid, False) for kid in kids)
+    return False
+
+
+def _nested(node: Any) -> list:
+    """The nodes inside a sequence or mapping NODE (a mapping's keys as well as its values)."""
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def _read_yaml(block: str, problems: _Problems) -> tuple[dict[str, Any], dict[str, int]] | None:
     """(fields, line of each field) of the front-matter BLOCK, read as YAML; None with problems if it cannot be."""
     import yaml
 
+    if _nesting_bound(block) > COMPOSE_MAX:
+        problems.add(2, f"前置元数据的值嵌套超过 {NESTING_MAX} 层或包含自身 "
+                        "(front-matter value nested too deeply, or containing itself)")
+        return None
     loader = _loader()(block)
     try:  # composed once: its nodes give each key's line, and the same nodes are constructed into values
         node = loader.get_single_node()
         keys = [] if not isinstance(node, yaml.MappingNode) else [(str(k.value), k.start_mark.line + 2, v)
                                                                     for k, v in node.value]
+        deep = next((line for _, line, value in keys if _too_deep(value)), 2 if node and _too_deep(node) else 0)
+        if deep:
+            problems.add(deep, f"前置元数据的值嵌套超过 {NESTING_MAX} 层或包含自身 "
+                               "(front-matter value nested too deeply, or containing itself)")
+            return None
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

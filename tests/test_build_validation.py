@@ -398,3 +398,26 @@ def test_the_same_problem_twice_is_reported_on_each_line(mini: Path) -> None:
     found = problems_for(mini)
     assert [p.split(": ")[0] for p in found if "<script>" in p] == ["procedures/twice.md:17", "procedures/twice.md:23"]
     assert [p.split(": ")[0] for p in found if "脚本链接" in p] == ["procedures/twice.md:21", "procedures/twice.md:25"]
+
+
+@pytest.mark.parametrize("value", [
+    "[" * 100_000 + "]" * 100_000,                   # libyaml's composer overflowed its C stack: a crash
+    "\n" + "".join(" " * i + "a:\n" for i in range(1, 1200)) + " " * 1200 + "1",
+    "&a [1, *a]",                                    # an anchor inside itself
+    "{a: " * 30 + "1" + "}" * 30,
+    "[" * 1500 + "]" * 1500,                         # pickle could not carry it between processes: a hang
+], ids=["100,000 brackets", "1,200 indented keys", "self-reference", "30 mappings", "1,500 brackets"])
+def test_a_front_matter_value_nested_absurdly_deep_is_a_problem_not_a_crash(mini: Path, value: str) -> None:
+    (mini / "procedures/new.md").write_text(GOOD.replace("tags: [测试]", f"extra: {value}\ntags: [测试]"),
+                                            encoding="utf-8")
+    found = problems_for(mini)
+    assert len(found) == 1 and found[0].startswith("procedures/new.md:") and "nested too deeply" in found[0]
+
+
+def test_front_matter_nested_a_little_or_repeated_by_aliases_is_fine(mini: Path) -> None:
+    """19 levels, and a "billion laughs" block (a few nodes reached 9^6 ways) read in a moment."""
+    laughs = "".join(f"\nl{n}: &l{n} [" + ", ".join([f"*l{n - 1}" if n else "1"] * 9) + "]" for n in range(7))
+    page = GOOD.replace("tags: [测试]", f"deep: {'[' * 19}{']' * 19}{laughs}\ntags: [测试]")
+    (mini / "procedures/new.md").write_text(page, encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert (mini / "site/staff/procedures/t-009.html").is_file()
