@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from handbook.cache import BuildCache
+from handbook.cache import BuildCache, SavedBatch, decode_batch, encode_batch
 from render.jinja import preload, render
 from render.writer import write_page
 
@@ -113,8 +113,25 @@ def _parse_chunk(indices: Sequence[int]) -> list:
     return [parse_one(_JOB["sources"][i], _JOB["config"], _JOB["expander"]) for i in indices]
 
 
-def _parse_some(indices: list[int]) -> tuple[list[int], list]:
-    return indices, _parse_chunk(indices)
+def _parse_some(indices: Sequence[int]) -> tuple[Sequence[int], bytes | list]:
+    """In a worker: the results of INDICES as the build cache encodes a batch (see cache.encode_batch), or
+    as objects (pickled on the way back) when one holds a value the cache cannot."""
+    results = _parse_chunk(indices)
+    sources = _JOB["sources"]
+    try:
+        return indices, encode_batch([(sources[i].digest + sources[i].kind, r) for i, r in zip(indices, results, strict=True)])
+    except ValueError:
+        return indices, results
+
+
+def _received(part: bytes | list, lazy: bool, batches: list[SavedBatch]) -> list:
+    """A worker's results as objects; an encoded batch also goes to BATCHES, for the cache to save as it is."""
+    if isinstance(part, list):
+        return part
+    batch = decode_batch(part, lazy)
+    if lazy:
+        batches.append(batch)
+    return [result for _, result, _ in batch.results]
 
 
 LINK_COST = 600  # bytes of prose a link costs to convert: Python-Markdown's inline pass tries it pattern by pattern
@@ -157,31 +174,36 @@ def _load_parser() -> None:
 
 
 def map_parse(sources: list, config: Any, expander: Any, workers: int, one_off: bool = False,
-              meanwhile: Callable[[], object] | None = None) -> list:
+              meanwhile: Callable[[], object] | None = None, batches: list[SavedBatch] | None = None) -> list:
     """Parse SOURCES, in parallel when there are enough of them.
 
     A few files of a ONE_OFF build (a process that ends with it) whose process has not loaded the parser yet
     are parsed in one forked process while this one loads the templates and does MEANWHILE: the parser's
     YAML and Python-Markdown take ~50 ms to import, the templates ~40 ms, and neither waits for the other.
     --watch parses them here, so that the parser it loads serves every later edit.
+
+    Results parsed in other processes come back encoded as the build cache saves them. A one-off build keeps
+    each page's HTML and section text as those bytes until read (by the render workers, mostly), and adds
+    the batches to BATCHES, which its cache then writes as they are.
     """
     if not sources:  # nothing changed: the parser is not even imported
         return []
     _JOB.update(sources=sources, config=config, expander=expander)
     pool = _pool(workers, len(sources), before_fork=_load_parser)
+    received: list[SavedBatch] = batches if batches is not None else []
     try:
         if pool is None and one_off and "handbook.parse" not in sys.modules:
-            job = Background(workers, _parse_chunk, range(len(sources)))
+            job = Background(workers, _parse_some, range(len(sources)))
             preload()
             if meanwhile is not None:
                 meanwhile()
-            return job.result()
+            return _received(job.result()[1], one_off, received)
         if pool is None:
             return _parse_chunk(range(len(sources)))
         results: list = [None] * len(sources)
         with pool:
             for indices, part in pool.imap_unordered(_parse_some, _balanced_chunks(list(map(_cost, sources)), workers)):
-                for i, result in zip(indices, part, strict=True):
+                for i, result in zip(indices, _received(part, one_off, received), strict=True):
                     results[i] = result
         return results
     finally:

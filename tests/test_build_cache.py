@@ -86,6 +86,54 @@ def test_a_one_page_rebuild_saves_the_batches_it_did_not_change_as_they_were(
     assert "补充一句" in saved.parsed[next(k for k, (i, _) in saved.parsed.items() if i and i.source.rel == "duty.md")][0].html
 
 
+@pytest.fixture
+def pooled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even the mini estate's five files are parsed by a pool of workers."""
+    from handbook import parallel
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 1)
+
+
+def test_results_parsed_in_workers_are_saved_as_they_came(mini: Path, pooled: None, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers hand results over encoded as the cache saves them: the parent encodes none of them again,
+    and the site and the cache are what a build in one process makes."""
+    parent = os.getpid()
+    encoded_here: list[tuple] = []
+    real = build_cache._encode
+    monkeypatch.setattr(build_cache, "_encode", lambda result, blobs: (
+        encoded_here.append(result) if os.getpid() == parent else None) or real(result, blobs))
+    config = load_config(mini)
+    build(config, mini / "site", today=TODAY, workers=2)
+    assert encoded_here == []
+    build_cache._MEMO.clear()
+    _assert_as_parsed(config, build_cache._read(_cache_file(mini)))
+    build(config, tmp_path / "serial", today=TODAY, workers=1)
+    for page in (tmp_path / "serial").rglob("*.html"):
+        assert (mini / "site" / page.relative_to(tmp_path / "serial")).read_bytes() == page.read_bytes(), page
+
+
+def test_results_the_cache_cannot_encode_still_come_back_from_a_worker(mini: Path, pooled: None, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A value marshal cannot hold (none is known since front matter is checked; this is the fallback): the
+    worker sends its results as objects, the site is built all the same, and only the cache is not saved."""
+    from handbook import parallel
+
+    def refuse(results: list) -> bytes:
+        raise ValueError("unmarshallable object")
+
+    monkeypatch.setattr(parallel, "encode_batch", refuse)
+    monkeypatch.setattr(build_cache, "encode_batch", refuse)
+    with caplog.at_level(logging.WARNING, logger="handbook.cache"):
+        build(load_config(mini), mini / "site", today=TODAY, workers=2)
+    assert "build cache not saved" in caplog.text
+    monkeypatch.undo()
+    build(load_config(mini), tmp_path / "serial", today=TODAY, workers=1)
+    for page in (tmp_path / "serial").rglob("*.html"):
+        assert (mini / "site" / page.relative_to(tmp_path / "serial")).read_bytes() == page.read_bytes(), page
+
+
 def test_procedures_added_one_build_at_a_time_do_not_leave_a_batch_each(mini: Path, settled: None,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches under KEEP_BATCH are encoded again with the new results, so the file never becomes a long
