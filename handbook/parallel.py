@@ -144,9 +144,13 @@ def _cost(source: Any) -> int:
     return len(raw) + LINK_COST * raw.count(b"](")
 
 
-def _balanced_chunks(costs: list[int], workers: int, least: int = 4) -> list[list[int]]:
+CHUNK_MOST = 150  # files a parse worker hands back at once: its encoded batch is built in memory (and copied
+                  # on the way), so the first chunks of 5,000 procedures (~800 files each) raised the peak
+
+
+def _balanced_chunks(costs: list[int], workers: int, least: int = 4, most: int = CHUNK_MOST) -> list[list[int]]:
     """Indices into COSTS in chunks for WORKERS: costliest files first, each chunk about a third of a worker's
-    share of what is left (at least LEAST files), so chunks shrink toward the end (guided scheduling).
+    share of what is left (at least LEAST files, at most MOST), so chunks shrink toward the end (guided scheduling).
 
     Why: in fixed chunks in file order, procedures/index.md (1,000 links: ~75 procedures' work) made its chunk
     the last to end, while the other worker sat idle for ~0.4 s of a 1,000-procedure build.
@@ -159,7 +163,7 @@ def _balanced_chunks(costs: list[int], workers: int, least: int = 4) -> list[lis
     for i in order:
         chunk.append(i)
         weight += costs[i]
-        if weight >= left / (3 * workers) and len(chunk) >= least:
+        if (weight >= left / (3 * workers) and len(chunk) >= least) or len(chunk) >= most:
             chunks.append(chunk)
             left -= weight
             chunk, weight = [], 0
@@ -173,6 +177,11 @@ def _load_parser() -> None:
     import handbook.parse  # noqa: F401
 
 
+# files: parsing more, results are decoded as they come and their bytes dropped. Kept, the bytes add to the
+# peak what the decoded pages take again (~11 MB a 1,000 procedures): 247 -> 315 MB at 5,000, over the 300 target.
+KEPT_MAX = 2000
+
+
 def map_parse(sources: list, config: Any, expander: Any, workers: int, one_off: bool = False,
               meanwhile: Callable[[], object] | None = None, batches: list[SavedBatch] | None = None) -> list:
     """Parse SOURCES, in parallel when there are enough of them.
@@ -182,28 +191,29 @@ def map_parse(sources: list, config: Any, expander: Any, workers: int, one_off: 
     YAML and Python-Markdown take ~50 ms to import, the templates ~40 ms, and neither waits for the other.
     --watch parses them here, so that the parser it loads serves every later edit.
 
-    Results parsed in other processes come back encoded as the build cache saves them. A one-off build keeps
-    each page's HTML and section text as those bytes until read (by the render workers, mostly), and adds
-    the batches to BATCHES, which its cache then writes as they are.
+    Results parsed in other processes come back encoded as the build cache saves them. A one-off build of up
+    to KEPT_MAX files keeps each page's HTML and section text as those bytes until read (by the render
+    workers, mostly), and adds the batches to BATCHES, which its cache then writes as they are.
     """
     if not sources:  # nothing changed: the parser is not even imported
         return []
     _JOB.update(sources=sources, config=config, expander=expander)
     pool = _pool(workers, len(sources), before_fork=_load_parser)
     received: list[SavedBatch] = batches if batches is not None else []
+    keep = one_off and len(sources) <= KEPT_MAX
     try:
         if pool is None and one_off and "handbook.parse" not in sys.modules:
             job = Background(workers, _parse_some, range(len(sources)))
             preload()
             if meanwhile is not None:
                 meanwhile()
-            return _received(job.result()[1], one_off, received)
+            return _received(job.result()[1], keep, received)
         if pool is None:
             return _parse_chunk(range(len(sources)))
         results: list = [None] * len(sources)
         with pool:
             for indices, part in pool.imap_unordered(_parse_some, _balanced_chunks(list(map(_cost, sources)), workers)):
-                for i, result in zip(indices, _received(part, one_off, received), strict=True):
+                for i, result in zip(indices, _received(part, keep, received), strict=True):
                     results[i] = result
         return results
     finally:

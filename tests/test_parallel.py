@@ -77,5 +77,6 @@ def test_parse_chunks_take_the_costliest_files_first_and_shrink_toward_the_end()
     assert weights[0] > weights[len(weights) // 2] > weights[-1]
     assert all(len(chunk) >= 4 for chunk in chunks[:-1])
     assert 10 <= len(chunks) <= 60  # enough to balance, few enough that each pays its way
+    assert max(len(chunk) for chunk in _balanced_chunks([1] * 5000, workers=2)) == 150  # memory: see CHUNK_MOST
     assert _balanced_chunks([], workers=2) == []
     assert _balanced_chunks([5], workers=2) == [[0]]
