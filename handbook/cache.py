@@ -261,7 +261,8 @@ def encode_batch(results: list[tuple[str, tuple]]) -> bytes:
     the parent then neither unpickles each page's HTML and section text (~0.25 s of its CPU while the
     workers parse 1,000 procedures) nor encodes them again to save them (~0.09 s at the end of the build).
 
-    Raises ValueError for a value marshal cannot hold (e.g. a YAML timestamp among unknown front-matter keys).
+    Raises ValueError for a value marshal cannot hold. None is known (YAML dates stay text, and front matter
+    nested past 20 levels is refused by the parser); callers still fall back rather than fail the build.
     """
     blobs: list[bytes] = []
     plain = marshal.dumps([(key, _encode(result, blobs)) for key, result in results])
@@ -461,7 +462,6 @@ def _dump(cache: BuildCache, parsed: list[tuple[str, tuple]], path: Path, marker
         marker.unlink(missing_ok=True)
     except (ValueError, OSError) as exc:  # a value marshal cannot hold, a full disk: the old file stays, and
         log.warning("build cache not saved (%s): %s", path, exc)  # the marker with it: pages are redone
-
 
 
 def remove_stale(out: Path, cache: BuildCache, outputs: set[str]) -> int:
