@@ -31,8 +31,13 @@ def worker_count(configured: int) -> int:
     return configured if configured > 0 else (os.cpu_count() or 1)
 
 
+def forks(workers: int) -> bool:
+    """Is work handed to other processes? Not when WORKERS asks for one, nor where there is no fork."""
+    return workers >= 2 and "fork" in multiprocessing.get_all_start_methods()
+
+
 def _pool(workers: int, items: int, before_fork: Any = None):  # noqa: ANN202
-    if workers < 2 or items < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+    if items < PARALLEL_MIN or not forks(workers):
         return None
     if before_fork is not None:
         before_fork()
@@ -48,7 +53,7 @@ class Background:
 
     def __init__(self, workers: int, fn: Any, *args: Any) -> None:
         self._process = None
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        if not forks(workers):
             self._value = fn(*args)
             return
         context = multiprocessing.get_context("fork")
@@ -202,7 +207,8 @@ def map_parse(sources: list, config: Any, expander: Any, workers: int, one_off: 
     received: list[SavedBatch] = batches if batches is not None else []
     keep = one_off and len(sources) <= KEPT_MAX
     try:
-        if pool is None and one_off and "handbook.parse" not in sys.modules:
+        # (encoded for the way back only when there is a way back: serially, _parse_chunk's objects as they are)
+        if pool is None and one_off and forks(workers) and "handbook.parse" not in sys.modules:
             job = Background(workers, _parse_some, range(len(sources)))
             preload()
             if meanwhile is not None:

@@ -128,6 +128,7 @@ def _loader() -> type:
 NESTING_MAX = 20  # levels of lists and mappings in a front-matter value: real ones have two or three
 
 
+_TOO_DEEP = f"前置元数据的值嵌套超过 {NESTING_MAX} 层或包含自身 (front-matter value nested too deeply, or containing itself)"
 COMPOSE_MAX = 1000  # a block that might nest deeper is not even composed: libyaml recurses, and ~30,000
                     # levels overflowed its C stack (a crash, not an error)
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -144,8 +145,8 @@ def _nesting_bound(block: str) -> int:
     return flow + max((len(line) - len(line.lstrip(" -")) for line in block.splitlines()), default=0)
 
 
-def _too_deep(node: Any) -> bool:
-    """Does the YAML NODE nest deeper than NESTING_MAX, or contain itself (an anchor inside itself)?
+def _too_deep(node: Any, limit: int) -> bool:
+    """Does the YAML NODE nest deeper than LIMIT, or contain itself (an anchor inside itself)?
 
     Such a value is no procedure's, and neither pickle nor marshal can carry one ~1,000 and ~2,000 levels deep
     between processes (a parse worker died and the build hung). Each node is looked at once, however many
@@ -160,7 +161,7 @@ def _too_deep(node: Any) -> bool:
         if finished:
             on_path.discard(id(current))
             depth[id(current)] = level = 1 + max((depth[id(k)] for k in kids), default=0)
-            if level > NESTING_MAX:
+            if level > limit:
                 return True
         elif id(current) in on_path:
             return True
@@ -187,18 +188,15 @@ def _read_yaml(block: str, problems: _Problems) -> tuple[dict[str, Any], dict[st
     import yaml
 
     if _nesting_bound(block) > COMPOSE_MAX:
-        problems.add(2, f"前置元数据的值嵌套超过 {NESTING_MAX} 层或包含自身 "
-                        "(front-matter value nested too deeply, or containing itself)")
+        problems.add(2, _TOO_DEEP)
         return None
     loader = _loader()(block)
     try:  # composed once: its nodes give each key's line, and the same nodes are constructed into values
         node = loader.get_single_node()
         keys = [] if not isinstance(node, yaml.MappingNode) else [(str(k.value), k.start_mark.line + 2, v)
                                                                     for k, v in node.value]
-        deep = next((line for _, line, value in keys if _too_deep(value)), 2 if node and _too_deep(node) else 0)
-        if deep:
-            problems.add(deep, f"前置元数据的值嵌套超过 {NESTING_MAX} 层或包含自身 "
-                               "(front-matter value nested too deeply, or containing itself)")
+        if node is not None and _too_deep(node, NESTING_MAX + 1):  # the mapping itself is a level
+            problems.add(next((line for _, line, value in keys if _too_deep(value, NESTING_MAX)), 2), _TOO_DEEP)
             return None
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:

@@ -406,7 +406,8 @@ def test_the_same_problem_twice_is_reported_on_each_line(mini: Path) -> None:
     "&a [1, *a]",                                    # an anchor inside itself
     "{a: " * 30 + "1" + "}" * 30,
     "[" * 1500 + "]" * 1500,                         # pickle could not carry it between processes: a hang
-], ids=["100,000 brackets", "1,200 indented keys", "self-reference", "30 mappings", "1,500 brackets"])
+    "[" * 21 + "]" * 21,                             # one level past NESTING_MAX (20 pass: see below)
+], ids=["100,000 brackets", "1,200 indented keys", "self-reference", "30 mappings", "1,500 brackets", "21 levels"])
 def test_a_front_matter_value_nested_absurdly_deep_is_a_problem_not_a_crash(mini: Path, value: str) -> None:
     (mini / "procedures/new.md").write_text(GOOD.replace("tags: [测试]", f"extra: {value}\ntags: [测试]"),
                                             encoding="utf-8")
