@@ -82,7 +82,7 @@ def _markdown_files(base: str) -> list[str]:
         dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
         prefix = os.path.relpath(folder, base).replace(os.sep, "/")
         for name in files:
-            if name.endswith(".md") and not name.startswith((".", "_")):
+            if name.lower().endswith(".md") and not name.startswith((".", "_")):  # Key.MD too (Windows editors)
                 rels.append(name if prefix == "." else f"{prefix}/{name}")
     return sorted(rels)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from estate.config import EstateConfig
 from handbook.models import BuildProblem, Intro, Notice, Procedure
-from render.anchors import find_anchor, slugify
+from render.anchors import find_anchor, markdown_path, slugify
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Handbook:
 
 def resolve_link(from_rel: str, target: str) -> str:
     """Resolve a link written in FROM_REL to a path relative to the procedures folder."""
-    return posixpath.normpath(posixpath.join(posixpath.dirname(from_rel), target))
+    return posixpath.normpath(posixpath.join(posixpath.dirname(from_rel), target.replace("\\", "/")))
 
 
 MEDIA = "media"   # site/<tree>/media/<procedures|notices>/<path>: the local files pages use
@@ -58,7 +58,7 @@ def local_file(config: EstateConfig, item: Procedure | Notice | Intro, written: 
     if it lies outside ITEM's folder (procedures/ or the notices folder): only those folders are published."""
     notice = isinstance(item, Notice)
     rel = posixpath.normpath(posixpath.join(posixpath.dirname(item.source.rel), written.replace("\\", "/")))
-    if rel == ".." or rel.startswith(("../", "/")):
+    if rel == ".." or rel.startswith(("../", "/")) or markdown_path(rel):  # a source is a page, never a file
         return None
     folder = config.build.notices_dir if notice else config.build.procedures_dir
     return f"{MEDIA}/{'notices' if notice else 'procedures'}/{rel}", config.path(folder) / rel

@@ -181,7 +181,7 @@ class Views:
         source_rel = "" if isinstance(item, Notice) else item.source.rel   # a notice links as if in procedures/
 
         def swap(m: re.Match[str]) -> str:
-            dest = self.shown(self.hb.by_rel.get(resolve_link(source_rel, m.group(1))))
+            dest = self.shown(self.hb.by_rel.get(resolve_link(source_rel, html.unescape(m.group(1)))))
             if dest is None:
                 return m.group(4)
             anchor = find_anchor(dest.headings, html.unescape(m.group(2))) if m.group(2) else None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from handbook.models import BuildProblem
-from render.anchors import LINK_MARKER
+from render.anchors import LINK_MARKER, markdown_path
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class _Scanner(HTMLParser):
 
 
 def _is_procedure_file(url: str) -> bool:
-    return not _SCHEME.match(url) and not url.startswith("//") and url.split("#")[0].split("?")[0].endswith(".md")
+    return not _SCHEME.match(url) and not url.startswith("//") and markdown_path(url.split("#")[0].split("?")[0]) is not None
 
 
 def _line_of(body: Body, needle: str, start: int = 0) -> tuple[int, int]:

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import unquote
 
 LINK_MARKER = "@@doc:"
 FILE_MARKER = "@@file:"   # a local file (image, video, PDF) the page uses: the builder copies it and points here
 _STRIP = re.compile(r"[^\w\s-]")
 _SPACES = re.compile(r"\s+")
+
+
+def markdown_path(written: str) -> str | None:
+    """The source path a link's path names if it is a Markdown file (`a.md`, `Key.MD`, `a%2Emd`, `a.md/`),
+    else None. One rule for every reader of links: anything it names is a page, never a file to publish
+    (a link that slipped past as a "file" had copied a staff-only procedure's source into the public tree)."""
+    path = unquote(written).replace("\\", "/").rstrip("/")
+    return path if path.lower().endswith(".md") else None
 
 
 def slugify(value: str, separator: str = "-") -> str:
@@ -37,4 +46,4 @@ def find_anchor(headings: list, fragment: str) -> str | None:
         next((h.anchor for h in headings if slugify(h.text) == wanted), None)
 
 
-__all__ = ["FILE_MARKER", "LINK_MARKER", "find_anchor", "slugify"]
+__all__ = ["FILE_MARKER", "LINK_MARKER", "find_anchor", "markdown_path", "slugify"]

@@ -25,7 +25,7 @@ from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE
 
-from render.anchors import FILE_MARKER, LINK_MARKER, slugify
+from render.anchors import FILE_MARKER, LINK_MARKER, markdown_path, slugify
 from render.markdown_speed import speed_up
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,10 @@ class _LinkRewriter(Treeprocessor):
                 parts = urlsplit(html.unescape(_as_written(a.get("href", ""))))  # as a browser reads it
             except ValueError:  # e.g. "http://[x]": not ours to judge, the browser shows it as written
                 continue
-            if parts.scheme or parts.netloc or not parts.path.endswith(".md"):
+            path = None if parts.scheme or parts.netloc else markdown_path(parts.path)
+            if path is None:
                 continue
-            path, fragment = unquote(parts.path), unquote(parts.fragment)
+            fragment = unquote(parts.fragment)
             self.md.links_out.append((path, fragment))  # type: ignore[attr-defined]
             a.set("href", f"{LINK_MARKER}{path}#{fragment}")   # the builder finds the heading: find_anchor
 
@@ -262,7 +263,7 @@ def _mark_files(html_text: str) -> tuple[str, list[str]]:
             return m.group(0)
         squeezed = _CONTROLS.sub("", value)   # as the safety check reads it: "java script:" is a scheme there
         if parts.scheme or parts.netloc or not parts.path or squeezed.startswith(("/", "\\", "@@")) or \
-                _SCHEME_LIKE.match(squeezed) or parts.path.endswith(".md"):
+                _SCHEME_LIKE.match(squeezed) or markdown_path(parts.path):
             return m.group(0)
         files.append(unquote(parts.path))
         return f"{m.group(1)}{m.group(2)}{FILE_MARKER}{m.group(3)}{m.group(2)}"

@@ -90,3 +90,29 @@ def test_a_copy_is_left_alone_while_its_source_is_unchanged(mini: Path) -> None:
     os.utime(source, ns=(first.st_atime_ns, first.st_mtime_ns + 1_000_000_000))
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert copy.read_bytes() == PNG[:-1] + b"\1"
+
+
+@pytest.mark.parametrize("target", ["../duty.md/", "../duty%2Emd", "..\\duty.md", "../DUTY.MD"])
+def test_a_link_that_names_a_procedure_source_in_any_spelling_is_a_page_link_never_a_copied_file(
+        mini: Path, target: str) -> None:
+    """A public guide's odd link to the staff-only duty procedure: once, `duty.md/` went past as a "file" and
+    the procedure's Markdown was copied into public/media/, where residents could read it."""
+    edit(mini / "procedures/duty.md", "值班员须准时到岗。", "值班员须准时到岗。保险柜密码 8848。")
+    if target.endswith(".MD"):
+        (mini / "procedures/duty.md").rename(mini / "procedures/DUTY.MD")   # Windows editors save it so
+        edit(mini / "procedures/guides/repair.md", "(../duty.md#交接班)", "(../DUTY.MD#交接班)")
+    edit(mini / "procedures/guides/repair.md", "告诉业主如何报修。", f"告诉业主如何报修，见[值班]({target})。")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    site = mini / "site"
+    assert not [p for p in site.rglob("*") if p.suffix.lower() == ".md"]
+    assert not [p for p in (site / "public").rglob("*") if p.is_file() and b"8848" in p.read_bytes()]
+    staff = (site / "staff/procedures/t-002.html").read_text(encoding="utf-8")
+    assert '见<a href="t-001.html">值班</a>。' in staff          # the staff tree links the page itself
+    public = (site / "public/guides/t-002.html").read_text(encoding="utf-8")
+    assert "见值班。" in public                                   # the public tree shows the words only
+    assert broken_links(site) == []
+
+
+def test_a_raw_html_link_to_an_encoded_procedure_file_is_a_problem(mini: Path) -> None:
+    edit(mini / "procedures/guides/repair.md", "告诉业主如何报修。", '告诉业主如何报修，<a href="../duty%2Emd">值班</a>。')
+    assert any("指向 Markdown 文件" in p for p in problems_for(mini))

@@ -422,3 +422,20 @@ def test_front_matter_nested_a_little_or_repeated_by_aliases_is_fine(mini: Path)
     (mini / "procedures/new.md").write_text(page, encoding="utf-8")
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert (mini / "site/staff/procedures/t-009.html").is_file()
+
+
+def test_a_procedure_saved_as_upper_case_md_is_built_like_any_other(mini: Path) -> None:
+    """Windows editors and zip tools may write KEY.MD: it is a procedure, not a file to skip without a word."""
+    write(mini, "KEY.MD", GOOD)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert "新规程" in (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
+
+
+def test_links_to_files_named_with_an_ampersand_or_written_with_backslashes_work(mini: Path) -> None:
+    (mini / "procedures/sub").mkdir()
+    write(mini, "sub/水电&燃气.md", GOOD)
+    write(mini, "new.md", GOOD.replace("T-009", "T-010").replace("正文。", "见[水电](sub/水电&燃气.md)、"
+                                                                         "[燃气](sub/水电%26燃气.md)与[同一篇](sub\\水电&燃气.md#一目的)。"))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/staff/procedures/t-010.html").read_text(encoding="utf-8")
+    assert '见<a href="t-009.html">水电</a>、<a href="t-009.html">燃气</a>与<a href="t-009.html#一目的">同一篇</a>。' in page
