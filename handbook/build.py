@@ -62,7 +62,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     """
     started = time.perf_counter()
     out = out or config.path(config.build.site_dir)
-    check_output_folder(config, out)
+    check_output_folder(config, out, clean)
     today = today or date.today()
     workers = parallel.worker_count(config.build.workers if workers is None else workers)
     expander = Expander.load(config)
@@ -72,15 +72,16 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     _settle(watching)
 
     known = None if watching else build_cache.known_sources(cache)  # --watch remembers them itself
-    sources = discover(config, remember=watching, known=known)                   # discover
+    unreadable: list[BuildProblem] = []
+    sources = discover(config, remember=watching, known=known, problems=unreadable)  # discover
     _progress(len(sources), "解析 {n} 个源文件…")
     parsed = parse_sources(sources, config, expander, cache, workers, one_off=not watching)  # parse
     source_keys = {s.digest + s.kind for s in sources}
     del sources  # the raw bytes are parsed; at 5,000 procedures they are worth freeing
     handbook, index_problems = build_index(config, parsed.procedures, parsed.notices,  # index
                                            frozenset(parsed.unparsed), parsed.intro, today)
-    if parsed.problems or index_problems:
-        raise BuildFailed(parsed.problems + index_problems)
+    if unreadable or parsed.problems or index_problems:
+        raise BuildFailed(unreadable + parsed.problems + index_problems)
     _settle(watching)  # before the render workers and the search packer fork
     synonyms = _synonyms(config)  # the last check: from here on, the build writes
     indexing = _index_search(config, handbook, synonyms, cache.parse_stamp, workers, watching)
@@ -113,9 +114,13 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     return result
 
 
-def check_output_folder(config: EstateConfig, out: Path) -> None:
+def check_output_folder(config: EstateConfig, out: Path, clean: bool = False) -> None:
     """Refuse an output folder that holds the estate or lies inside its sources or runtime data: the build
-    writes and deletes pages there, and --clean empties it (`--out .` would have deleted procedures/)."""
+    writes and deletes pages there, and --clean empties it (`--out .` would have deleted procedures/).
+    --clean also refuses another folder with files but no site in it (the estate's own site/ is output only):
+    `--out /media/usb` meant for `--out /media/usb/site` would have emptied the stick."""
+    if out.exists() and not out.is_dir():
+        raise BuildFailed([BuildProblem(str(out), 1, "输出位置是一个文件，不是文件夹 (output is a file, not a folder)")])
     root, target = config.root.resolve(), out.resolve()
     kept = [config.path(p).resolve() for p in ("content", config.build.procedures_dir, config.build.notices_dir,
                                                config.processor.var_dir, config.processor.inbox_dir)]
@@ -125,6 +130,10 @@ def check_output_folder(config: EstateConfig, out: Path) -> None:
         raise BuildFailed([BuildProblem(str(out), 1, "输出文件夹不能是规程库根目录或它的上级，也不能在 content/、"
                                         "procedures/、var/、inbox/ 之内：构建会在那里写入和删除文件 "
                                         "(output folder would overwrite the estate's sources)")])
+    own = target == config.path(config.build.site_dir).resolve()
+    if clean and not own and not _holds_a_site(out):
+        raise BuildFailed([BuildProblem(str(out), 1, "--clean 只清空以前构建的站点文件夹：这个文件夹里有别的文件，"
+                                        "没有 index.html 与 staff/ 或 public/ (--clean refused: not a site folder)")])
 
 
 def _settle(watching: bool) -> None:
@@ -136,6 +145,13 @@ def _settle(watching: bool) -> None:
     collectable."""
     if not watching:
         gc.freeze()
+
+
+def _holds_a_site(out: Path) -> bool:
+    """Is OUT missing, empty, or a site this builder wrote (its root page and a tree)?"""
+    if not out.is_dir() or next(out.iterdir(), None) is None:
+        return True
+    return (out / ROOT_PAGE).is_file() and any((out / tree).is_dir() for tree in TREES)
 
 
 ROOT_PAGE = "index.html"  # the page that links the two trees

@@ -10,33 +10,52 @@ from dataclasses import replace
 from pathlib import Path
 
 from estate.config import EstateConfig
-from handbook.models import SourceFile
+from handbook.models import BuildProblem, SourceFile
 
 log = logging.getLogger(__name__)
 
-INTRO_NAMES = ("index.md", "README.md")
+INTRO_NAMES = ("index.md", "readme.md")  # lower case: README.md, Index.MD
 
 
 def discover(config: EstateConfig, remember: bool = False,
-             known: dict[str, tuple[tuple[int, ...], SourceFile]] | None = None) -> list[SourceFile]:
+             known: dict[str, tuple[tuple[int, ...], SourceFile]] | None = None,
+             problems: list[BuildProblem] | None = None) -> list[SourceFile]:
     """Read every procedure and notice file, in a stable order.
 
     A file whose stamp (size, mtime, ctime, inode) is that of a file the last build parsed is not read again (its
     SourceFile comes back without bytes; parse_sources finds its result in the cache). REMEMBER
     (watch mode) keeps what was read for the next call; a one-off build passes KNOWN, what the build
     cache says it parsed, and does not hold on to the bytes.
+
+    What cannot be read (no procedures folder, a file name that is not UTF-8, a broken link or a file without
+    permission) goes to PROBLEMS, or is logged as a warning without it: the build goes on to find the rest.
     """
     found: list[SourceFile] = []
     seen = _SEEN.get(config.root.resolve(), {}) if remember else (known or {})
+    report = problems.append if problems is not None else lambda p: log.warning("%s", p)
     for folder, kind in ((config.build.procedures_dir, "procedure"), (config.build.notices_dir, "notice")):
         base = config.path(folder)
         if not base.is_dir():
-            log.debug("no %s folder at %s", kind, base)
+            if kind == "procedure":  # a typo in build.procedures_dir or an unmounted share: not an empty handbook
+                report(BuildProblem(folder, 1, f"找不到规程文件夹 {base}（见 content/estate.toml 的 build.procedures_dir）"
+                                               "(procedures folder not found)"))
             continue
         top = str(base)
         for rel in _markdown_files(top):
-            this_kind = "page" if kind == "procedure" and rel in INTRO_NAMES else kind
-            found.append(_read(os.path.join(top, rel), rel, this_kind, seen, f"{folder.rstrip('/')}/{rel}"))
+            this_kind = "page" if kind == "procedure" and rel.lower() in INTRO_NAMES else kind
+            shown = f"{folder.rstrip('/')}/{rel}"
+            if not _utf8(rel):  # Python holds such a name with surrogates, which no page or message can print
+                report(BuildProblem(_readable(shown), 1, "文件名不是 UTF-8 编码（可能来自 GBK 的压缩包），请重命名 "
+                                                        "(file name is not UTF-8)"))
+                continue
+            if this_kind == "page" and any(s.kind == "page" for s in found):
+                report(BuildProblem(shown, 1, "规程文件夹里已有一个首页介绍（index.md 或 README.md），只能有一个 "
+                                              "(a second intro page)"))
+                continue
+            try:
+                found.append(_read(os.path.join(top, rel), rel, this_kind, seen, shown))
+            except OSError as exc:  # a dangling symlink, no permission, a file gone since the folder was listed
+                report(BuildProblem(shown, 1, f"无法读取文件：{exc.strerror or exc} (cannot read the file)"))
     if remember:  # only files that still exist: a deleted procedure is forgotten
         _SEEN[config.root.resolve()] = {s.path: (s.stamp, replace(s, raw=b"") if s.raw else s) for s in found}
     return found
@@ -73,6 +92,24 @@ def _read(path: str, rel: str, kind: str, seen: dict, shown: str) -> SourceFile:
     with open(path, "rb") as fh:
         raw = fh.read()
     return SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest(), shown, stamp)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _readable(name: str) -> str:
+    """A file name that is not UTF-8 as its owner would read it: most such names come from GBK (zips made on
+    Chinese Windows), else bytes that are neither show as escapes."""
+    raw = os.fsencode(name)
+    try:
+        return raw.decode("gbk")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace")
 
 
 def _markdown_files(base: str) -> list[str]:

@@ -415,16 +415,23 @@ def check_placeholders(body: Body, names: frozenset[str]) -> list[BuildProblem]:
 
 def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # noqa: ANN201
     """Parse one source of any kind; returns (item, problems)."""
-    if source.kind == "page":
-        return parse_intro(source)
-    parser = parse_procedure if source.kind == "procedure" else parse_notice
-    item, problems = parser(source, config, expander.expand)
-    if item is not None:
-        problems = _body_problems(item.source.shown, item.body, item.body_line, item.html, len(item.links), expander)
-        item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
-    elif problems:  # a front-matter problem: the body's own problems are reported in the same run
-        problems = problems + _unparsed_body_problems(source, expander)
-    return (item if not problems else None), problems
+    try:
+        if source.kind == "page":
+            return parse_intro(source)
+        parser = parse_procedure if source.kind == "procedure" else parse_notice
+        item, problems = parser(source, config, expander.expand)
+        if item is not None:
+            problems = _body_problems(item.source.shown, item.body, item.body_line, item.html, len(item.links), expander)
+            item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
+        elif problems:  # a front-matter problem: the body's own problems are reported in the same run
+            problems = problems + _unparsed_body_problems(source, expander)
+    except RecursionError:
+        return None, [BuildProblem(source.shown, 1, _TOO_DEEP_BODY)]
+    # a body problem keeps its item: the index checks its links and files in the same run, and the build fails
+    return item, problems
+
+
+_TOO_DEEP_BODY = "正文的列表或引用嵌套了上百层，无法转换，请减少层级 (body nested too deeply)"
 
 
 def _body_problems(shown: str, body: str, first_line: int, body_html: str, links: int,

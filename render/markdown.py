@@ -232,7 +232,12 @@ def render_markdown(text: str) -> Rendered:
         _converter = _new_converter()
     md = _converter
     md.reset()
-    html, files = _mark_files(md.convert(text))
+    try:
+        converted = md.convert(text)
+    except RecursionError:  # lists or quotes nested some 250 deep: Python-Markdown recurses per level
+        _converter = None   # stopped half-way through a document: the next one gets a fresh converter
+        raise
+    html, files = _mark_files(converted)
     return Rendered(html, headings=list(getattr(md, "headings_out", [])),
                     sections=list(getattr(md, "sections_out", [])), links=list(getattr(md, "links_out", [])),
                     files=files)

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from estate.config import load_config
-from handbook.build import build
+from handbook.build import BuildFailed, build
 from handbook.search import read_index_script
 from tests.conftest import TODAY
 
@@ -421,3 +421,24 @@ def test_pages_are_written_whole_readable_and_without_leftovers(tmp_path: Path, 
     leftover.mkdir()  # a name that cannot be taken back: the page is written under another temp name
     assert write_page(page, "<p>四</p>") is True and page.read_text(encoding="utf-8") == "<p>四</p>"
     assert sorted(p.name for p in page.parent.iterdir()) == [leftover.name, "t-001.html"]
+
+
+def test_clean_refuses_a_folder_that_holds_no_site_and_deletes_nothing(mini: Path, tmp_path: Path) -> None:
+    """`--out /media/usb --clean` meant for /media/usb/site: the stick's own files stay."""
+    usb = tmp_path / "usb"
+    (usb / "照片").mkdir(parents=True)
+    (usb / "财务报表.xlsx").write_bytes(b"keep")
+    with pytest.raises(BuildFailed, match="--clean refused"):
+        build(load_config(mini), usb, today=TODAY, workers=1, clean=True)
+    assert sorted(p.name for p in usb.iterdir()) == ["照片", "财务报表.xlsx"]
+    build(load_config(mini), usb / "site", today=TODAY, workers=1)      # a site folder of its own...
+    (usb / "site/stray.html").write_text("x", encoding="utf-8")
+    build(load_config(mini), usb / "site", today=TODAY, workers=1, clean=True)  # ...is cleaned
+    assert not (usb / "site/stray.html").exists() and (usb / "site/staff/index.html").is_file()
+
+
+def test_an_output_that_is_a_file_is_a_problem_not_a_traceback(mini: Path, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_bytes(b"keep")
+    with pytest.raises(BuildFailed, match="output is a file"):
+        build(load_config(mini), tmp_path / "afile", today=TODAY, workers=1)
+    assert (tmp_path / "afile").read_bytes() == b"keep"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -439,3 +440,50 @@ def test_links_to_files_named_with_an_ampersand_or_written_with_backslashes_work
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     page = (mini / "site/staff/procedures/t-010.html").read_text(encoding="utf-8")
     assert '见<a href="t-009.html">水电</a>、<a href="t-009.html">燃气</a>与<a href="t-009.html#一目的">同一篇</a>。' in page
+
+
+def test_a_file_name_that_is_not_utf8_is_a_problem_named_as_its_owner_reads_it(mini: Path) -> None:
+    """A zip made on Chinese Windows names its files in GBK: a problem, not a UnicodeEncodeError traceback."""
+    (mini / "procedures").joinpath(os.fsdecode("值班规程.md".encode("gbk"))).write_text(GOOD, encoding="utf-8")
+    write(mini, "bad.md", GOOD.replace("T-009", "T-010").replace("department: customer-service", "department: 财务"))
+    problems = problems_for(mini)
+    assert "procedures/值班规程.md:1: 文件名不是 UTF-8 编码（可能来自 GBK 的压缩包），请重命名 (file name is not UTF-8)" in problems
+    assert any(p.startswith("procedures/bad.md:4: 未知的部门") for p in problems)   # the others are still checked
+
+
+def test_a_file_that_cannot_be_read_is_a_problem(mini: Path) -> None:
+    (mini / "procedures/gone.md").symlink_to(mini / "procedures/nowhere.md")
+    assert problems_for(mini) == ["procedures/gone.md:1: 无法读取文件：No such file or directory (cannot read the file)"]
+
+
+def test_a_missing_procedures_folder_fails_the_build_instead_of_emptying_the_handbook(mini: Path) -> None:
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + '\n[build]\nprocedures_dir = "procedure"\n', encoding="utf-8")
+    before = sorted(p.relative_to(mini / "site") for p in (mini / "site").rglob("*"))
+    assert [p.split(": ")[0] for p in problems_for(mini)] == ["procedure:1"]
+    assert sorted(p.relative_to(mini / "site") for p in (mini / "site").rglob("*")) == before
+
+
+def test_a_second_intro_page_is_a_problem(mini: Path) -> None:
+    write(mini, "README.md", "# 说明\n\n另一份介绍。\n")
+    assert problems_for(mini) == ["procedures/index.md:1: 规程文件夹里已有一个首页介绍（index.md 或 README.md），只能有一个 "
+                                  "(a second intro page)"]
+
+
+def test_a_body_nested_hundreds_deep_is_a_problem_not_a_crash(mini: Path) -> None:
+    write(mini, "new.md", GOOD + "\n" + "\n".join("    " * i + "- 项" for i in range(400)) + "\n")
+    write(mini, "other.md", GOOD.replace("T-009", "T-010"))   # converted after it, in the same process
+    assert problems_for(mini) == ["procedures/new.md:1: 正文的列表或引用嵌套了上百层，无法转换，请减少层级 (body nested too deeply)"]
+    write(mini, "new.md", GOOD)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert "新规程" in (mini / "site/staff/procedures/t-010.html").read_text(encoding="utf-8")
+
+
+def test_a_body_problem_does_not_hide_the_same_files_broken_links_and_files(mini: Path) -> None:
+    write(mini, "new.md", GOOD.replace("正文。", "![图](https://example.com/a.png)\n\n见[无](nope.md)与![缺](none.png)。"))
+    assert problems_for(mini) == [
+        "procedures/new.md:17: 引用了外部资源 https://example.com/a.png：离线打开时无法显示，请把文件放进站点 (external resource)",
+        "procedures/new.md:19: 引用的文件不存在：none.png (missing file)",
+        "procedures/new.md:19: 链接指向不存在的规程 nope.md (broken link)",
+    ]
