@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 _URL_ESCAPES = str.maketrans({" ": "%20", '"': "%22", "?": "%3F", "%": "%25", "<": "%3C", ">": "%3E"})
 _MARKER = re.compile(r'<a href="' + re.escape(LINK_MARKER) + r'([^"#]*)#([^"]*)"([^>]*)>(.*?)</a>', re.S)
 _FILE = re.compile(re.escape(FILE_MARKER) + r"""([^"']*)""")
+_SRCSET = re.compile(r"""(\ssrcset\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
+_SRCSET_FILE = re.compile(re.escape(FILE_MARKER) + r"""([^\s,"']+)""")  # a candidate's URL ends at a space
 
 
 @dataclass
@@ -197,7 +199,11 @@ class Views:
             return target.replace("&", "&amp;").replace("'", "%27").replace('"', "%22")
 
         text = _MARKER.sub(swap, item.html)
-        return _FILE.sub(media, text) if FILE_MARKER in text else text
+        if FILE_MARKER not in text:
+            return text
+        if "srcset" in text:  # its candidates first: the general pattern would take a whole list for one path
+            text = _SRCSET.sub(lambda m: m.group(0).replace(m.group(3), _SRCSET_FILE.sub(media, m.group(3))), text)
+        return _FILE.sub(media, text)
 
     def media(self) -> dict[str, Path]:
         """The local files this tree's pages use: {path under the tree: file to copy}."""

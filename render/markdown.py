@@ -245,7 +245,7 @@ def render_markdown(text: str) -> Rendered:
 
 # Tags that make the browser fetch or open a file, and their attributes that name it ("..." or '...').
 _FILE_TAG = re.compile(r"<(?:img|a|video|audio|source|track)\s[^>]*>", re.I)
-_FILE_ATTRIBUTE = re.compile(r"""(\s(?:src|href|poster)\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
+_FILE_ATTRIBUTE = re.compile(r"""(\s(src|href|poster|srcset)\s*=\s*)(["'])(.*?)\3""", re.I | re.S)
 
 
 _CONTROLS = re.compile(r"[\x00-\x20]+")
@@ -260,18 +260,27 @@ def _mark_files(html_text: str) -> tuple[str, list[str]]:
     """
     files: list[str] = []
 
-    def attribute(m: re.Match[str]) -> str:
-        value = html.unescape(m.group(3))
+    def local(written: str) -> str:
+        """WRITTEN (a URL as the HTML has it) marked, if it names a local file; else as it was."""
+        value = html.unescape(written)
         try:
             parts = urlsplit(value)
         except ValueError:
-            return m.group(0)
+            return written
         squeezed = _CONTROLS.sub("", value)   # as the safety check reads it: "java script:" is a scheme there
         if parts.scheme or parts.netloc or not parts.path or squeezed.startswith(("/", "\\", "@@")) or \
                 _SCHEME_LIKE.match(squeezed) or markdown_path(parts.path):
-            return m.group(0)
+            return written
         files.append(unquote(parts.path))
-        return f"{m.group(1)}{m.group(2)}{FILE_MARKER}{m.group(3)}{m.group(2)}"
+        return f"{FILE_MARKER}{written}"
+
+    def attribute(m: re.Match[str]) -> str:
+        if m.group(2).lower() == "srcset":  # "a.png 1x, a@2x.png 2x": each candidate's URL ends at a space
+            value = ", ".join(" ".join([local(url), *rest]) for url, *rest in
+                              (c.split() for c in m.group(4).split(",") if c.strip()))
+        else:
+            value = local(m.group(4))
+        return f"{m.group(1)}{m.group(3)}{value}{m.group(3)}"
 
     if "src" not in html_text and "href" not in html_text:
         return html_text, files

@@ -116,3 +116,22 @@ def test_a_link_that_names_a_procedure_source_in_any_spelling_is_a_page_link_nev
 def test_a_raw_html_link_to_an_encoded_procedure_file_is_a_problem(mini: Path) -> None:
     edit(mini / "procedures/guides/repair.md", "告诉业主如何报修。", '告诉业主如何报修，<a href="../duty%2Emd">值班</a>。')
     assert any("指向 Markdown 文件" in p for p in problems_for(mini))
+
+
+def test_every_candidate_of_a_srcset_is_copied_and_pointed_at_and_a_missing_one_is_a_problem(mini: Path) -> None:
+    """srcset is allowed on <img> and <source>: left as written it pointed beside the page, where nothing is,
+    and a "1x" candidate overrides src, so the image was broken on every screen."""
+    (mini / "procedures/guides/images").mkdir()
+    for name in ("钥匙柜.png", "钥匙柜@2x.png"):
+        (mini / "procedures/guides/images" / name).write_bytes(PNG)
+    edit(mini / "procedures/guides/repair.md", "告诉业主如何报修。", '告诉业主如何报修。\n\n<picture><source srcset="images/钥匙柜@2x.png 2x" '
+         'media="(min-width: 800px)"><img src="images/钥匙柜.png" srcset="images/钥匙柜.png 1x,images/钥匙柜@2x.png 2x" alt="柜"></picture>\n')
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/public/guides/t-002.html").read_text(encoding="utf-8")
+    assert '<source srcset="../media/procedures/guides/images/钥匙柜@2x.png 2x"' in page
+    assert ('srcset="../media/procedures/guides/images/钥匙柜.png 1x, ../media/procedures/guides/images/钥匙柜@2x.png 2x"'
+            in page)
+    assert (mini / "site/public/media/procedures/guides/images/钥匙柜@2x.png").read_bytes() == PNG
+    assert broken_links(mini / "site") == []
+    edit(mini / "procedures/guides/repair.md", "images/钥匙柜@2x.png 2x\"", "images/没有.png 2x\"")
+    assert any(p.endswith("引用的文件不存在：images/没有.png (missing file)") for p in problems_for(mini))
