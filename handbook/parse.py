@@ -183,12 +183,20 @@ def _nested(node: Any) -> list:
     return []
 
 
+_WIDE_COLON = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[ \t]*：")  # owner：客服主管, typed with a Chinese input method
+
+
 def _read_yaml(block: str, problems: _Problems) -> tuple[dict[str, Any], dict[str, int]] | None:
     """(fields, line of each field) of the front-matter BLOCK, read as YAML; None with problems if it cannot be."""
     import yaml
 
     if _nesting_bound(block) > COMPOSE_MAX:
         problems.add(2, _TOO_DEEP)
+        return None
+    wide = [number for number, line in enumerate(block.split("\n"), start=2) if _WIDE_COLON.match(line)]
+    for number in wide:  # YAML would read the line into the value above it, or fail on a later line
+        problems.add(number, "字段名后是全角冒号“：”，请改成半角冒号加空格“: ” (full-width colon after a key)")
+    if wide:
         return None
     loader = _loader()(block)
     try:  # composed once: its nodes give each key's line, and the same nodes are constructed into values
@@ -240,7 +248,22 @@ def check_fields(
             problems.add(line, f"字段 {rule.name}：{result.message}")
         else:
             clean[rule.name] = result
+    _check_misspelt(data, lines, {rule.name for rule in rules}, problems)
     return clean
+
+
+def _check_misspelt(data: dict[str, Any], lines: dict[str, int], known: set[str], problems: _Problems) -> None:
+    """Keys the table does not know are kept for later use, but one that is nearly a known key is a typo whose
+    field is silently missing (`supercedes:` left the old version listed as current): a problem."""
+    unknown = [key for key in data if key not in known]
+    if not unknown or not known:
+        return
+    import difflib  # only when a file has a key of its own
+
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if close and close[0] not in data:
+            problems.add(lines.get(key, 1), f"未知字段 {key}，是不是 {close[0]}？(unknown field; did you mean {close[0]}?)")
 
 
 @dataclass(frozen=True)
@@ -272,11 +295,15 @@ def _as_date(value: Any) -> Any:
     return _Bad(f"{value!r} 不是 YYYY-MM-DD 格式的日期 (not a date)")
 
 
+_SEPARATED = re.compile(r"[,，、]")   # `tags: 值班, 交接班` (no brackets), typed with either comma or 、
+
+
 def _as_list(value: Any) -> Any:
-    items = [value] if isinstance(value, str) else value
+    items = _SEPARATED.split(value) if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(v, str | int) for v in items):
         return _Bad("应为文本列表，如 [值班, 交接班] (expected a list of text)")
-    return tuple(str(v).strip() for v in items if str(v).strip())
+    parts = (part.strip() for v in items for part in str(v).split("，"))  # [前台，报修]: YAML splits at "," only
+    return tuple(part for part in parts if part)
 
 
 def _as_audience(value: Any) -> Any:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from handbook.models import BuildProblem
-from render.anchors import LINK_MARKER, markdown_path
+from render.anchors import FILE_MARKER, LINK_MARKER, markdown_path
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,7 @@ class _Scanner(HTMLParser):
 
     def attribute(self, tag: str, key: str, value: str, written: str) -> None:
         """Check one attribute; VALUE is decoded, WRITTEN is how the HTML has it (to find its line)."""
+        written = written.replace(FILE_MARKER, "")  # a local file's marker is ours, not in the source
         # no data-* (the pages' own scripts read some: a planted data-search-slot could load a script), and
         # no id the search box uses
         allowed = key in _ANY_ELEMENT or key in _PER_ELEMENT.get(tag, ()) or key.startswith("aria-")

@@ -236,6 +236,7 @@ def test_active_content_in_a_body_is_a_problem_with_its_line(mini: Path, body: s
         "image-set"])
 def test_anything_loaded_from_another_host_is_a_problem(mini: Path, body: str) -> None:
     """Images name the host; CSS that could load anything and SVG are refused as such."""
+    (mini / "procedures/a.png").write_bytes(b"\x89PNG")   # srcset's local candidate is there: only the other one is wrong
     write(mini, "net.md", GOOD.replace("正文。", f"说明：\n\n{body}\n"))
     found = problems_for(mini)
     assert found and all(f.startswith("procedures/net.md:19: ") for f in found), found
@@ -487,3 +488,30 @@ def test_a_body_problem_does_not_hide_the_same_files_broken_links_and_files(mini
         "procedures/new.md:19: 引用的文件不存在：none.png (missing file)",
         "procedures/new.md:19: 链接指向不存在的规程 nope.md (broken link)",
     ]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("audience: staff", "audience: staff\nsupercedes: T-001",
+     "未知字段 supercedes，是不是 supersedes？(unknown field; did you mean supersedes?)"),
+    ("tags: [测试]", "tag: [测试]", "未知字段 tag，是不是 tags？(unknown field; did you mean tags?)"),
+    ("owner: 客服主管", "owner：客服主管", "字段名后是全角冒号“：”，请改成半角冒号加空格“: ” (full-width colon after a key)"),
+])
+def test_a_misspelt_key_or_a_full_width_colon_is_a_problem_on_its_line(mini: Path, old: str, new: str,
+                                                                       expected: str) -> None:
+    """A typo'd `supercedes:` had left the old version listed as current, without a word."""
+    text = GOOD.replace(old, new)
+    write(mini, "new.md", text)
+    line = text.split("\n").index(new.split("\n")[-1]) + 1
+    assert f"procedures/new.md:{line}: {expected}" in problems_for(mini)
+
+
+def test_a_key_of_the_estates_own_is_kept_without_a_problem(mini: Path) -> None:
+    write(mini, "new.md", GOOD.replace("records: [《值班记录》]\n", "records: [《值班记录》]\nreviewer: 李主管\n"))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+
+
+@pytest.mark.parametrize("written", ["tags: 甲类, 乙类", "tags: 甲类，乙类", "tags: [甲类，乙类]", "tags: 甲类、乙类"])
+def test_a_list_written_without_brackets_or_with_chinese_commas_is_still_a_list(mini: Path, written: str) -> None:
+    write(mini, "new.md", GOOD.replace("tags: [测试]", written))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert sorted(p.name for p in (mini / "site/staff/tags").glob("*类*")) == ["乙类.html", "甲类.html"]
