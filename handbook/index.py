@@ -13,7 +13,7 @@ from typing import Any
 
 from estate.config import EstateConfig
 from handbook.models import BuildProblem, Intro, Notice, Procedure
-from render.anchors import find_anchor, markdown_path, slugify
+from render.anchors import anchors_for, find_anchor, markdown_path, slugify
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class Handbook:
     by_id: dict[str, Procedure] = field(default_factory=dict)
     by_rel: dict[str, Procedure] = field(default_factory=dict)
     records: dict[str, list[Procedure]] = field(default_factory=dict)
+    record_anchors: dict[str, str] = field(default_factory=dict)   # each register's anchor on the records page
     tags: dict[str, list[Procedure]] = field(default_factory=dict)
     intro: Intro | None = None
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # what is derived from it later, once
@@ -119,6 +120,7 @@ def build_index(
         intro=intro,
     )
     handbook.records = _group(current, lambda p: p.records)
+    handbook.record_anchors = anchors_for(list(handbook.records))
     handbook.tags = _group(current, lambda p: p.tags)
     problems.extend(_tag_page_clashes(handbook.tags))
     return handbook, problems

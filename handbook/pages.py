@@ -164,7 +164,7 @@ class Views:
         """Records are listed on a staff page only, and only the current versions' records; else no link."""
         if self.tree != STAFF or record not in self.hb.records:
             return ""
-        return href(from_path, url(self.tree, "records")) + "#" + slugify(record)
+        return href(from_path, url(self.tree, "records")) + "#" + self.hb.record_anchors[record]
 
     def tag_href(self, from_path: str, tag: str) -> str:
         """Tag pages list current versions only: a superseded version's other tags get no link."""
@@ -307,11 +307,13 @@ class Views:
 
     def _signature(self, p: Procedure, around: _Around) -> str:
         """A hash of what P's page shows: each procedure on it by its source file's path and content hash,
-        with the badges today's date gives it, and where its links lead."""
+        with the badges today's date gives it, where its links lead, and where its registers are listed."""
         parts = [self._token(x) if x else "-" for x in
                  (p, around.prev, around.next, around.newer, around.successor, around.replaces)]
         parts += ["older", *map(self._token, around.older), "links"]
         parts += [f"{x.source.rel}@{x.source.digest}" if x else "-" for x in around.targets]
+        if self.tree == STAFF:  # where its registers are listed (or not): an anchor is numbered by the others' names
+            parts += ["records", *(self.hb.record_anchors.get(r, "-") for r in p.records)]
         return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
 
     def _token(self, p: Procedure) -> str:
@@ -357,7 +359,7 @@ class Views:
     def records(self) -> PageSpec:
         path = url(self.tree, "records")
         ctx = self.base(path, self.t("records.title"))
-        ctx.update(records=[{"name": name, "anchor": slugify(name), "items": [self.summary(p, path) for p in procs]}
+        ctx.update(records=[{"name": name, "anchor": self.hb.record_anchors[name], "items": [self.summary(p, path) for p in procs]}
                             for name, procs in self.hb.records.items()])
         return PageSpec(self.tree, path, "records.html", ctx)
 

@@ -25,7 +25,7 @@ from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE
 
-from render.anchors import FILE_MARKER, LINK_MARKER, markdown_path, slugify
+from render.anchors import FILE_MARKER, LINK_MARKER, RESERVED_IDS, markdown_path, own_anchor, unique_anchor
 from render.markdown_speed import speed_up
 
 log = logging.getLogger(__name__)
@@ -104,14 +104,6 @@ _AMP = re.compile(re.escape(AMP_SUBSTITUTE) + r"(#\d+;|#x[0-9a-fA-F]+;|\w+;)?")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _HIDDEN = re.compile(_COMMENT.pattern + r"|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
 _TAG = re.compile(r"""<[a-zA-Z/!?](?:[^>"']|"[^"]*"|'[^']*')*>?""")
-_NUMBERED = re.compile(r"^(.*)_([0-9]+)$")
-
-
-# Ids the page templates and search.js give their own elements: a heading "Main" or "ES Page" must not take
-# one (a second id="es-page" broke the page's search script). tests/test_markdown.py checks the list is whole.
-RESERVED_IDS = frozenset({"main", "es-page", "es-page-q", "es-q", "es-dropdown", "h-contact", "h-depts", "h-guides",
-                          "h-notices"})
-RESERVED_PREFIX = "es-dropdown-"   # search.js numbers the drop-down's options es-dropdown-0, es-dropdown-1…
 
 
 class _HeadingIds(Treeprocessor):
@@ -130,9 +122,7 @@ class _HeadingIds(Treeprocessor):
                 headings.append(el)
         used.discard("")
         for el in headings:
-            anchor = slugify(_plain_text(self.md, el))
-            anchor = f"section-{anchor}" if anchor.startswith(RESERVED_PREFIX) else anchor
-            el.set("id", _unique(anchor, used))
+            el.set("id", unique_anchor(own_anchor(_plain_text(self.md, el)), used))
 
 
 def _plain_text(md: markdown.Markdown, el: etree.Element) -> str:
@@ -170,15 +160,6 @@ def _as_written(text: str) -> str:
 def visible_text(raw_html: str) -> str:
     """The text a browser shows for RAW_HTML."""
     return html.unescape(_TAG.sub("", _HIDDEN.sub("", raw_html)))
-
-
-def _unique(anchor: str, used: set[str]) -> str:
-    """`anchor`, or `anchor_1`, `anchor_2`… (the toc extension's numbering, so existing links keep working)."""
-    while anchor in used or not anchor:
-        m = _NUMBERED.match(anchor)
-        anchor = f"{m.group(1)}_{int(m.group(2)) + 1}" if m else f"{anchor}_1"
-    used.add(anchor)
-    return anchor
 
 
 class _DropComments(Postprocessor):

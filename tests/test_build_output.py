@@ -442,3 +442,19 @@ def test_an_output_that_is_a_file_is_a_problem_not_a_traceback(mini: Path, tmp_p
     with pytest.raises(BuildFailed, match="output is a file"):
         build(load_config(mini), tmp_path / "afile", today=TODAY, workers=1)
     assert (tmp_path / "afile").read_bytes() == b"keep"
+
+
+def test_two_registers_with_one_anchor_get_two_and_no_page_id_is_taken(mini: Path) -> None:
+    """《值班记录》 and 值班记录 made two sections with id="值班记录": one register's link opened the other's list.
+    A register named like the search box (es-q) took the id the page's script looks up."""
+    duty = mini / "procedures/duty.md"
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    duty.write_text(duty.read_text(encoding="utf-8").replace("records: [", "records: [值班记录, Es-Q, "), encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)    # incremental: the page learns new anchors
+    records = (mini / "site/staff/records.html").read_text(encoding="utf-8")
+    ids = re.findall(r'\bid="([^"]*)"', records)
+    assert len(ids) == len(set(ids)) and "es-q_1" in ids and "es-q" not in ids   # es-q: the search box's
+    page = (mini / "site/staff/procedures/t-001.html").read_text(encoding="utf-8")
+    linked = re.findall(r'href="\.\./records\.html#([^"]*)"', page)
+    assert len(linked) == len(set(linked)) >= 3 and set(linked) <= set(ids)
+    assert broken_links(mini / "site") == []
