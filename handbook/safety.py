@@ -132,21 +132,21 @@ class _Scanner(HTMLParser):
             self.found.append((name, f"{what} {name}=（<{tag}> 标签）：手册页面不允许{hint} (attribute not allowed)"))
         url = _IGNORED_IN_URLS.sub("", value).lower()
         if key in ("href", "src", "srcset", "poster", "cite") and any(s in url for s in _ACTIVE_URLS):
-            self.found.append((written[:12] or value[:12], f"正文含有会执行的内容（脚本链接 {url[:40]}）(active content)"))
+            self.found.append((written or value, f"正文含有会执行的内容（脚本链接 {url[:40]}）(active content)"))
         if key == "style" and _RISKY_CSS.search(value):
             self.found.append(("style", "style 中不允许 url()、@import、image-set、注释或转义：可能加载外部资源 (style not allowed)"))
         if key in _LOADED:
             for candidate in value.split(",") if key == "srcset" else (value,):
                 self._resource(candidate.strip().split(" ")[0], written)
         if tag == "a" and key == "href" and not value.startswith(LINK_MARKER) and _is_procedure_file(url):
-            self.found.append((value[:12], f"HTML 链接 {value} 指向 Markdown 文件：请用 Markdown 链接写法 [文字]({value}) "
+            self.found.append((value, f"HTML 链接 {value} 指向 Markdown 文件：请用 Markdown 链接写法 [文字]({value}) "
                                            "(raw HTML link to a .md file)"))
 
     def _resource(self, url: str, written: str) -> None:
         normal = _IGNORED_IN_URLS.sub("", url).lower().replace("\\", "/")
         scheme = _SCHEME.match(normal)
         if normal.startswith("//") or (scheme and scheme.group(1) in _NETWORK_SCHEMES):
-            self.found.append((written[:12] or url[:12],
+            self.found.append((written or url,
                                f"引用了外部资源 {url}：离线打开时无法显示，请把文件放进站点 (external resource)"))
 
 
@@ -156,9 +156,11 @@ def _is_procedure_file(url: str) -> bool:
 
 def _line_of(body: Body, needle: str, start: int = 0) -> tuple[int, int]:
     """The line NEEDLE is next written on from offset START, and the offset after it (Markdown turns tabs into
-    spaces, so any whitespace matches any)."""
-    pattern = re.compile(r"\s*".join(map(re.escape, needle.split())) or re.escape(needle), re.I)
-    found = pattern.search(body.text, start) or pattern.search(body.text)
-    if not found:
-        return body.first_line, start
-    return body.first_line + body.text.count("\n", 0, found.start()), found.end()
+    spaces, so any whitespace matches any). The whole of it first: its first 12 characters alone named the line
+    of an earlier link to the same site; then those, for a value written otherwise (entities, escapes)."""
+    for text in dict.fromkeys((needle, needle[:12])):
+        pattern = re.compile(r"\s*".join(map(re.escape, text.split())) or re.escape(text), re.I)
+        found = pattern.search(body.text, start) or pattern.search(body.text)
+        if found:
+            return body.first_line + body.text.count("\n", 0, found.start()), found.end()
+    return body.first_line, start

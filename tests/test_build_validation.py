@@ -515,3 +515,11 @@ def test_a_list_written_without_brackets_or_with_chinese_commas_is_still_a_list(
     write(mini, "new.md", GOOD.replace("tags: [测试]", written))
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert sorted(p.name for p in (mini / "site/staff/tags").glob("*类*")) == ["乙类.html", "甲类.html"]
+
+
+def test_a_resource_problem_names_its_own_line_not_an_earlier_link_to_the_same_site(mini: Path) -> None:
+    body = ("详见[市住建局通知](https://zjj.example.gov.cn/notice/2025.html)。\n\n中间一段。\n\n"
+            "![流程图](https://zjj.example.gov.cn/img/flow.png)")
+    write(mini, "new.md", GOOD.replace("正文。", body))
+    line = GOOD.replace("正文。", body).split("\n").index("![流程图](https://zjj.example.gov.cn/img/flow.png)") + 1
+    assert [p.split(" 引用了")[0] for p in problems_for(mini)] == [f"procedures/new.md:{line}:"]
