@@ -8,6 +8,7 @@ Every section is a frozen dataclass; every field carries its documentation in
 from __future__ import annotations
 
 import logging
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -167,9 +168,15 @@ def load_toml_schema(cls: type, path: Path, check: Any = None) -> Any:
     return obj
 
 
+_UTC_OFFSET = re.compile(r"[+-](?:[01]\d|2[0-3]):?[0-5]\d")
+
+
 def _check_semantics(config: EstateConfig, problems: list[str]) -> None:
     if config.estate.language not in LANGUAGES:
         problems.append(f"estate.language: {config.estate.language!r} is not one of {', '.join(LANGUAGES)}")
+    if not _UTC_OFFSET.fullmatch(config.estate.timezone):  # the processor reads it as one (strptime %z)
+        problems.append(f"estate.timezone: {config.estate.timezone!r} is not a UTC offset such as +08:00 "
+                        "(时区请写成 +08:00 这样的偏移)")
     for kind, items in (("departments", config.departments), ("categories", config.categories)):
         seen: set[str] = set()
         for item in items:

@@ -415,6 +415,9 @@ def parse_notice(
     parsed = _read(source, NOTICE_FIELDS)
     if isinstance(parsed, list):
         return None, parsed
+    clean = parsed.clean
+    if "expires" in clean and "date" in clean and clean["expires"] < clean["date"]:  # it would never be shown
+        parsed.problems.add(parsed.lines["expires"], "过期日期早于发布日期：公告永远不会显示 (expires before its date)")
     if parsed.problems.items:
         return None, parsed.problems.items
     notice = Notice(source=replace(source, raw=b""), body=parsed.body, body_line=parsed.body_line,

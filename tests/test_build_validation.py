@@ -147,6 +147,7 @@ def test_an_output_folder_over_the_sources_is_refused_and_nothing_is_deleted(min
         ('[estate]\nname = "x"\n[build]\nworkers = "two"\n', "build.workers: expected int"),
         ('[estate]\nname = "x"\nsurprise = 1\n', "estate.surprise: unknown setting"),
         ('[estate\nname = "x"\n', "TOML syntax error"),
+        ('[estate]\nname = "x"\ntimezone = "Asia/Shanghai"\n', "estate.timezone: 'Asia/Shanghai' is not a UTC offset"),
     ],
 )
 def test_bad_config_is_reported(mini: Path, toml: str, expected: str) -> None:
@@ -523,3 +524,11 @@ def test_a_resource_problem_names_its_own_line_not_an_earlier_link_to_the_same_s
     write(mini, "new.md", GOOD.replace("正文。", body))
     line = GOOD.replace("正文。", body).split("\n").index("![流程图](https://zjj.example.gov.cn/img/flow.png)") + 1
     assert [p.split(" 引用了")[0] for p in problems_for(mini)] == [f"procedures/new.md:{line}:"]
+
+
+def test_a_notice_that_expires_before_its_date_is_a_problem(mini: Path) -> None:
+    """It would never be shown, and nothing would say why."""
+    notice = mini / "content/notices/water.md"
+    notice.write_text(notice.read_text(encoding="utf-8").replace("expires: 2026-11-20", "expires: 2026-11-10"),
+                      encoding="utf-8")
+    assert problems_for(mini) == ["content/notices/water.md:6: 过期日期早于发布日期：公告永远不会显示 (expires before its date)"]
