@@ -34,6 +34,10 @@ _ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # Endings of the files the intake reads as forms (NAME.json, its NAME.error.json) or soon will (NAME.json.tmp,
 # renamed into place when written): a form naming one as a photo would carry another form away unread.
 FORM_FILE_ENDINGS = (".json", ".tmp")
+# The longest file name the usual file systems take, in bytes (ext4, XFS, Btrfs; NTFS counts 255 UTF-16 units). A
+# photo named longer cannot lie in the inbox, and merely asking for it fails with ENAMETOOLONG, which had stopped
+# the processor. 86 Chinese characters are already more than this: the schema's 200 characters are not enough.
+NAME_MAX_BYTES = 255
 
 _TYPE_ZH = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "布尔值 (true/false)",
             "object": "对象 {...}", "array": "列表 [...]", "null": "空值 null"}
@@ -346,7 +350,18 @@ def _check_names(data: dict[str, Any]) -> list[Problem]:
         elif isinstance(name, str) and not is_photo_name(name):
             found.append(Problem(f"photos[{i}]", f"照片不能是表单文件（{name}：以 .json 或 .tmp 结尾）",
                                  f"a photo must not be a form file ({name} ends with .json or .tmp)"))
+        elif isinstance(name, str) and name_bytes(name) > NAME_MAX_BYTES:
+            size = name_bytes(name)
+            found.append(Problem(f"photos[{i}]",
+                                 f"照片文件名过长：{size} 字节，文件系统上限 {NAME_MAX_BYTES} 字节（UTF-8 中一个汉字占 3 字节）",
+                                 f"photo name too long: {size} bytes, the file system's limit is {NAME_MAX_BYTES} "
+                                 f"(a Chinese character takes 3 bytes in UTF-8)"))
     return found
+
+
+def name_bytes(name: str) -> int:
+    """The length of file name NAME in bytes, as UTF-8 (what Linux and the limit count)."""
+    return len(name.encode("utf-8", "surrogatepass"))
 
 
 def is_photo_name(name: str) -> bool:

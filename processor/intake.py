@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import EstateConfig
-from processor.forms import is_photo_name, printable
+from processor.forms import NAME_MAX_BYTES, is_photo_name, name_bytes, printable
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
 from processor.store import Store, StoreError, dumps, file_digest
 from render.writer import fsync_dir
@@ -50,6 +50,10 @@ SUBMITTED_WINDOW = (timedelta(days=3653), timedelta(days=366))
 # Failures of the store or the disk: they stop the processor (exit 2); anything else a form raises only rejects it
 STOP_ERRORS = (StoreError, OSError, MemoryError)
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # POSIX: opening a symlink fails instead of reading its target
+# Names chosen for the files moved out of the inbox stay this short, so that what is made beside them fits the
+# file system's limit too: a report adds ".error" (6 bytes), a temp name "." and ".tmp" or ".part" (6). A form
+# named with 250 bytes, or NAME-1.json for one of 255, had failed with ENAMETOOLONG and stopped every run.
+DEST_NAME_BYTES = NAME_MAX_BYTES - 12
 
 
 @dataclass
@@ -333,10 +337,10 @@ class Intake:
         """
         taken = self._listed(folder)
         stem, dot, ext = _split(name)
-        candidate, n = name, 0
+        candidate, n = _fitted(stem, f"{dot}{ext}"), 0
         while candidate in taken:
             n += 1
-            candidate = f"{stem}-{n}{dot}{ext}"
+            candidate = _fitted(stem, f"-{n}{dot}{ext}")
         taken.add(candidate)
         return folder / candidate
 
@@ -349,7 +353,7 @@ class Intake:
         stem, dot, ext = _split(name)
         n = 0
         while True:
-            candidate = f"{stem}-{n}{dot}{ext}" if n else name
+            candidate = _fitted(stem, f"-{n}{dot}{ext}" if n else f"{dot}{ext}")
             report = _report_name(candidate)
             if candidate not in taken and report not in taken:
                 taken.update((candidate, report))
@@ -400,22 +404,37 @@ class Intake:
         named = {text_name(n): n for n in os.listdir(self.inbox)} if records and self.inbox.is_dir() else {}
         for rec in records:
             src = self.inbox / named.get(rec.get("source", ""), rec.get("source", ""))
-            dest = self.var / rec["dest"] if rec.get("dest") else None
-            if dest is None or not src.is_file() or dest.exists():
+            if not rec.get("dest") or not _plain_file(src):
                 continue
-            if file_digest(src.read_bytes()) != rec.get("file_sha256"):
+            dest = self._recorded_dest(rec["dest"])
+            if dest.exists() or file_digest(src.read_bytes()) != rec.get("file_sha256"):
                 continue
             for name, rel in rec.get("photos", {}).items():
-                if not is_photo_name(name):     # journaled before forms were kept out of photos: leave it be
+                if not is_photo_name(name) or not _fits(name):   # journaled by older versions: leave it be
                     continue
-                if (self.inbox / name).is_file() and not (self.var / rel).exists():
-                    move_file(self.inbox / name, self.var / rel)
+                if _plain_file(self.inbox / name) and not (photo := self._recorded_dest(rel)).exists():
+                    move_file(self.inbox / name, photo)
             move_file(src, dest)
             finished += 1
-            log.warning("%s：上次中断于日志写入之后，已补完移动到 %s", src.name, rec["dest"])
+            log.warning("%s：上次中断于日志写入之后，已补完移动到 %s", src.name, self._rel(dest))
+        self._taken.clear()      # names were used behind the listings' backs
         if finished:
             fsync_dir(self.inbox)
         return finished
+
+    def _recorded_dest(self, rel: str) -> Path:
+        """Where the journal says a file goes; a name too long for the file system is shortened to a free one.
+
+        Older versions journaled such names (NAME-1.json for a 255-byte NAME), and the move that failed on
+        them was retried, and failed, at every start: no form at all was processed after that.
+        """
+        dest = self.var / rel
+        if name_bytes(dest.name) <= NAME_MAX_BYTES:
+            return dest
+        fitted = self._free(dest.parent, dest.name)
+        log.warning("%s：日志中的存档文件名超过文件系统上限，改存为 %s (name too long for the file system)",
+                    text_name(rel), fitted.name)
+        return fitted
 
 
 def _refuse(form: Form, field: str, zh: str, en: str) -> Rejection:
@@ -518,7 +537,15 @@ def photo_names(data: Any) -> list[str]:
     if not isinstance(photos, list):
         return []
     return [p for p in photos if isinstance(p, str) and p and "/" not in p and "\\" not in p
-            and p not in (".", "..") and not p.startswith(".") and is_photo_name(p)]
+            and p not in (".", "..") and not p.startswith(".") and is_photo_name(p) and _fits(p)]
+
+
+def _fits(name: str) -> bool:
+    """Tell whether NAME can be a file's name here: encodable, and within the file system's limit."""
+    try:
+        return len(os.fsencode(name)) <= NAME_MAX_BYTES
+    except UnicodeError:        # a lone surrogate from \ud800 in a rejected form's JSON
+        return False
 
 
 def _symlink(path: Path, name: str) -> Dropped | None:
@@ -533,8 +560,30 @@ def _symlink(path: Path, name: str) -> Dropped | None:
 
 
 def _plain_file(path: Path) -> bool:
-    """Tell whether PATH is a regular file itself, not a symlink to one."""
-    return path.is_file() and not path.is_symlink()
+    """Tell whether PATH is a regular file itself, not a symlink to one (a name too long is neither)."""
+    try:
+        return path.is_file() and not path.is_symlink()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+
+
+def _fitted(stem: str, tail: str, limit: int = DEST_NAME_BYTES) -> str:
+    """STEM + TAIL in at most LIMIT bytes: the stem is cut short (at a character boundary) when it must be."""
+    room = limit - name_bytes(tail)
+    if room < 1:                # an "extension" too long to keep: cut the whole name instead
+        stem, tail, room = stem + tail, "", limit
+    raw = stem.encode("utf-8", "surrogatepass")
+    if len(raw) <= room:
+        return stem + tail
+    return raw[:room].decode("utf-8", "ignore") + tail
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """A hidden temp name beside PATH: .NAME+SUFFIX, or one named by the process if that would be too long."""
+    name = f".{path.name}{suffix}"
+    return path.with_name(name if name_bytes(name) <= NAME_MAX_BYTES else f".{os.getpid()}-{time.time_ns()}{suffix}")
 
 
 def _split(name: str) -> tuple[str, str, str]:
@@ -567,7 +616,7 @@ def _copy_into_place(src: Path, dest: Path) -> None:
     A copy cut short (disk full) used to leave a 0-byte DEST: the journal's path then held nothing, and the
     real form, still in the inbox, was filed as a duplicate at the next start.
     """
-    part = dest.with_name(f".{dest.name}.part")
+    part = _beside(dest, ".part")
     try:
         shutil.copy2(src, part, follow_symlinks=False)     # a rejected symlink moves as itself
         if not part.is_symlink():
@@ -584,7 +633,7 @@ def _copy_into_place(src: Path, dest: Path) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _beside(path, ".tmp")
     with tmp.open("w", encoding="utf-8", errors="backslashreplace") as fh:   # a report must never fail on a name
         fh.write(text)
         fh.flush()

@@ -454,3 +454,18 @@ def test_every_published_property_survives_compilation():
     for kind in FORM_TYPES:
         published = set(schemas[kind].get("properties", {}))
         assert published <= set(compiled[kind].base.schema["properties"]), kind
+
+
+@pytest.mark.parametrize("name,ok", [("照" * 83 + ".jpg", True), ("照" * 84 + ".jpg", False),
+                                     ("a" * 200, True), ("😀" * 64, False)])
+def test_photo_names_are_limited_in_bytes_as_the_file_system_counts_them(name, ok):
+    """The schema's 200 characters let 86 Chinese ones through: 258 bytes, more than a file name may have
+    (255), and looking for that photo failed with ENAMETOOLONG. Such a form is rejected naming the photo."""
+    data = fixture("repair")
+    data["photos"] = [name]
+    result = parse(data)
+    if ok:
+        assert isinstance(result, Form)
+    else:
+        found = problems(result)["photos[0]"]
+        assert "过长" in found and "255" in found

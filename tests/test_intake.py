@@ -534,3 +534,96 @@ def test_an_update_stamped_before_its_ticket_was_opened_is_rejected(desk, root):
         assert error["problems"][0]["field"] == "submitted_at" and "早于" in error["problems"][0]["zh"]
     assert desk.store.get(by_form["R-00000110"]).state == "received"
     assert desk.store.get(by_form["R-00000111"]).state == "acknowledged"      # the same time as opened is fine
+
+
+# --- names too long for the file system (ENAMETOOLONG had stopped every run) ---------------------------------
+
+LONG_PHOTO = "照片" * 50 + ".jpg"          # 100 characters (the schema allows 200), but 304 bytes
+
+
+def _name_of(n_bytes: int, ext: str = ".json") -> str:
+    """A Chinese file name of exactly N_BYTES bytes in UTF-8."""
+    stem = "报修单" * ((n_bytes - len(ext)) // 9)
+    return stem + "x" * (n_bytes - len(ext) - len(stem.encode())) + ext
+
+
+def _drop_named(root: Path, name: str, body: dict) -> None:
+    """Drop a form under NAME written in place (NAME.tmp may be too long to rename from), 5 s old."""
+    path = root / "inbox" / name
+    path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    os.utime(path, (time.time() - 5, time.time() - 5))
+
+
+def _max_name_bytes(folder: Path) -> int:
+    return max((len(os.fsencode(p.name)) for p in folder.rglob("*")), default=0)
+
+
+def test_a_photo_name_too_long_for_the_file_system_rejects_its_form_and_the_inbox_goes_on(desk, root):
+    """A photo name over 255 bytes (ENAMETOOLONG when looked for) used to stop the whole run, every run.
+    Now the form is rejected with a bilingual 'photo name too long' naming the field, also when the form
+    is rejected for another reason, and the rest of the inbox is processed."""
+    drop(root, "longphoto.json", repair(60, photos=[LONG_PHOTO]))
+    other = repair(61, photos=[LONG_PHOTO])
+    del other["resident"]
+    drop(root, "alsobad.json", other)
+    drop(root, "good.json", repair(62, minutes=1))
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 2)
+    error = json.loads((root / "var" / "rejected" / "longphoto.error.json").read_text(encoding="utf-8"))
+    problem = error["problems"][0]
+    assert error["file"] == "longphoto.json" and problem["field"] == "photos[0]"
+    assert "过长" in problem["zh"] and "304 字节" in problem["zh"] and "too long" in problem["en"]
+    assert journal_ids(root) == ["R-00000062"] and files(root / "inbox") == []
+
+
+def test_a_rejected_form_with_a_250_byte_name_gets_its_report_beside_it(desk, root):
+    """NAME.error.json and its temp name are longer than NAME: for a 250-byte NAME they passed the limit
+    (ENAMETOOLONG, the run stopped). Names moved out of the inbox are now cut short to leave room."""
+    name = _name_of(250)
+    _drop_named(root, name, {"form": "repair", "id": "longname-01"})
+    drop(root, "good.json", repair(63))
+    summary = desk.run()
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    rejected = root / "var" / "rejected"
+    reports = list(rejected.glob("*.error.json"))
+    assert len(reports) == 1 and _max_name_bytes(rejected) <= 255
+    error = json.loads(reports[0].read_text(encoding="utf-8"))
+    assert error["file"] == name and error["moved_to"] == reports[0].name.replace(".error.json", ".json")
+    assert (rejected / error["moved_to"]).is_file()
+
+
+def test_a_255_byte_name_dropped_twice_is_archived_twice_under_names_that_fit(desk, root):
+    """The second file of a 255-byte name was to be archived as NAME-1.json (257 bytes): the move failed
+    after the journal write, and every later start failed too. Both are now archived under shortened names."""
+    name = _name_of(255)
+    _drop_named(root, name, repair(64))
+    assert desk.run().accepted == 1
+    _drop_named(root, name, repair(65, minutes=1))
+    assert desk.run().accepted == 1
+    archive = root / "var" / "archive" / "2026-11"
+    assert len(list(archive.iterdir())) == 2 and _max_name_bytes(archive) <= 255
+    assert journal_ids(root) == ["R-00000064", "R-00000065"] and files(root / "inbox") == []
+    lines = (root / "var" / JOURNAL).read_text(encoding="utf-8").splitlines()
+    assert {json.loads(line)["source"] for line in lines} == {name}
+
+
+def test_recovery_is_not_wedged_by_a_journaled_destination_too_long_for_the_file_system(root):
+    """An older version journaled NAME-1.json for a 255-byte NAME and then failed to move it; recover()
+    retried that at every start and failed (ENAMETOOLONG), so nothing was processed. It now moves the file
+    to a shortened free name and says so."""
+    name = _name_of(255)
+    desk = Desk(root)
+    _drop_named(root, name, repair(66))
+    item = desk.intake._read(desk.intake.pending()[0][0])
+    too_long = "archive/2026-11/" + name.removesuffix(".json") + "-1.json"
+    desk.store.stage(item.result, desk.intake.apply(item.result, desk.store, desk.policy, NOW), NOW,
+                     file_sha256=item.raw_sha, dest=too_long, photos={})
+    desk.store.commit()                  # journaled as the old version did, then the move failed
+    desk.store.close(snapshot=False)
+    again = Desk(root)
+    assert again.intake.recover(again.report.replayed) == 1
+    archive = root / "var" / "archive" / "2026-11"
+    assert files(root / "inbox") == [] and len(list(archive.iterdir())) == 1 and _max_name_bytes(archive) <= 255
+    drop(root, "next.json", repair(67, minutes=1))
+    assert again.run().accepted == 1
+    again.close()
