@@ -11,35 +11,68 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
 from html import escape
 from typing import Any
 
 from estate.contract import FORM_TYPES, load_schemas
 from estate.lifecycle import ACTION_LABELS, OPEN_STATES, PREVIOUS, STATE_LABELS, STATES, TRANSITIONS
 from estate.policy import DeadlineRule, Policy
+from render.i18n import DEFAULT, catalogue, translator
 
 log = logging.getLogger(__name__)
 
 _LINE = re.compile(r"^\[\[policy:([\w-]+)\]\]\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
-CHANNEL_LABELS = {"phone": "电话", "counter": "前台", "online": "网上/微信", "app": "App", "mailbox": "意见箱",
-                  "patrol": "巡查", "visit": "走访"}
-FLAG_LABELS = {"emergency": "突发事件（火警、受伤）", "important": "重要书面投诉", "vulnerable": "特殊关照住户",
-               "safety": "安全类投诉", "management_notified": "已报管理层", "repeat_complaint": "重复投诉",
-               "possible_duplicate": "疑似重复", "escalated": "已升级"}
-DEADLINE_LABELS = {"acknowledge": "确认受理", "assign": "派人", "on_site": "到场", "resolve": "解决", "answer": "答复",
-                   "contact": "联系投诉人", "follow_up": "跟进联系", "return_visit": "回访"}
-WEEKDAYS = "一二三四五六日"
+
+class Words:
+    """The views' UI strings in one language: the `policy.*` keys of render/locales/ (estate.language)."""
+
+    def __init__(self, language: str = DEFAULT) -> None:
+        self._strings = catalogue(language)
+        self._t = translator(language)
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self._t(f"policy.{key}", **values)
+
+    def label(self, group: str, name: str, fallback: str | None = None) -> str:
+        """The word for NAME (a channel, a flag, a state…); a name the catalogue lacks shows FALLBACK or itself,
+        so a new channel in the policy file still builds, in the words it came with."""
+        return self._strings.get(f"policy.{group}.{name}", name if fallback is None else fallback)
+
+    def count(self, unit: str, n: float) -> str:
+        """N of UNIT ('30 分钟', '1 hour'): English needs its singular, so each unit has a `_one` form."""
+        return self(f"unit.{unit}_one" if n == 1 else f"unit.{unit}", n=f"{n:g}" if isinstance(n, float) else n)
+
+    def join(self, items: Iterable[str]) -> str:
+        """A list inside a sentence: 、 in Chinese, a comma in English."""
+        return self("sep.list").join(items)
+
+    def parts(self, items: Iterable[str]) -> str:
+        """Separate clauses: ； in Chinese, a semicolon in English."""
+        return self("sep.parts").join(items)
+
+    def state(self, name: str) -> str:
+        return self.label("state", name, STATE_LABELS.get(name))
+
+    def action(self, name: str) -> str:
+        return self.label("action", name, ACTION_LABELS.get(name))
 
 
-def expand_placeholders(markdown_text: str, policy: Policy, departments: Mapping[str, str] | None = None) -> str:
+View = Callable[[Policy, Mapping[str, str], Words], str]
+
+
+def expand_placeholders(markdown_text: str, policy: Policy, departments: Mapping[str, str] | None = None,
+                        language: str = DEFAULT) -> str:
     """Replace each line that is exactly `[[policy:NAME]]` (outside code fences) with its HTML block.
 
     DEPARTMENTS maps department ids to the names estate.toml gives them, so tables read 工程部, not engineering.
+    LANGUAGE (estate.language) is the tables' UI language; the estate's own words stay as it wrote them.
     """
     names = dict(departments or {})
+    words = Words(language)
     out, in_fence = [], False
     for line in markdown_text.split("\n"):
         if _FENCE.match(line):
@@ -47,132 +80,177 @@ def expand_placeholders(markdown_text: str, policy: Policy, departments: Mapping
         m = None if in_fence else _LINE.match(line)
         if m and m.group(1) in VIEWS:
             # blank lines around: Python-Markdown passes a block of raw HTML through untouched
-            out.append(f"\n{VIEWS[m.group(1)](policy, names)}\n")
+            out.append(f"\n{VIEWS[m.group(1)](policy, names, words)}\n")
         else:
             out.append(line)
     return "\n".join(out)
 
 
-def form_labels() -> dict[str, str]:
-    """Chinese names of the form types, from the schema titles ('报修 (repair)' -> '报修')."""
-    schemas = load_schemas()
-    return {k: schemas[k]["title"].split(" (")[0] for k in FORM_TYPES}
+def form_labels(words: Words | None = None) -> dict[str, str]:
+    """The form types' names; one the catalogue lacks is named by its schema title ('报修 (repair)' -> '报修')."""
+    words, schemas = words or Words(), load_schemas()
+    return {k: words.label("kind", k, schemas[k]["title"].split(" (")[0]) for k in FORM_TYPES}
 
 
 def _table(caption: str, head: list[str], rows: list[list[str]], cls: str = "policy-table") -> str:
-    """An HTML table; cells are already-escaped HTML."""
-    th = "".join(f"<th scope=\"col\">{h}</th>" for h in head)
+    """An HTML table; CAPTION and HEAD are text, cells are already-escaped HTML."""
+    th = "".join(f"<th scope=\"col\">{escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return (f'<table class="{cls}"><caption>{escape(caption)}</caption><thead><tr>{th}</tr></thead>'
             f"<tbody>{body}</tbody></table>")
 
 
-def _span(minutes: int) -> str:
+def _head(words: Words, prefix: str, *names: str) -> list[str]:
+    return [words(f"{prefix}.{name}") for name in names]
+
+
+def _note(text: str) -> str:
+    return f'<p class="policy-note">{escape(text)}</p>'
+
+
+def _span(minutes: int, words: Words) -> str:
     if minutes % 1440 == 0:
-        return f"{minutes // 1440 * 24} 小时" if minutes <= 2880 else f"{minutes // 1440} 天"
-    return f"{minutes // 60} 小时" if minutes % 60 == 0 else f"{minutes} 分钟"
+        return words.count("hours", minutes // 1440 * 24) if minutes <= 2880 else words.count("days", minutes // 1440)
+    return words.count("hours", minutes // 60) if minutes % 60 == 0 else words.count("minutes", minutes)
 
 
-def _clock(rule: DeadlineRule) -> str:
+def _clock(rule: DeadlineRule, words: Words) -> str:
     if rule.same_day:
-        return "当天下班前（下班后收到的，次个工作日下班前）"
+        return words("clock.same_day")
     if rule.working_days:
-        return f"{rule.working_days} 个工作日"
-    text = _span(rule.minutes)
-    return f"{text}，之后每 {_span(rule.repeat_minutes)} 一次" if rule.repeat_minutes else text
+        return words.count("working_days", rule.working_days)
+    text = _span(rule.minutes, words)
+    return words("clock.repeat", span=text, every=_span(rule.repeat_minutes, words)) if rule.repeat_minutes else text
 
 
-def _applies(rule: DeadlineRule, policy: Policy) -> str:
-    labels = form_labels()
+def _applies(rule: DeadlineRule, policy: Policy, words: Words) -> str:
+    labels = form_labels(words)
     parts = []
     if rule.kinds:
-        parts.append("、".join(labels.get(k, k) for k in rule.kinds))
+        parts.append(words.join(labels.get(k, k) for k in rule.kinds))
     if rule.urgency:
-        parts.append("紧急程度 " + "、".join(str(u) for u in rule.urgency))
+        parts.append(words("applies.urgency", levels=words.join(str(u) for u in rule.urgency)))
     if rule.categories:
         names = {r.category: r.name for r in policy.routes if not rule.kinds or r.kind in rule.kinds}
-        parts.append("分类：" + "、".join(names.get(c, c) for c in rule.categories))
+        parts.append(words("applies.categories", names=words.join(names.get(c, c) for c in rule.categories)))
     if rule.channels:
-        parts.append("渠道：" + "、".join(CHANNEL_LABELS.get(c, c) for c in rule.channels))
+        parts.append(words("applies.channels", names=words.join(words.label("channel", c) for c in rule.channels)))
     if rule.flags:
-        parts.append("、".join(FLAG_LABELS.get(f, f) for f in rule.flags))
-    return escape("；".join(parts) or "所有工单")
+        parts.append(words.join(words.label("flag", f) for f in rule.flags))
+    return escape(words.parts(parts) or words("all_tickets"))
 
 
-def _deadlines(policy: Policy, names: Mapping[str, str]) -> str:
+def _deadlines(policy: Policy, names: Mapping[str, str], words: Words) -> str:
     """Deadlines by urgency level, then every deadline row in the order the processor applies them."""
-    by_level = []
+    percent = round(policy.escalation.at_risk_fraction * 100)
+    return ('<div class="policy-view policy-deadlines">'
+            + _table(words("deadlines.level_caption"),
+                     _head(words, "deadlines.level_head", "level", "meaning", "deadlines", "notes"),
+                     _level_rows(policy, words))
+            + _table(words("deadlines.kind_caption"), _head(words, "deadlines.kind_head", "kind", "deadlines"),
+                     _kind_rows(policy, words))
+            + _table(words("deadlines.rules_caption"),
+                     _head(words, "deadlines.rules_head", "deadline", "applies", "start", "span", "met_by", "basis"),
+                     _rule_rows(policy, words))
+            + _note(words("deadlines.note", percent=percent)) + "</div>")
+
+
+def _level_rows(policy: Policy, words: Words) -> list[list[str]]:
+    """One row an urgency level: its meaning (the estate's label), its deadlines and their notes."""
+    rows = []
     for level, label in enumerate(policy.urgency.labels, start=1):
         rules = [r for r in policy.deadlines if level in r.urgency]
-        by_level.append([f"<strong>{level}</strong>", escape(label),
-                         "<br>".join(f"{escape(DEADLINE_LABELS.get(r.name, r.label))}：{escape(_clock(r))}"
-                                     for r in rules) or "—",
-                         "<br>".join(escape(r.note) for r in rules)])
-    labels = form_labels()
-    by_kind = []
+        items = [words("deadlines.level_item", label=words.label("deadline", r.name, r.label), clock=_clock(r, words))
+                 for r in rules]
+        rows.append([f"<strong>{level}</strong>", escape(label), "<br>".join(map(escape, items)) or "—",
+                     "<br>".join(escape(r.note) for r in rules)])
+    return rows
+
+
+def _kind_rows(policy: Policy, words: Words) -> list[list[str]]:
+    """One row a ticket kind: the deadlines only its own rules set."""
+    labels = form_labels(words)
+    rows = []
     for kind in dict.fromkeys(r.kind for r in policy.routes):
-        rules = [r for r in policy.deadlines if kind in r.kinds]
-        by_kind.append([escape(labels.get(kind, kind)),
-                        "<br>".join(f"{escape(r.label)}：{escape(_clock(r))}（{_applies(r, policy)}）" for r in rules)
-                        or "按紧急程度"])
-    rows = [[escape(r.label), _applies(r, policy), "受理时起" if r.start == "received" else "完成时起",
-             escape(_clock(r)), escape("、".join(ACTION_LABELS.get(a, a) for a in r.met_by)), escape(r.note)]
+        items = [words("deadlines.kind_item", label=escape(r.label), clock=escape(_clock(r, words)),
+                       applies=_applies(r, policy, words)) for r in policy.deadlines if kind in r.kinds]
+        rows.append([escape(labels.get(kind, kind)), "<br>".join(items) or escape(words("deadlines.kind_none"))])
+    return rows
+
+
+def _rule_rows(policy: Policy, words: Words) -> list[list[str]]:
+    return [[escape(r.label), _applies(r, policy, words), escape(words(f"start.{_start(r)}")),
+             escape(_clock(r, words)), escape(words.join(words.action(a) for a in r.met_by)), escape(r.note)]
             for r in policy.deadlines]
-    return ('<div class="policy-view policy-deadlines">'
-            + _table("按紧急程度的处理时限", ["紧急程度", "含义", "时限", "说明"], by_level)
-            + _table("按工单类型的专门时限（另按紧急程度计时）", ["工单类型", "时限"], by_kind)
-            + _table("全部时限规则（同一时限按表中顺序，第一条适用的规则生效）",
-                     ["时限", "适用于", "起算", "时长", "以哪个动作为准", "依据"], rows)
-            + f'<p class="policy-note">到达时限的 {round(policy.escalation.at_risk_fraction * 100)}% 时标为“即将超时”，'
-              "超过时限标为“已超时”；工单暂停期间不计时。</p></div>")
 
 
-def _routing(policy: Policy, names: Mapping[str, str]) -> str:
+def _start(rule: DeadlineRule) -> str:
+    """Which clock start the rule names (the policy allows received and resolved)."""
+    return "received" if rule.start == "received" else "resolved"
+
+
+def _routing(policy: Policy, names: Mapping[str, str], words: Words) -> str:
     """Each ticket kind's categories and the department that works them."""
-    labels = form_labels()
+    labels = form_labels(words)
     rows = [[escape(labels.get(r.kind, r.kind)), f"<code>{escape(r.category)}</code>", escape(r.name),
              escape(names.get(r.department, r.department))] for r in policy.routes]
     return ('<div class="policy-view policy-routing">'
-            + _table("工单分类与派单部门", ["工单类型", "分类代码", "分类", "责任部门"], rows) + "</div>")
+            + _table(words("routing.caption"), _head(words, "routing.head", "kind", "code", "category", "department"),
+                     rows) + "</div>")
 
 
-def _escalation(policy: Policy, names: Mapping[str, str]) -> str:
+def _escalation(policy: Policy, names: Mapping[str, str], words: Words) -> str:
     """Automatic escalations and the keyword rules."""
-    esc = policy.escalation
-    labels = form_labels()
-    safety = "、".join(r.name for r in policy.routes if r.kind == "complaint" and r.category in esc.safety_categories)
-    rows = [
-        ["特殊关照住户（高龄独居、残障）", f"紧急程度提高 {esc.vulnerable_raise} 级（最高为 1 级），标记“特殊关照住户”"
-         f"（适用于：{'、'.join(labels.get(k, k) for k in esc.vulnerable_kinds)}）"],
-        [f"安全类投诉（{safety}）", f"紧急程度定为 1 级，立即通报{names.get(esc.notify_department, esc.notify_department)}"],
-        [f"同一楼栋、单元、分类 {esc.repeat_days} 天内再次投诉",
-         f"标记“重复投诉”，自动升级给{esc.supervisor}（适用于：{'、'.join(labels.get(k, k) for k in esc.repeat_kinds)}）"],
-        [f"同一单元、同一分类 {esc.duplicate_hours:g} 小时内再次报来", "标记“疑似重复”，不自动合并，由客服确认后合并"],
-        [f"时限已过 {round(esc.at_risk_fraction * 100)}%", "标记“即将超时”；超过时限标记“已超时”"],
-    ]
-    keywords = [[escape("、".join(k.words)), str(k.urgency) if k.urgency else "—",
-                 escape(FLAG_LABELS.get(k.flag, k.flag) or "—"),
-                 escape("、".join(labels.get(x, x) for x in k.kinds) or "所有工单")]
+    labels = form_labels(words)
+    keywords = [[escape(words.join(k.words)), str(k.urgency) if k.urgency else "—",
+                 escape(words.label("flag", k.flag) or "—"),
+                 escape(_kinds(k.kinds, labels, words) or words("all_tickets"))]
                 for k in policy.urgency.keywords]
-    defaults = "；".join(f"{labels.get(k, k)} {v} 级" for k, v in policy.urgency.defaults.items())
+    defaults = words.parts(words("escalation.default_item", kind=labels.get(k, k), level=v)
+                           for k, v in policy.urgency.defaults.items())
     return ('<div class="policy-view policy-escalation">'
-            + _table("自动升级规则", ["情形", "系统处理"], [[escape(a), escape(b)] for a, b in rows])
-            + _table("关键词判断紧急程度（表单未填紧急程度时）", ["关键词", "紧急程度", "标记", "适用于"], keywords)
-            + f'<p class="policy-note">既未填写也未命中关键词时的默认紧急程度：{escape(defaults)}。</p></div>')
+            + _table(words("escalation.caption"), _head(words, "escalation.head", "case", "action"),
+                     [[escape(a), escape(b)] for a, b in _escalation_rows(policy, names, labels, words)])
+            + _table(words("escalation.keywords_caption"),
+                     _head(words, "escalation.keywords_head", "words", "urgency", "flag", "kinds"), keywords)
+            + _note(words("escalation.defaults_note", defaults=defaults)) + "</div>")
 
 
-def _calendar(policy: Policy, names: Mapping[str, str]) -> str:
+def _escalation_rows(policy: Policy, names: Mapping[str, str], labels: Mapping[str, str],
+                     words: Words) -> list[tuple[str, str]]:
+    """(case, what the processor does), as text."""
+    esc = policy.escalation
+    safety = words.join(r.name for r in policy.routes if r.kind == "complaint" and r.category in esc.safety_categories)
+    department = names.get(esc.notify_department, esc.notify_department)
+    return [
+        (words("escalation.vulnerable"), words("escalation.vulnerable_action", levels=esc.vulnerable_raise,
+                                               kinds=_kinds(esc.vulnerable_kinds, labels, words))),
+        (words("escalation.safety", categories=safety), words("escalation.safety_action", department=department)),
+        (words("escalation.repeat", span=words.count("days", esc.repeat_days)),
+         words("escalation.repeat_action", supervisor=esc.supervisor, kinds=_kinds(esc.repeat_kinds, labels, words))),
+        (words("escalation.duplicate", span=words.count("hours", esc.duplicate_hours)),
+         words("escalation.duplicate_action")),
+        (words("escalation.at_risk", percent=round(esc.at_risk_fraction * 100)), words("escalation.at_risk_action")),
+    ]
+
+
+def _kinds(kinds: Iterable[str], labels: Mapping[str, str], words: Words) -> str:
+    return words.join(labels.get(k, k) for k in kinds)
+
+
+def _calendar(policy: Policy, names: Mapping[str, str], words: Words) -> str:
     """Working hours, working days, holidays and make-up days."""
     cal = policy.calendar
-    days = "、".join(f"周{WEEKDAYS[d - 1]}" for d in sorted(cal.workdays))
-    rows = [["工作时间", escape(f"{cal.work_start}–{cal.work_end}（{cal.timezone}）")],
-            ["工作日", escape(days)],
-            ["法定节假日（不上班）", escape("、".join(cal.holidays) or "—")],
-            ["调休上班日", escape("、".join(cal.makeup_days) or "—")]]
+    days = words.join(words(f"weekday.{d}") for d in sorted(cal.workdays))
+    hours = words("calendar.hours_value", start=cal.work_start, end=cal.work_end, timezone=cal.timezone)
+    rows = [[words("calendar.hours"), escape(hours)],
+            [words("calendar.workdays"), escape(days)],
+            [words("calendar.holidays"), escape(words.join(cal.holidays) or "—")],
+            [words("calendar.makeup_days"), escape(words.join(cal.makeup_days) or "—")]]
     return ('<div class="policy-view policy-calendar">'
-            + _table("工作日历（用于“工作日”时限）", ["项目", "设置"], rows)
-            + '<p class="policy-note">“N 个工作日”按工作时间累计：例如周五 10:00 收到、2 个工作日内答复，'
-              "截止时间为下周二 10:00；节假日不计，调休日照常计算。</p></div>")
+            + _table(words("calendar.caption"), _head(words, "calendar.head", "item", "setting"),
+                     [[escape(a), b] for a, b in rows])
+            + _note(words("calendar.note")) + "</div>")
 
 
 # --- the lifecycle diagram ----------------------------------------------------------------------------------
@@ -185,7 +263,7 @@ _GROUP = (20, 30, 720, 235)          # the box drawn around the open states: x0,
 _GROUP_NAME = "(open)"
 
 
-def _edges() -> tuple[dict[tuple[str, str], list[str]], list[str], list[str]]:
+def _edges(words: Words) -> tuple[dict[tuple[str, str], list[str]], list[str], list[str]]:
     """Group the table's rows into edges; rows shared by every open state become edges from the group."""
     shared: dict[tuple[str, str], None] = {}
     for (state, action), target in TRANSITIONS.items():
@@ -198,15 +276,16 @@ def _edges() -> tuple[dict[tuple[str, str], list[str]], list[str], list[str]]:
         if state in OPEN_STATES and (action, target) in shared:
             continue
         if target == state:
-            looping.setdefault(ACTION_LABELS[action], []).append(state)
+            looping.setdefault(words.action(action), []).append(state)
             continue
-        edges.setdefault((state, _GROUP_NAME if target == PREVIOUS else target), []).append(ACTION_LABELS[action])
+        edges.setdefault((state, _GROUP_NAME if target == PREVIOUS else target), []).append(words.action(action))
     for action, target in shared:
         if target in OPEN_STATES:
-            inside.append(f"任一未完成状态：{ACTION_LABELS[action]} → {STATE_LABELS[target]}")
+            inside.append(words("lifecycle.from_any_open", action=words.action(action), state=words.state(target)))
         else:
-            edges.setdefault((_GROUP_NAME, target), []).append(ACTION_LABELS[action])
-    loops = [f"{action}（{'任一状态' if set(states) == set(STATES) else '、'.join(STATE_LABELS[s] for s in states)}）"
+            edges.setdefault((_GROUP_NAME, target), []).append(words.action(action))
+    loops = [words("lifecycle.loop", action=action, states=words("lifecycle.any_state") if set(states) == set(STATES)
+                   else words.join(words.state(s) for s in states))
              for action, states in looping.items()]
     return edges, loops, inside
 
@@ -229,7 +308,12 @@ def _centre(name: str) -> tuple[float, float]:
     return _POS[name]
 
 
-def _edge_svg(source: str, target: str, labels: list[str], paired: bool) -> str:
+def _text_width(text: str) -> int:
+    """Rough width in pixels of TEXT at the labels' 12px: a Chinese character takes twice a Latin letter's room."""
+    return sum(13 if unicodedata.east_asian_width(c) in "WF" else 7 for c in text)
+
+
+def _edge_svg(source: str, target: str, labels: list[str], paired: bool, words: Words) -> str:
     """One arrow with its label; a pair of opposite arrows is drawn side by side, backward arrows curve."""
     a, b = _centre(source), _centre(target)
     if target == _GROUP_NAME:       # aim at the nearest point of the group box, not at its centre
@@ -249,8 +333,8 @@ def _edge_svg(source: str, target: str, labels: list[str], paired: bool) -> str:
     bend = 0 if paired or not backwards else 0.18 * length    # curve away from the forward arrows
     mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
     cx, cy = mx + nx * bend, my + ny * bend
-    text = "、".join(labels)
-    width = 13 * len(text) + 8
+    text = words.join(labels)
+    width = _text_width(text) + 8
     lx, ly = (mx + cx) / 2 + nx * (width / 2 + 6 if paired else 0), (my + cy) / 2 + ny * (14 if paired else 0)
     return (f'<path d="M{start[0]:.0f},{start[1]:.0f} Q{cx:.0f},{cy:.0f} {end[0]:.0f},{end[1]:.0f}" '
             f'class="edge{" back" if backwards else ""}" marker-end="url(#arrow)"/>'
@@ -258,14 +342,15 @@ def _edge_svg(source: str, target: str, labels: list[str], paired: bool) -> str:
             f'<text x="{lx:.0f}" y="{ly + 4:.0f}" class="edge-label">{escape(text)}</text>')
 
 
-def lifecycle_svg() -> str:
-    """Draw the lifecycle table as an inline SVG state diagram with Chinese state names."""
-    edges, _, inside = _edges()
+def lifecycle_svg(words: Words | None = None) -> str:
+    """Draw the lifecycle table as an inline SVG state diagram, states named in the UI language."""
+    words = words or Words()
+    edges, _, inside = _edges(words)
     x0, y0, x1, y1 = _GROUP
     parts = [
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1100 380" role="img" class="lifecycle-diagram" '
         'aria-labelledby="lifecycle-title">',
-        '<title id="lifecycle-title">工单状态流转图</title>',
+        f'<title id="lifecycle-title">{escape(words("lifecycle.title"))}</title>',
         "<style>.state{fill:#fff;stroke:#1f4e79;stroke-width:2}.final{fill:#eef2f6}.state-name{font-size:15px;"
         "text-anchor:middle;fill:#111}.state-id{font-size:10px;text-anchor:middle;fill:#555}.edge{fill:none;"
         "stroke:#1f4e79;stroke-width:1.5}.edge.back{stroke:#a04000;stroke-dasharray:5 3}.edge-label{font-size:12px;"
@@ -274,55 +359,53 @@ def lifecycle_svg() -> str:
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#1f4e79"/></marker></defs>',
         f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" rx="10" class="group"/>',
-        f'<text x="{x0 + 10}" y="{y0 + 16}" class="group-name">未完成（处理中）</text>',
+        f'<text x="{x0 + 10}" y="{y0 + 16}" class="group-name">{escape(words("lifecycle.open_group"))}</text>',
     ]
     for i, line in enumerate(inside):
         parts.append(f'<text x="{x0 + 10}" y="{y1 - 10 - 16 * i}" class="group-name">{escape(line)}</text>')
     for (source, target), labels in edges.items():
-        parts.append(_edge_svg(source, target, labels, (target, source) in edges))
+        parts.append(_edge_svg(source, target, labels, (target, source) in edges, words))
     for state, (cx, cy) in _POS.items():
         cls = "state final" if state in ("closed", "merged") else "state"
         parts.append(f'<rect x="{cx - _BOX[0]}" y="{cy - _BOX[1]}" width="{2 * _BOX[0]}" height="{2 * _BOX[1]}" '
                      f'rx="8" class="{cls}"/><text x="{cx}" y="{cy + 2}" class="state-name">'
-                     f'{escape(STATE_LABELS[state])}</text><text x="{cx}" y="{cy + 16}" class="state-id">{state}</text>')
+                     f'{escape(words.state(state))}</text><text x="{cx}" y="{cy + 16}" class="state-id">{state}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _lifecycle(policy: Policy, names: Mapping[str, str]) -> str:
+def _lifecycle(policy: Policy, names: Mapping[str, str], words: Words) -> str:
     """The state diagram, the same table as text, and the closing rule."""
-    _, loops, _ = _edges()
+    _, loops, _ = _edges(words)
     rows = []
-    for state, label in STATE_LABELS.items():
-        moves = [f"{ACTION_LABELS[a]} → {'暂停前的状态' if t == PREVIOUS else STATE_LABELS[t]}"
+    for state in STATE_LABELS:
+        moves = [words("lifecycle.move", action=words.action(a),
+                       state=words("lifecycle.previous_state") if t == PREVIOUS else words.state(t))
                  for (s, a), t in TRANSITIONS.items() if s == state]
-        rows.append([f"{escape(label)} <code>{state}</code>", escape("；".join(moves) or "—")])
-    labels = form_labels()
-    need = "、".join(labels.get(k, k) for k in policy.lifecycle.return_visit_kinds)
-    return ('<div class="policy-view policy-lifecycle"><figure>' + lifecycle_svg()
-            + "<figcaption>工单状态流转图（由处理程序的状态表自动生成）。虚线为回退；不改变状态的动作："
-            + escape("；".join(loops)) + "。</figcaption></figure>"
-            + _table("各状态可执行的动作", ["状态", "动作 → 新状态"], rows)
-            + f'<p class="policy-note">{escape(need)}工单须在完成后回访且住户满意才能关闭；回访不满意时工单自动重开，'
-              "并派回原处理人。</p></div>")
+        rows.append([f"{escape(words.state(state))} <code>{state}</code>", escape(words.parts(moves) or "—")])
+    labels = form_labels(words)
+    need = words.join(labels.get(k, k) for k in policy.lifecycle.return_visit_kinds)
+    return ('<div class="policy-view policy-lifecycle"><figure>' + lifecycle_svg(words)
+            + f"<figcaption>{escape(words('lifecycle.figcaption', loops=words.parts(loops)))}</figcaption></figure>"
+            + _table(words("lifecycle.moves_caption"), _head(words, "lifecycle.moves_head", "state", "moves"), rows)
+            + _note(words("lifecycle.note", kinds=need)) + "</div>")
 
 
 # --- the form contract --------------------------------------------------------------------------------------
 
 
-def _type_text(schema: dict[str, Any]) -> str:
+def _type_text(schema: dict[str, Any], words: Words) -> str:
     kind = schema.get("type", "")
-    names = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "true/false", "object": "对象",
-             "array": "列表"}
     if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"].get("type"):
-        return f"{names[schema['items']['type']]}列表"
-    return names.get(kind, "—")
+        return words("forms.list_of", type=words.label("type", schema["items"]["type"]))
+    return words.label("type", kind, "—") if isinstance(kind, str) else "—"
 
 
-def _constraints(schema: dict[str, Any]) -> str:
+def _constraints(schema: dict[str, Any], words: Words) -> str:
+    """Allowed values and ranges; the schema's own notes (x-zh) are its words, shown as written."""
     parts = []
     if "enum" in schema:
-        parts.append("取值：" + "、".join(str(v) for v in schema["enum"]))
+        parts.append(words("forms.values", values=words.join(str(v) for v in schema["enum"])))
     if "minimum" in schema and "maximum" in schema:
         parts.append(f"{schema['minimum']}–{schema['maximum']}")
     if "x-zh" in schema:
@@ -330,7 +413,7 @@ def _constraints(schema: dict[str, Any]) -> str:
     items = schema.get("items", {})
     if isinstance(items, dict) and "x-zh" in items:
         parts.append(items["x-zh"])
-    return "；".join(parts)
+    return words.parts(parts)
 
 
 def _resolve(schema: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
@@ -340,59 +423,68 @@ def _resolve(schema: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _field_rows(props: dict[str, Any], required: list[str], common: dict[str, Any], prefix: str = "",
+def _field_rows(props: dict[str, Any], required: list[str], common: dict[str, Any], words: Words, prefix: str = "",
                 policy: Policy | None = None, kind: str = "") -> list[list[str]]:
     rows = []
     for name, raw in props.items():
         if name == "form" and prefix == "" and "const" in raw:
             continue
         schema = _resolve(raw, common)
-        note = _constraints(schema)
+        note = _constraints(schema, words)
         if name == "category" and policy is not None:
-            note = "取值：" + "、".join(f"{r.category}（{r.name}）" for r in policy.routes if r.kind == kind)
-        rows.append([f"<code style=\"white-space:nowrap\">{escape(prefix + name)}</code>", escape(_type_text(schema)),
-                     "是" if name in required else "", escape(schema.get("description", "")),
-                     escape(note)])
-        if schema.get("type") == "object" and "properties" in schema:
-            rows.extend(_field_rows(schema["properties"], schema.get("required", []), common, f"{prefix}{name}."))
-        items = schema.get("items")
-        if isinstance(items, dict) and items.get("type") == "object" and "properties" in items:
-            rows.extend(_field_rows(items["properties"], items.get("required", []), common, f"{prefix}{name}[]."))
+            note = words("forms.values", values=words.join(words("forms.category_value", code=r.category, name=r.name)
+                                                           for r in policy.routes if r.kind == kind))
+        rows.append([f"<code style=\"white-space:nowrap\">{escape(prefix + name)}</code>",
+                     escape(_type_text(schema, words)), escape(words("forms.required")) if name in required else "",
+                     escape(schema.get("description", "")), escape(note)])
+        rows.extend(_nested_rows(name, schema, common, words, prefix))
     return rows
 
 
-def _forms(policy: Policy, names: Mapping[str, str]) -> str:
+def _nested_rows(name: str, schema: dict[str, Any], common: dict[str, Any], words: Words,
+                 prefix: str) -> list[list[str]]:
+    """The rows of an object's fields, or of the objects a list holds, named NAME.x or NAME[].x."""
+    if schema.get("type") == "object" and "properties" in schema:
+        return _field_rows(schema["properties"], schema.get("required", []), common, words, f"{prefix}{name}.")
+    items = schema.get("items")
+    if isinstance(items, dict) and items.get("type") == "object" and "properties" in items:
+        return _field_rows(items["properties"], items.get("required", []), common, words, f"{prefix}{name}[].")
+    return []
+
+
+def _forms(policy: Policy, names: Mapping[str, str], words: Words) -> str:
     """The form contract: common fields, then each type's own fields, from the JSON Schema files."""
     schemas = load_schemas()
     common = schemas["common"]
-    head = ["字段", "类型", "必填", "说明", "取值与格式"]
+    labels = form_labels(words)
+    head = _head(words, "forms.head", "field", "type", "required", "description", "values")
     parts = ['<div class="policy-view policy-forms">',
-             _table("所有表单的公共字段（common.schema.json）", head,
-                    _field_rows(common["properties"], common["required"], common))]
+             _table(words("forms.common_caption"), head,
+                    _field_rows(common["properties"], common["required"], common, words))]
     for kind in FORM_TYPES:
         schema = schemas[kind]
-        rows = _field_rows(schema["properties"], schema.get("required", []), common, policy=policy, kind=kind)
-        parts.append(_table(f"{schema['title']}：{kind}.schema.json", head, rows))
+        rows = _field_rows(schema["properties"], schema.get("required", []), common, words, policy=policy, kind=kind)
+        parts.append(_table(words("forms.kind_caption", name=labels[kind], kind=kind), head, rows))
         if kind == "update":
-            parts.append(_table("工单更新：各动作须另填的字段", ["动作", "须填字段"], _action_rows(schema)))
+            parts.append(_table(words("forms.actions_caption"),
+                                _head(words, "forms.actions_head", "action", "fields"), _action_rows(schema, words)))
     parts.append("</div>")
     return "".join(parts)
 
 
-def _action_rows(schema: dict[str, Any]) -> list[list[str]]:
+def _action_rows(schema: dict[str, Any], words: Words) -> list[list[str]]:
     rows = []
     for part in schema.get("allOf", []):
         action = part.get("if", {}).get("properties", {}).get("action", {}).get("const")
         if not action:
             continue
         then = part["then"]
-        need = then.get("required") or [" 或 ".join(a["required"][0] for a in then.get("anyOf", []))]
-        rows.append([f"{escape(ACTION_LABELS.get(action, action))} <code>{action}</code>",
-                     escape("、".join(need))])
+        need = then.get("required") or [words("sep.or").join(a["required"][0] for a in then.get("anyOf", []))]
+        rows.append([f"{escape(words.action(action))} <code>{action}</code>", escape(words.join(need))])
     return rows
 
 
-VIEWS: dict[str, Callable[[Policy, Mapping[str, str]], str]] = {
+VIEWS: dict[str, View] = {
     "deadlines": _deadlines,
     "lifecycle": _lifecycle,
     "routing": _routing,
