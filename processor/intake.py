@@ -193,7 +193,8 @@ class Intake:
                     log.info("%s: 文件不完整，可能仍在写入，稍后再读 (still being written?)", item.name)
             elif item is not None:
                 items.append(item)
-        self._stalled = stalled
+        # a stalled file that grew since is only listed as waiting, not read: it is still the same wait, not news
+        self._stalled = stalled | (self._stalled & self._seen.keys())
         summary = PassSummary(waiting=waiting)
         items.sort(key=lambda d: d.order)
         size = max(1, self.config.processor.batch_size)

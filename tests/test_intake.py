@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -627,3 +628,21 @@ def test_recovery_is_not_wedged_by_a_journaled_destination_too_long_for_the_file
     drop(root, "next.json", repair(67, minutes=1))
     assert again.run().accepted == 1
     again.close()
+
+
+def test_a_slowly_growing_half_file_is_said_to_be_waiting_once(desk, root, caplog):
+    """"文件不完整 … (still being written?)" was meant once per wait, but came again after every change of a
+    slowly growing file (11 times in the reviewer's slow writer): a file that changed between passes is only
+    listed as waiting, and that dropped it from the files already mentioned."""
+    caplog.set_level(logging.INFO, logger="processor.intake")
+    body = json.dumps(repair(74), ensure_ascii=False).encode("utf-8")
+    path = root / "inbox" / "slow.json"
+    for end in (30, 60, 90, 120):
+        path.write_bytes(body[:end])                             # just written: listed as waiting, not read
+        assert desk.run().waiting == 1
+        then = time.time() - 1.0
+        os.utime(path, (then, then))
+        assert desk.run().waiting == 1                           # changed since: listed as waiting again
+        assert desk.run().waiting == 1                           # settled: read, still cut short
+    said = [r for r in caplog.records if "文件不完整" in r.getMessage()]
+    assert len(said) == 1

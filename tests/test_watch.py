@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.watch import watch
+from processor.watch import REMIND_SECONDS, Backoff, Hints, watch
 from tests.test_intake import Desk, drop, journal_ids, make_root, repair
 
 REPO = Path(__file__).parents[1]
@@ -98,3 +100,87 @@ def test_sigint_stops_a_watcher_with_an_empty_inbox(tmp_path):
     os.kill(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def _counting(intake, fail: Exception | None = None) -> list[float]:
+    """Make INTAKE's passes note their start times (and raise FAIL, if given); return the list."""
+    calls: list[float] = []
+    real = intake.run_pass
+
+    def run_pass(complete=()):
+        calls.append(time.monotonic())
+        if fail is not None:
+            raise fail
+        return real(complete)
+    intake.run_pass = run_pass
+    return calls
+
+
+def test_the_watchers_own_reads_do_not_start_new_passes(tmp_path):
+    """Reading a file gives inotify "opened" and "closed_no_write" events; taken as hints they started the
+    next pass at once, and a file left waiting (here one cut short, within write_grace_seconds) kept the
+    watcher at 100 % CPU. Only events that can make a file ready are hints now: it is read every settle."""
+    root = make_root(tmp_path)
+    desk = Desk(root, rescan_seconds=60.0, settle_seconds=0.2, write_grace_seconds=60.0)
+    drop(root, "half.json", json.dumps(repair(30)).encode()[:40], age=0)
+    calls = _counting(desk.intake)
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: watch(desk.intake, desk.config, stop=stop))
+    worker.start()
+    time.sleep(1.5)
+    stop.set()
+    worker.join(timeout=10)
+    desk.close()
+    assert 3 <= len(calls) <= 10, f"{len(calls)} passes in 1.5 s"
+    assert inbox_json(root) == ["half.json"]
+
+
+def test_hints_come_only_from_events_that_can_make_a_file_ready():
+    """created, modified, closed (after writing) and moved are hints; opened, closed_no_write, deleted are not."""
+    from watchdog import events
+
+    hints: queue.SimpleQueue[str] = queue.SimpleQueue()
+    handler = Hints(hints)
+    for event in (events.FileOpenedEvent("/in/a.json"), events.FileClosedNoWriteEvent("/in/a.json"),
+                  events.FileDeletedEvent("/in/a.json"), events.DirModifiedEvent("/in")):
+        handler.on_any_event(event)
+    assert hints.empty()
+    for event in (events.FileCreatedEvent("/in/a.json"), events.FileModifiedEvent("/in/a.json"),
+                  events.FileClosedEvent("/in/a.json"), events.FileMovedEvent("/in/a.json.tmp", "/in/a.json")):
+        handler.on_any_event(event)
+    assert [hints.get_nowait() for _ in range(4)] == ["", "", "", "a.json"]
+
+
+def test_a_failing_pass_backs_off_and_its_error_is_logged_once(tmp_path, caplog):
+    """A pass that fails (read-only inbox, full disk) was retried ~350 times a second with an ERROR line each
+    time, hints or not. Now the wait doubles from settle_seconds up to rescan_seconds, hints do not cut it
+    short, and the same error is logged once (then every REMIND_SECONDS), with one line when it clears."""
+    root = make_root(tmp_path)
+    desk = Desk(root, rescan_seconds=5.0, settle_seconds=0.2)
+    calls = _counting(desk.intake, OSError(28, "No space left on device"))
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: watch(desk.intake, desk.config, stop=stop))
+    worker.start()
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:                       # a writer busy in the inbox: hints all along
+        drop(root, "busy.json.tmp", b"{}", age=0)
+        time.sleep(0.01)
+    stop.set()
+    worker.join(timeout=10)
+    desk.close()
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert 2 <= len(calls) <= 5, f"{len(calls)} passes in 2 s"
+    assert all(later >= earlier * 1.5 for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "No space left" in errors[0].getMessage()
+
+
+def test_the_back_off_resets_and_says_so_when_a_pass_works_again(caplog):
+    caplog.set_level(logging.INFO, logger="processor.watch")
+    backoff = Backoff(first=0.25, limit=5.0)
+    assert [round(backoff.failed(OSError("full"), 0.0), 2) for _ in range(6)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
+    backoff.failed(OSError("full"), REMIND_SECONDS + 1)
+    backoff.succeeded()
+    assert backoff.failed(OSError("full"), 1000.0) == 1000.25
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 4 and "已重试 6 次" in said[1] and "恢复正常" in said[2]
