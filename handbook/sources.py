@@ -19,6 +19,7 @@ from handbook import parallel
 from handbook.cache import BuildCache
 from handbook.discover import reread
 from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile
+from render.i18n import DEFAULT, LOCALES
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Expander:
     policy_path: Path | None            # None: the estate has no policy file (every placeholder is unknown)
     departments: dict[str, str]         # id -> name, as the policy tables show them
     digest: str
+    language: str = DEFAULT             # estate.language: the tables' captions, headers and units
     _loaded: tuple | None = field(default=None, repr=False)  # (policy, policy_views module)
 
     @classmethod
@@ -48,8 +50,13 @@ class Expander:
         policy_path = config.path(config.processor.policy_file)
         if not policy_path.exists():
             return cls(None, {}, "none")
-        digest = hashlib.sha256(b"".join(p.read_bytes() for p in policy_inputs(policy_path))).hexdigest()
-        return cls(policy_path, {d.id: d.name for d in config.departments}, digest)
+        language = config.estate.language
+        # the tables' words come from the catalogues: editing one must re-parse the pages that show them
+        # (a change of estate.language itself changes estate.toml, which the parse stamp holds already)
+        catalogues = dict.fromkeys(LOCALES / f"{lang}.toml" for lang in (DEFAULT, language))  # en: over zh-Hans
+        inputs = [*policy_inputs(policy_path), *catalogues]
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
+        return cls(policy_path, {d.id: d.name for d in config.departments}, digest, language)
 
     def check(self) -> None:
         """Read the policy now: a broken policy file fails the build (ConfigError) even if no body uses it."""
@@ -74,7 +81,7 @@ class Expander:
         if self.policy_path is None or "[[policy:" not in text:  # nothing to expand: the policy stays unread
             return text
         policy, views = self._policy()
-        return views.expand_placeholders(text, policy, self.departments)
+        return views.expand_placeholders(text, policy, self.departments, self.language)
 
 
 @dataclass

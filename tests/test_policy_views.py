@@ -165,3 +165,189 @@ def mini_copy_with_policy(mini):
 
     copyfile(ROOT / "content" / "policy.toml", mini / "content" / "policy.toml")
     return mini
+
+
+# --- the UI language (estate.language) ----------------------------------------------------------------------
+
+# The estate's own words (rule labels and notes, urgency meanings, category names, keywords, the supervisor)
+# made plain ASCII, so that any Chinese left in a table is the views' own.
+NEUTRAL = replace(
+    POLICY,
+    deadlines=tuple(replace(r, label=f"rule{i}", note=f"note{i}") for i, r in enumerate(POLICY.deadlines)),
+    urgency=replace(POLICY.urgency, labels=("u1", "u2", "u3", "u4"),
+                    keywords=(*(replace(k, words=(f"word{i}",)) for i, k in enumerate(POLICY.urgency.keywords)),
+                              replace(POLICY.urgency.keywords[0], words=("any",), kinds=()))),  # for every ticket
+    routes=tuple(replace(r, name=f"route{i}") for i, r in enumerate(POLICY.routes)),
+    escalation=replace(POLICY.escalation, supervisor="duty manager"),
+)
+HAN_OR_CJK_PUNCTUATION = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+# UI text of the zh-Hans tables, one phrase of each view; none may reach an en or zh-Hant estate's pages
+SIMPLIFIED_UI = ["按紧急程度的处理时限", "按工单类型的专门时限", "全部时限规则", "30 分钟", "2 个工作日", "当天下班前",
+                 "之后每", "所有工单", "工单分类与派单部门", "责任部门", "自动升级规则", "关键词判断紧急程度",
+                 "默认紧急程度", "工作日历", "调休上班日", "周一", "工单状态流转图", "未完成（处理中）", "暂停前的状态",
+                 "各状态可执行的动作", "已关闭", "确认受理", "突发事件", "网上/微信", "所有表单的公共字段", "取值与格式",
+                 "须填字段", "文本", "对象"]
+TRANSLATED = {
+    "zh-Hant": ["按緊急程度的處理時限", "30 分鐘", "2 個工作日", "當天下班前", "工單分類與派單部門", "自動升級規則",
+                "工作日曆", "週一", "工單狀態流轉圖", "已關閉", "確認受理", "所有表單的公共欄位", "須填欄位"],
+    "en": ["Deadlines by urgency level", "30 minutes", "2 working days", "by close of business the same day",
+           "Ticket categories and the departments they go to", "Automatic escalation", "Working calendar",
+           "Monday", "Ticket lifecycle", "Received", "Confirm", "Fields every form has", "Fields needed"],
+}
+# characters only Simplified Chinese writes so (their Traditional forms differ)
+SIMPLIFIED_ONLY = set("时单级类务报处复动态闭开历节调设项关键记标统钟个周间说义适为后认场访满确")
+
+
+def every_view(policy, language: str) -> str:
+    return "\n".join(expand_placeholders(f"[[policy:{name}]]", policy, language=language)
+                     for name in sorted(PLACEHOLDERS))
+
+
+@pytest.fixture
+def neutral_schemas(monkeypatch):
+    """The form schemas with their own words (field descriptions, x-zh notes) made ASCII."""
+    import render.policy_views as views
+
+    def neutral(node):
+        if isinstance(node, dict):
+            return {k: "desc" if k in ("description", "x-zh") and isinstance(v, str) else neutral(v)
+                    for k, v in node.items()}
+        return [neutral(v) for v in node] if isinstance(node, list) else node
+
+    schemas = {name: neutral(schema) for name, schema in load_schemas().items()}
+    monkeypatch.setattr(views, "load_schemas", lambda: schemas)
+
+
+@pytest.mark.parametrize("language", ["en", "zh-Hant"])
+def test_tables_of_an_en_or_zh_hant_estate_carry_no_simplified_ui_text(language, neutral_schemas):
+    html = every_view(NEUTRAL, language)
+    assert [s for s in SIMPLIFIED_UI if s in html] == []
+    assert [s for s in TRANSLATED[language] if s not in html] == []
+
+
+@pytest.mark.parametrize("language", ["en", "zh-Hant"])
+def test_only_the_estate_and_schema_words_stay_chinese(language, neutral_schemas):
+    """With the estate's and the schemas' words in ASCII, what Chinese is left in the tables is the
+    translation's (zh-Hant), or nothing at all (en)."""
+    html = every_view(NEUTRAL, language)
+    if language == "en":
+        assert HAN_OR_CJK_PUNCTUATION.findall(html) == []
+    else:
+        assert sorted(SIMPLIFIED_ONLY & set(html)) == []
+        assert HAN_OR_CJK_PUNCTUATION.search(html)
+
+
+def test_the_simplified_phrases_are_those_of_a_zh_hans_estate(neutral_schemas):
+    """The list the two tests above look for is what zh-Hans shows, so it stays a real check."""
+    html = every_view(NEUTRAL, "zh-Hans")
+    assert [s for s in SIMPLIFIED_UI if s not in html] == []
+    assert sorted(SIMPLIFIED_ONLY - set(html)) == []
+
+
+def test_the_estate_words_stay_as_written_in_any_language():
+    html = expand_placeholders("[[policy:deadlines]]\n[[policy:routing]]", POLICY, {"engineering": "工程部"}, "en")
+    for rule in POLICY.deadlines:
+        assert rule.note in html and rule.label in html
+    assert "<td>工程部</td>" in html and "给排水" in html and "人身安全" in html
+
+
+def test_english_counts_say_one_in_the_singular():
+    hour = replace(POLICY, deadlines=tuple(replace(r, minutes=60) if r.urgency == (1,) else r for r in POLICY.deadlines),
+                   escalation=replace(POLICY.escalation, repeat_days=1, duplicate_hours=1.0))
+    html = every_view(hour, "en")
+    assert "On site: 1 hour<" in html and "within 1 day<" in html and "within 1 hour<" in html
+    assert "within 30 days" in every_view(POLICY, "en")
+
+
+def test_the_lifecycle_diagram_speaks_the_estate_language():
+    from render.policy_views import Words
+
+    root = etree.fromstring(lifecycle_svg(Words("en")))
+    text = "".join(root.itertext())
+    assert "Ticket lifecycle" in text and "Resolved" in text and "On hold" in text
+    assert HAN_OR_CJK_PUNCTUATION.findall(text) == []
+
+
+def test_the_zh_hans_words_are_the_processor_s_own():
+    """States, actions and form types are named in the processor's words (lifecycle table, schema titles):
+    the Simplified catalogue repeats them, and must not drift from them."""
+    from render.i18n import catalogue
+
+    zh = catalogue("zh-Hans")
+    assert {s: zh[f"policy.state.{s}"] for s in lifecycle.STATE_LABELS} == lifecycle.STATE_LABELS
+    assert {a: zh[f"policy.action.{a}"] for a in lifecycle.ACTION_LABELS} == lifecycle.ACTION_LABELS
+    schemas = load_schemas()
+    assert {k: zh[f"policy.kind.{k}"] for k in FORM_TYPES} == {k: schemas[k]["title"].split(" (")[0] for k in FORM_TYPES}
+
+
+def test_a_name_the_catalogue_lacks_shows_as_the_data_gives_it():
+    """A channel or flag added to the policy before the catalogue knows it still builds, in its own words."""
+    rules = (replace(POLICY.deadlines[0], channels=("fax",), flags=("vip",)), *POLICY.deadlines[1:])
+    html = expand_placeholders("[[policy:deadlines]]", replace(POLICY, deadlines=rules), language="en")
+    assert "channels: fax" in html and "vip" in html
+
+
+def test_the_expander_uses_the_estate_language_and_a_language_change_reparses(mini_copy_with_policy):
+    """The parse stamp holds estate.toml's bytes, so a new estate.language re-parses pages with tables."""
+    from estate.config import load_config
+    from handbook.build import build
+    from tests.conftest import TODAY
+
+    root = mini_copy_with_policy
+    page = root / "procedures" / "calendar.md"
+    page.write_text(page_text := MINI_PAGE, encoding="utf-8")
+    assert "[[policy:calendar]]" in page_text
+    built = root / "site" / "staff" / "procedures" / "t-cal.html"
+    build(load_config(root), root / "site", today=TODAY, workers=1)
+    assert "工作日历" in built.read_text(encoding="utf-8")
+    for language, expected in (("en", "Working calendar"), ("zh-Hant", "工作日曆")):
+        set_language(root, language)
+        build(load_config(root), root / "site", today=TODAY, workers=1)
+        html = built.read_text(encoding="utf-8")
+        assert expected in html and "工作日历" not in html, language
+
+
+def test_a_catalogue_edit_changes_the_expander_digest(mini_copy_with_policy, tmp_path, monkeypatch):
+    """The tables' words are parse inputs: editing the estate language's catalogue re-parses (not another's)."""
+    import shutil
+
+    from estate.config import load_config
+    from handbook import sources
+    from render.i18n import LOCALES
+
+    copy = tmp_path / "locales"
+    shutil.copytree(LOCALES, copy)
+    monkeypatch.setattr(sources, "LOCALES", copy)
+    root = mini_copy_with_policy
+    set_language(root, "en")
+    before = sources.Expander.load(load_config(root))
+    assert before.language == "en"
+    (copy / "zh-Hant.toml").write_text("# another language's catalogue\n", encoding="utf-8")
+    assert sources.Expander.load(load_config(root)).digest == before.digest
+    for name in ("en.toml", "zh-Hans.toml"):  # the language's own, and the one it falls back on
+        text = (copy / name).read_text(encoding="utf-8")
+        (copy / name).write_text(text + "# edited\n", encoding="utf-8")
+        assert sources.Expander.load(load_config(root)).digest != before.digest, name
+        (copy / name).write_text(text, encoding="utf-8")
+
+
+MINI_PAGE = """---
+id: T-CAL
+title: Calendar
+department: 客服部
+category: duty
+version: "1.0"
+effective: 2026-01-01
+review_by: 2027-06-01
+owner: 客服主管
+audience: staff
+---
+
+[[policy:calendar]]
+"""
+
+
+def set_language(root: Path, language: str) -> None:
+    toml = root / "content" / "estate.toml"
+    text = re.sub(r'\nlanguage = "[^"]*"', "", toml.read_text(encoding="utf-8"))
+    toml.write_text(text.replace("[estate]\n", f'[estate]\nlanguage = "{language}"\n', 1), encoding="utf-8")
