@@ -2,8 +2,12 @@
 
 One source of truth: the deadline table, the routing table, the escalation rules, the calendar,
 the lifecycle diagram and the form contract are generated from content/policy.toml, the lifecycle
-table (processor/lifecycle.py) and the JSON Schema files (processor/schemas/), so the handbook can
+table (estate/lifecycle.py) and the JSON Schema files (processor/schemas/), so the handbook can
 never disagree with the processor.
+
+Captions, headers, notes and units are UI strings in estate.language (`policy.*` keys of render/locales/);
+the estate's own words (rule labels and notes, category and department names, keywords) and the schemas'
+field descriptions are shown as written.
 """
 
 from __future__ import annotations
