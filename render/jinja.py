@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from render.i18n import DEFAULT, catalogue, translator
+from render.i18n import DEFAULT, LOCALES, catalogue, translator
 
 if TYPE_CHECKING:
     import jinja2
@@ -129,19 +129,21 @@ def search_ui(language: str) -> dict[str, Any]:
 
 
 def assets_digest() -> str:
-    """Fingerprint of every template and static file: a change in any of them rebuilds every page.
+    """Fingerprint of every template, static file and UI catalogue: a change in any of them rebuilds every page.
 
     Files are read again only when their size or mtime changed (--watch asks before every rebuild).
     """
-    files = [(p, p.stat()) for folder in (TEMPLATES, STATIC) for p in sorted(folder.rglob("*")) if p.is_file()]
-    stamp = tuple((str(p), st.st_mtime_ns, st.st_size) for p, st in files)
+    files = [(folder, p, p.stat()) for folder in (TEMPLATES, STATIC, LOCALES)
+             for p in sorted(folder.rglob("*")) if p.is_file()]
+    stamp = tuple((str(p), st.st_mtime_ns, st.st_size) for _, p, st in files)
     if _DIGEST.get("stamp") != stamp:
         h = hashlib.sha256()
-        for path, _ in files:
-            h.update(path.relative_to(TEMPLATES.parent).as_posix().encode())  # templates/ and static/ share it
+        for folder, path, _ in files:
+            h.update(f"{folder.name}/{path.relative_to(folder).as_posix()}".encode())
             h.update(path.read_bytes())
         if "digest" in _DIGEST and environment.cache_info().currsize:  # --watch: a template was edited
             environment().cache.clear()  # type: ignore[union-attr]
+        catalogue.cache_clear()  # --watch: a catalogue may have been
         _DIGEST.update(stamp=stamp, digest=h.hexdigest())
     return _DIGEST["digest"]
 

@@ -112,3 +112,33 @@ def test_every_policy_key_of_the_catalogues_is_used(monkeypatch: pytest.MonkeyPa
     """No dead policy.* strings: a key the views stopped asking for is removed, not left to be translated."""
     listed = {key for key in _keys("zh-Hans") if key.startswith("policy.")}
     assert sorted(listed - _policy_keys_asked(monkeypatch)) == []
+
+
+def test_an_english_window_title_spaces_the_estate_from_the_site_and_a_catalogue_edit_rebuilds_pages(
+        mini: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """English pages were titled "测试花园Staff handbook"; and a catalogue is part of every page, like a template."""
+    import shutil
+
+    from estate.config import load_config
+    from handbook.build import build
+    from render import i18n, jinja
+    from tests.conftest import TODAY
+
+    toml = mini / "content/estate.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('name = "测试花园"', 'name = "测试花园"\nlanguage = "en"'),
+                    encoding="utf-8")
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = mini / "site/staff/procedures/t-001.html"
+    assert "<title>值班规程 · 测试花园 Staff handbook</title>" in page.read_text(encoding="utf-8")
+    locales = tmp_path / "locales"
+    shutil.copytree(LOCALES, locales)
+    monkeypatch.setattr(i18n, "LOCALES", locales)
+    monkeypatch.setattr(jinja, "LOCALES", locales)
+    en = locales / "en.toml"
+    en.write_text(en.read_text(encoding="utf-8").replace('"Staff handbook"', '"Staff manual"'), encoding="utf-8")
+    i18n.catalogue.cache_clear()
+    try:
+        build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    finally:
+        i18n.catalogue.cache_clear()
+    assert "<title>值班规程 · 测试花园 Staff manual</title>" in page.read_text(encoding="utf-8")
