@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import ConfigError, EstateConfig, load_config
+from processor.alerts import ALERTS, AlertLog, alerts_text, ticket_alerts
 from processor.intake import Intake, PassSummary
+from processor.models import Ticket
 from processor.store import (
     JOURNAL,
     SNAPSHOT,
@@ -57,6 +59,7 @@ CSV_COLUMNS = (  # (header, how to get it from a ticket document)
     ("标记", lambda t: "、".join(t.get("flags", []))),
     ("期限", lambda t: "；".join(_deadline(d) for d in t.get("deadlines", []))),
     ("描述", lambda t: t["description"]),
+    ("时限预警", lambda t: alerts_text(t.get("alerts", []))),      # at risk / overdue at --now (or the clock)
     ("历史", lambda t: "；".join(_event(e) for e in t.get("history", []))),
 )
 
@@ -104,8 +107,10 @@ class App:
                      snapshot_every=every)
 
     def intake(self, store: Store) -> Intake:
-        """An intake over the inbox feeding STORE."""
-        return Intake(self.config, store, self.policy, self.clock, self.parse, self.apply)
+        """An intake over the inbox feeding STORE, logging deadlines that become at risk or overdue."""
+        intake = Intake(self.config, store, self.policy, self.clock, self.parse, self.apply)
+        intake.alerts = AlertLog(store, self.policy, self.var / ALERTS)
+        return intake
 
 
 def load_app(root: Path, now: str | None) -> App:
@@ -172,10 +177,11 @@ def cmd_watch(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_export(app: App, args: argparse.Namespace) -> int:
-    """Write every ticket as JSON lines or CSV (with a BOM for Excel) to stdout or --out."""
+    """Write every ticket, with its deadline alerts at --now, as JSON lines or CSV (BOM for Excel) to stdout or --out."""
     store = app.store()
     store.open(lock=False, repair=False)
-    tickets = list(store.tickets())
+    now = app.clock()
+    tickets = [with_alerts(doc, app.policy, now) for doc in store.tickets()]
     if args.format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -192,6 +198,11 @@ def cmd_export(app: App, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     return EXIT_OK
+
+
+def with_alerts(doc: dict[str, Any], policy: Any, now: datetime) -> dict[str, Any]:
+    """DOC with the alerts its running clocks raise at NOW (at risk, overdue) and the time they are for."""
+    return {**doc, "alerts": ticket_alerts(Ticket.from_dict(doc), policy, now), "alerts_at": now.isoformat()}
 
 
 def cmd_check(app: App, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import EstateConfig
+from processor.alerts import AlertLog
 from processor.forms import NAME_MAX_BYTES, is_photo_name, name_bytes, printable
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
 from processor.store import Store, StoreError, dumps, file_digest
@@ -135,6 +136,7 @@ class Intake:
         # have, or a restart would take the files left in the inbox for duplicates.
         self.unmoved: list[dict[str, Any]] = []
         self._touched: set[Path] = set()                 # folders with renames not yet fsync'd
+        self.alerts: AlertLog | None = None              # told after each pass: deadlines at risk or overdue
         store.before_snapshot = self.sync_dirs
 
     # listing
@@ -203,7 +205,19 @@ class Intake:
             summary.waiting = waiting
         if summary.handled:
             log.info(summary.line())
+        self._check_alerts()
         return summary
+
+    def _check_alerts(self) -> None:
+        """Log the tickets that became at risk or overdue (a failure here must not stop the inbox)."""
+        if self.alerts is None:
+            return
+        try:
+            self.alerts.check(self.clock())
+        except STOP_ERRORS:
+            raise
+        except Exception:
+            log.exception("检查工单时限时出现内部错误 (internal error while checking deadlines)")
 
     def _read(self, path: Path) -> Dropped | None:
         limit = self.config.processor.max_form_bytes

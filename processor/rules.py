@@ -200,17 +200,40 @@ def shift_for_pause(ticket: Ticket, paused_from: datetime, resumed_at: datetime)
         d.paused_seconds += delta.total_seconds()
 
 
-def evaluate(ticket: Ticket, policy: Policy, now: datetime) -> list[str]:
-    """Say which running clocks are at risk (75% elapsed) or overdue: ["at_risk:resolve", "overdue:on_site"]."""
+# The alerts a running clock can raise, in rising order: what each means is data, the thresholds are policy.
+ALERT_LABELS = {"at_risk": "即将超时", "overdue": "已超时"}
+
+
+def deadline_alerts(ticket: Ticket, policy: Policy, now: datetime) -> list[tuple[str, Deadline]]:
+    """The running clocks of TICKET that are at risk (75% elapsed) or overdue at NOW, with which of the two."""
     clock = ticket.paused_at if ticket.paused_at else now   # a paused ticket's clock stands still
-    status = []
+    found = []
     for d in open_deadlines(ticket):
         if clock > d.due:
-            status.append(f"overdue:{d.name}")
-            continue
-        start = d.start or ticket.opened_at
-        total = (d.due - start).total_seconds() - d.paused_seconds
-        used = (clock - start).total_seconds() - d.paused_seconds
-        if total > 0 and used >= policy.escalation.at_risk_fraction * total:
-            status.append(f"at_risk:{d.name}")
-    return status
+            found.append(("overdue", d))
+        elif clock >= _at_risk_from(ticket, d, policy):
+            found.append(("at_risk", d))
+    return found
+
+
+def _at_risk_from(ticket: Ticket, d: Deadline, policy: Policy) -> datetime:
+    """When D counts as at risk: once at_risk_fraction of its time (pauses left out) has gone by."""
+    start = d.start or ticket.opened_at
+    total = (d.due - start).total_seconds() - d.paused_seconds
+    if total <= 0:
+        return d.due + timedelta(microseconds=1)     # no time to speak of: only overdue
+    return start + timedelta(seconds=d.paused_seconds + policy.escalation.at_risk_fraction * total)
+
+
+def next_alert_change(ticket: Ticket, policy: Policy, now: datetime) -> datetime | None:
+    """The first moment after NOW at which TICKET's alerts change by time alone (None: never, or paused)."""
+    if ticket.paused_at:
+        return None
+    moments = [m for d in open_deadlines(ticket)
+               for m in (_at_risk_from(ticket, d, policy), d.due + timedelta(microseconds=1)) if m > now]
+    return min(moments, default=None)
+
+
+def evaluate(ticket: Ticket, policy: Policy, now: datetime) -> list[str]:
+    """Say which running clocks are at risk (75% elapsed) or overdue: ["at_risk:resolve", "overdue:on_site"]."""
+    return [f"{alert}:{d.name}" for alert, d in deadline_alerts(ticket, policy, now)]

@@ -519,6 +519,7 @@ class Store(Tickets):
         self._since_snapshot = 0
         self._snapshot_seq = 0
         self.before_snapshot: Callable[[], None] | None = None   # intake: fsync the folders files moved into
+        self.changed: set[str] = set()      # tickets committed since someone last looked (deadline alerts)
 
     # opening and closing
 
@@ -723,6 +724,7 @@ class Store(Tickets):
         """Make the staged batch committed state: index it now, hand it to TinyDB in bulk later."""
         for form_id, digest in self._pending_forms.items():
             self.forms.add(form_id, digest)
+        self.changed.update(self._overlay)
         for number, doc in self._overlay.items():
             self._cache.pop(number, None)
             self.index.add(self.index.doc_ids.get(number, 0), doc)     # 0: not in TinyDB yet

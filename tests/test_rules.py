@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -12,9 +14,13 @@ import pytest
 from estate.calendar import BusinessCalendar
 from estate.config import ConfigError, ProcessorConfig, docs, load_config
 from estate.policy import CalendarPolicy, Policy, check_departments, load_policy
+from processor.alerts import AlertLog
+from processor.cli import main
 from processor.engine import MemoryTickets, apply_form, evaluate
 from processor.forms import parse_form
 from processor.models import Form, Ticket
+from tests.test_intake import NOW, Desk, drop, make_root
+from tests.test_intake import repair as intake_repair
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = load_policy(ROOT / "content" / "policy.toml")
@@ -268,6 +274,74 @@ def test_closed_tickets_have_no_running_clocks():
     ticket = update(store, ticket, "09:30", "resolve", resolution="已答复")
     ticket = update(store, ticket, "09:31", "close")
     assert evaluate(ticket, POLICY, t("2026-12-30T09:00:00+08:00")) == []
+
+
+# --- at risk and overdue, shown and logged (nothing showed them: rules.evaluate() was never called) ------------
+
+
+def _urgent_repair_at_now(tmp_path: Path) -> Path:
+    """An estate whose one ticket (urgency 2) must be resolved within 120 minutes of NOW."""
+    root = make_root(tmp_path)
+    drop(root, "a.json", intake_repair(1, urgency=2))
+    assert main(["--root", str(root), "--now", NOW.isoformat(), "once"]) == 0
+    return root
+
+
+def test_export_shows_each_tickets_at_risk_and_overdue_alerts_at_now(tmp_path):
+    """No export said a ticket was at risk (75% of its time gone) or overdue, though the handbook promises both.
+    JSON lines now carry "alerts" (and "alerts_at", the time they are for); the CSV a 时限预警 column in Chinese."""
+    root = _urgent_repair_at_now(tmp_path)
+    found = {}
+    for minutes in (60, 91, 121):
+        out = tmp_path / f"{minutes}.jsonl"
+        at = (NOW + timedelta(minutes=minutes)).isoformat()
+        assert main(["--root", str(root), "--now", at, "export", "--out", str(out)]) == 0
+        ticket = json.loads(out.read_text(encoding="utf-8"))
+        assert ticket["alerts_at"] == at
+        found[minutes] = [(a["alert"], a["deadline"], a["label"]) for a in ticket["alerts"]]
+    assert found == {60: [], 91: [("at_risk", "resolve", "解决")], 121: [("overdue", "resolve", "解决")]}
+    out = tmp_path / "t.csv"
+    at = (NOW + timedelta(minutes=121)).isoformat()
+    assert main(["--root", str(root), "--now", at, "export", "--format", "csv", "--out", str(out)]) == 0
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert rows[1][rows[0].index("时限预警")] == f"已超时：解决（{(NOW + timedelta(minutes=120)).isoformat()}）"
+
+
+def test_once_logs_a_ticket_becoming_at_risk_then_overdue_once_each(tmp_path, caplog):
+    """once (and every pass of watch) logs a ticket whose alert changed, once: not at every run or pass."""
+    root = _urgent_repair_at_now(tmp_path)
+    caplog.clear()
+    for minutes in (60, 91, 95, 121, 130):
+        main(["--root", str(root), "--now", (NOW + timedelta(minutes=minutes)).isoformat(), "once"])
+    said = [r.getMessage() for r in caplog.records if "超时" in r.getMessage()]
+    assert len(said) == 2 and "即将超时：解决" in said[0] and "已超时：解决" in said[1]
+    assert said[1].startswith("工单 WO-20261122-0001 ")
+
+
+def test_a_watcher_logs_an_alert_when_its_time_comes_without_any_new_form(tmp_path, caplog):
+    """In watch mode no form may arrive for hours: the alert log keeps each ticket's next alert time and looks
+    again when it comes; a resolved ticket's clock raises nothing more."""
+    root = make_root(tmp_path)
+    desk = Desk(root)
+    clock = [NOW]
+    desk.intake.clock = lambda: clock[0]
+    desk.intake.alerts = log = AlertLog(desk.store, desk.policy, root / "var" / "alerts.json")
+    drop(root, "a.json", intake_repair(1, urgency=2))
+    desk.run()
+    said = []
+    for minutes in (30, 89, 90, 100, 121, 122):
+        clock[0] = NOW + timedelta(minutes=minutes)
+        caplog.clear()
+        desk.run()
+        said.append([r.getMessage().split("（")[0] for r in caplog.records if "超时" in r.getMessage()])
+    number = next(desk.store.tickets())["number"]
+    assert said == [[], [], [f"工单 {number} 即将超时：解决"], [], [f"工单 {number} 已超时：解决"], []]
+    assert log.said == {number: ["overdue:resolve"]}
+    drop(root, "b.json", {"form": "update", "id": "U-00000001", "submitted_at": clock[0].isoformat(),
+                          "staff": "张师傅", "ticket": number, "action": "resolve", "resolution": "已修好"})
+    desk.run()
+    assert log.said == {} and json.loads((root / "var" / "alerts.json").read_text(encoding="utf-8")) == {"tickets": {}}
+    desk.close()
 
 
 # --- the business calendar ------------------------------------------------------------------------------------

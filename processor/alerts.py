@@ -1,0 +1,119 @@
+"""Deadline alerts: which running clocks are at risk (75% of their time gone) or overdue.
+
+The handbook promises them (procedures/urgency-deadlines.md §4.5): '即将超时' at 75%, '已超时' past the deadline.
+They depend on the time, not on any form, so they are never journaled: `export` computes them at --now (or the
+clock), and `once`/`watch` log each ticket's new alert once, remembering what they said in var/alerts.json.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from estate.policy import Policy
+from processor.models import Ticket
+from processor.rules import ALERT_LABELS, deadline_alerts, next_alert_change
+from render.writer import atomic_file
+
+log = logging.getLogger(__name__)
+
+ALERTS = "alerts.json"      # in var/: ticket number -> the alerts last logged for it
+
+
+def deadline_labels(policy: Policy) -> dict[str, str]:
+    """Deadline name -> its Chinese label, from the policy's rows (the first row of a name names it)."""
+    labels: dict[str, str] = {}
+    for rule in policy.deadlines:
+        labels.setdefault(rule.name, rule.label or rule.name)
+    return labels
+
+
+def ticket_alerts(ticket: Ticket, policy: Policy, now: datetime) -> list[dict[str, Any]]:
+    """TICKET's alerts at NOW as plain data: [{"alert": "overdue", "deadline": "resolve", "label": "解决", "due": ...}]."""
+    labels = deadline_labels(policy)
+    return [{"alert": alert, "deadline": d.name, "label": labels.get(d.name, d.name), "due": d.due.isoformat()}
+            for alert, d in deadline_alerts(ticket, policy, now)]
+
+
+def alerts_text(alerts: Iterable[dict[str, Any]]) -> str:
+    """ALERTS said in Chinese for a spreadsheet cell: 已超时：解决（2026-11-22T08:00:00+08:00）."""
+    return "；".join(f"{ALERT_LABELS[a['alert']]}：{a['label']}（{a['due']}）" for a in alerts)
+
+
+class AlertLog:
+    """Log a ticket's alerts when they change (not at every pass), and remember them across runs.
+
+    The first check looks at every ticket in the hot store; after that only at those the store changed and
+    those whose next alert time (75% or the deadline) has come, kept in a heap.
+    """
+
+    def __init__(self, store: Any, policy: Policy, path: Path | None):
+        self.store = store
+        self.policy = policy
+        self.path = path
+        self.said: dict[str, list[str]] = {}
+        self._due: list[tuple[float, str]] = []
+        self._started = False
+
+    def check(self, now: datetime) -> int:
+        """Log the alerts that are new since the last check; return how many tickets changed."""
+        if not self._started:
+            self.said, self._started = self._load(), True
+            numbers = set(self.store.index.doc_ids) | set(self.said)
+        else:
+            numbers = set()
+            while self._due and self._due[0][0] <= now.timestamp():
+                numbers.add(heapq.heappop(self._due)[1])
+        numbers |= self.store.changed
+        self.store.changed.clear()
+        changed = sum(self._look(number, now) for number in sorted(numbers))
+        if changed:
+            self._save()
+        return changed
+
+    def _look(self, number: str, now: datetime) -> bool:
+        """Evaluate ticket NUMBER; log what is new; tell whether its alerts changed."""
+        ticket = self.store.get(number)
+        found = deadline_alerts(ticket, self.policy, now) if ticket is not None else []
+        current = [f"{alert}:{d.name}" for alert, d in found]
+        before = self.said.get(number, [])
+        labels = deadline_labels(self.policy)
+        for alert, d in found:
+            if f"{alert}:{d.name}" not in before:
+                log.warning("工单 %s %s：%s（期限 %s）(%s: %s)", number, ALERT_LABELS[alert],
+                            labels.get(d.name, d.name), d.due.isoformat(), alert, d.name)
+        upcoming = next_alert_change(ticket, self.policy, now) if ticket is not None else None
+        if upcoming is not None:
+            heapq.heappush(self._due, (upcoming.timestamp(), number))
+        if current == before:
+            return False
+        if current:
+            self.said[number] = current
+        else:
+            self.said.pop(number, None)
+        return True
+
+    def _load(self) -> dict[str, list[str]]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:     # only a memory of what was said: lose it, say it all again
+            log.warning("%s: 无法读取，已超时/即将超时的工单会再提示一次: %s", self.path, exc)
+            return {}
+        tickets = data.get("tickets") if isinstance(data, dict) else None
+        return {k: v for k, v in tickets.items() if isinstance(v, list)} if isinstance(tickets, dict) else {}
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        try:
+            with atomic_file(self.path, text=True) as fh:
+                json.dump({"tickets": self.said}, fh, ensure_ascii=False, indent=1, sort_keys=True)
+        except OSError as exc:      # the alerts were logged; only the memory of them is lost
+            log.warning("%s: 无法写入: %s", self.path, exc)
