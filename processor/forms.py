@@ -38,6 +38,10 @@ FORM_FILE_ENDINGS = (".json", ".tmp")
 # photo named longer cannot lie in the inbox, and merely asking for it fails with ENAMETOOLONG, which had stopped
 # the processor. 86 Chinese characters are already more than this: the schema's 200 characters are not enough.
 NAME_MAX_BYTES = 255
+# Three NUL bytes in a row: no form holds them, in UTF-8 or UTF-16 (any three span a whole UTF-16 unit, and U+0000
+# is not JSON text). A writer that sets the file's size first and fills it later (Windows/SMB copies, download
+# tools) leaves them: such a file is still being written, not broken JSON.
+NUL_RUN = b"\x00\x00\x00"
 
 _TYPE_ZH = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "布尔值 (true/false)",
             "object": "对象 {...}", "array": "列表 [...]", "null": "空值 null"}
@@ -159,6 +163,11 @@ def parse_form(raw: bytes, source: str, config: ProcessorConfig, policy: Policy,
         return _reject(source, Problem("", "文件为空", "the file is empty"), incomplete=True)
     if len(raw) > config.max_form_bytes:
         return _reject(source, _too_big(size or len(raw), config.max_form_bytes))
+    if NUL_RUN in raw:
+        at = raw.index(NUL_RUN)
+        return _reject(source, Problem("", f"文件从第 {at} 字节起是连续的空字节（NUL）：可能是尚未写完的预分配文件",
+                                       f"a run of NUL bytes from byte {at}: a pre-allocated file not yet filled?"),
+                       incomplete=True)
     text, notes, problem = _decode(raw)
     if problem:
         return _reject(source, problem, incomplete=_cut_mid_character(raw))

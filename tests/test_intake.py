@@ -646,3 +646,27 @@ def test_a_slowly_growing_half_file_is_said_to_be_waiting_once(desk, root, caplo
         assert desk.run().waiting == 1                           # settled: read, still cut short
     said = [r for r in caplog.records if "文件不完整" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_a_pre_allocated_file_still_full_of_nul_bytes_waits_for_its_writer(desk, root):
+    """Some writers set the size first and fill the file later (SMB copies, download tools): read while still
+    NUL bytes, it was taken for UTF-16, rejected at once as broken JSON and moved while its writer went on
+    writing into it. A file with a run of NULs is now still being written, like one cut short."""
+    body = json.dumps(repair(75), ensure_ascii=False).encode("utf-8")
+    path = root / "inbox" / "smbcopy.json"
+    path.write_bytes(body[:100] + b"\0" * (len(body) - 100))
+    then = time.time() - 1.0                  # older than settle_seconds, younger than write_grace_seconds
+    os.utime(path, (then, then))
+    assert desk.run().waiting == 1 and not (root / "var" / "rejected").exists()
+    path.write_bytes(body)
+    os.utime(path, (then, then))
+    assert desk.run().accepted == 1
+
+
+def test_a_pre_allocated_file_never_filled_is_rejected_after_the_grace_time_saying_so(root):
+    desk = Desk(root, write_grace_seconds=0.5)
+    drop(root, "never.json", b"\0" * 300, age=1.0)
+    assert desk.run().rejected == 1
+    error = json.loads((root / "var" / "rejected" / "never.error.json").read_text(encoding="utf-8"))
+    assert "空字节" in error["problems"][0]["zh"] and "NUL" in error["problems"][0]["en"]
+    desk.close()
