@@ -19,7 +19,12 @@
   var K1 = 1.2, B = 0.75, MIN_COVERAGE = 0.5, MAX_PAGES = 50;
   // An SOP's purpose and scope sections mention everything the procedure covers in one line each;
   // they should not outrank the step that actually says it (folded heading words, BM25 weight).
-  var SUMMARY_SECTIONS = [["目的", 0.5], ["适用范围", 0.5]];
+  // The records section only lists the forms by name: a click should land on the step that uses them.
+  var SUMMARY_SECTIONS = [["目的", 0.5], ["适用范围", 0.5], ["相关记录", 0.5]];
+  // How a question is asked, not what it is about (folded forms: 怎麼辦 reads 怎么办). In "着火了怎么办" the
+  // tokens 怎么 and 么办 outvoted 着火, and FAQ headings "…了怎么办？" came first; 多久 and 几天 stay, as
+  // the estate's synonyms may say what they ask for (时限). Dropped unless they are all the query says.
+  var QUESTION_WORDS = /怎么办|怎么处理|怎么弄|怎么做|该怎么|怎么|如何处理|如何|咋办|请问|吗$|呢$/g;
   var SYNONYM_WEIGHT = 0.9;   // a synonym's match ranks just below the same match of the typed words
   // A pasted passage (more than PASSAGE_CHARS folded characters) is one bag of words: PASSAGE_TOKENS of
   // its tokens, spread over it, are scanned, and a section holding PASSAGE_MATCH of them is covered
@@ -347,7 +352,9 @@
   /* Turn the query into groups of alternatives (synonyms), each alternative a folded term. */
   /* Each alternative remembers the synonym it brought in (`need`): it only counts where that word is. */
   function parseQuery(q) {
-    return q.split(/\s+/).map(fold).filter(Boolean).map(function (term) {
+    var terms = q.split(/\s+/).map(fold).filter(Boolean);
+    var asked = terms.map(function (t) { return t.replace(QUESTION_WORDS, " "); }).join(" ").split(" ").filter(Boolean);
+    return (asked.length ? asked : terms).map(function (term) {
       var alts = [{ text: term, need: "" }], seen = [term];
       idx.synonyms.forEach(function (group) {
         group.forEach(function (word) {
