@@ -526,15 +526,15 @@ class Store(Tickets):
     def open(self, *, lock: bool = True, repair: bool = True, fresh: bool = False) -> OpenReport:
         """Lock var/, load the snapshot in bulk, replay the journal tail; cut a torn last line if REPAIR.
 
-        FRESH ignores the snapshot and replays the whole journal (rebuild); the month files it no
-        longer reads are kept aside as closed.before-rebuild-TIME, not deleted.
+        FRESH ignores the snapshot and replays the whole journal (rebuild); once the journal has replayed,
+        the month files it no longer reads are kept aside as closed.before-rebuild-TIME, not deleted. (Set
+        aside first, they stayed aside when the replay failed, and later runs dropped every closed ticket.)
         """
         if self.var_dir is not None and lock:
             self._prepare_dir()
         self.storage = SnapshotStorage(self.var_dir / SNAPSHOT if self.var_dir else None)
         if fresh:
             self.storage.write({})
-            self._set_aside_cold()
         self.db = TinyDB(storage=lambda: self.storage)
         self.storage.read()
         self.forms = self.storage.forms
@@ -543,7 +543,8 @@ class Store(Tickets):
         self.offset = int(meta.get("journal_offset", 0))
         self.cold_sizes = dict(meta.get("cold", {}))
         self._rebuild_index()
-        self._load_cold(trim=lock and repair)
+        if not fresh:
+            self._load_cold(trim=lock and repair)
         report = OpenReport(snapshot_seq=self.seq)
         if self.journal is None:
             return report
@@ -562,6 +563,8 @@ class Store(Tickets):
         self._replay(tail.records)
         self.offset = tail.end
         report.replayed = tail.records
+        if fresh:
+            self._set_aside_cold()
         return report
 
     def _prepare_dir(self) -> None:
@@ -840,28 +843,34 @@ class Store(Tickets):
         if self.var_dir is None:
             return
         folder = self.var_dir / COLD
+        for month, size in sorted(self.cold_sizes.items()):
+            if size and not (folder / f"{month}.jsonl").exists():
+                raise StoreError(f"{folder / month}.jsonl: 快照记录的月度存档不见了，其中的已结束工单会丢失；"
+                                 f"请找回该文件，或运行 rebuild 从日志重建 (closed-ticket file missing: run rebuild)")
         for path in sorted(folder.glob("*.jsonl")) if folder.exists() else ():
             month, size = path.stem, self.cold_sizes.get(path.stem, 0)
             if trim and path.stat().st_size > size:
                 os.truncate(path, size)         # written by an archiving cut short: still in the hot store
             with path.open("rb") as fh:
                 offset = 0
-                for line in fh:
+                for number, line in enumerate(fh, start=1):
                     if offset + len(line) > size:
                         break
-                    doc = json.loads(line)
+                    doc = _cold_line(line, path, f"第 {number} 行", f"line {number}")
                     if doc["number"] not in self.index.doc_ids:
                         self.index.add(0, doc, cold=(month, offset))
                     offset += len(line)
             if offset < size:
-                raise StoreError(f"{path}: 月度存档比快照记录的短 (closed-ticket file shorter than the snapshot says)")
+                raise StoreError(f"{path}: 月度存档比快照记录的短，请运行 rebuild 从日志重建 "
+                                 f"(closed-ticket file shorter than the snapshot says: run rebuild)")
 
     def _cold_doc(self, month: str, offset: int) -> dict[str, Any]:
         fh = self._cold_files.get(month)
         if fh is None:
             fh = self._cold_files[month] = (self.var_dir / COLD / f"{month}.jsonl").open("rb")
         fh.seek(offset)
-        return json.loads(fh.readline())
+        return _cold_line(fh.readline(), self.var_dir / COLD / f"{month}.jsonl", f"字节 {offset} 处",
+                          f"at byte {offset}")
 
     # replay
 
@@ -884,6 +893,18 @@ class Store(Tickets):
 
     def _apply_replayed(self) -> None:
         self._settle_batch()
+
+
+def _cold_line(line: bytes, path: Path, where: str, where_en: str) -> dict[str, Any]:
+    """One ticket of a month file; a line cut short or damaged is a StoreError naming the file and the cure."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("number"), str):
+        raise StoreError(f"{path}: {where}无法解析（文件被截断或损坏），请运行 rebuild 从日志重建 "
+                         f"({where_en} unreadable: the file is cut short or damaged; run rebuild)")
+    return doc
 
 
 def replay_state(var_dir: Path, apply: Apply) -> tuple[dict[str, Any], list[str]]:

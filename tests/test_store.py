@@ -339,3 +339,75 @@ def test_tickets_reach_tinydb_in_bulk_and_read_the_same_before_and_after(var, mo
     again = Store(var, apply)
     again.open()
     assert again.state() == before and not again._unflushed
+
+
+def _with_a_closed_ticket(var: Path) -> str:
+    """A store whose one ticket is closed and archived in var/closed/2026-11.jsonl; its number."""
+    s = opened(var)
+    put(s, repair(1))
+    put(s, repair(2, minutes=1))
+    s.commit()
+    number = next(s.tickets())["number"]
+    close_ticket(s, number)
+    s.commit()
+    s.close()
+    assert (var / "closed" / "2026-11.jsonl").stat().st_size > 0
+    return number
+
+
+def _closing_apply(form, tickets, now):
+    """The engine, with updates that just close their ticket (as close_ticket staged them)."""
+    if form.type != "update":
+        return apply(form, tickets, now)
+    return Outcome(tickets=[_closed(tickets.get(form.data["ticket"]))])
+
+
+def test_a_rebuild_whose_journal_does_not_replay_moves_nothing_aside(var):
+    """rebuild set var/closed/ aside before replaying the journal; when the replay failed it stayed aside, and
+    later runs dropped every closed ticket without a word. The journal is now replayed first."""
+    number = _with_a_closed_ticket(var)
+    journal = var / JOURNAL
+    good = journal.read_bytes()
+    journal.write_bytes(good.replace(b'"seq":2', b'"seq":2,', 1))       # damage before the last line
+    failed = Store(var, _closing_apply)
+    with pytest.raises(StoreError, match="无法解析"):
+        failed.open(fresh=True)
+    failed.close(snapshot=False)
+    assert (var / "closed" / "2026-11.jsonl").exists() and not list(var.glob("closed.before-rebuild-*"))
+    journal.write_bytes(good)
+    again = Store(var, _closing_apply)
+    again.open()
+    assert again.get(number).state == "closed" and again.index.count() == 2
+    again.close()
+
+
+def test_a_month_file_the_snapshot_counts_on_that_is_missing_is_a_clear_error(var):
+    """Had var/closed/ gone (a failed rebuild, a careless clean-up), every closed ticket was silently dropped."""
+    _with_a_closed_ticket(var)
+    (var / "closed" / "2026-11.jsonl").unlink()
+    failed = Store(var, _closing_apply)
+    with pytest.raises(StoreError, match=r"2026-11\.jsonl.*rebuild"):
+        failed.open()
+    failed.close(snapshot=False)
+
+
+@pytest.mark.parametrize("cut", [-100, -1, 5])
+def test_a_month_file_cut_short_is_an_error_naming_it_and_rebuild_repairs_it(var, cut):
+    """A month file cut mid-line crashed every command with a bare JSONDecodeError; now it is a StoreError
+    naming the file and pointing to rebuild (exit 2), and a rebuild brings every ticket back."""
+    number = _with_a_closed_ticket(var)
+    month = var / "closed" / "2026-11.jsonl"
+    os.truncate(month, cut if cut > 0 else month.stat().st_size + cut)
+    failed = Store(var, _closing_apply)
+    with pytest.raises(StoreError, match=r"2026-11\.jsonl.*rebuild"):
+        failed.open()
+    failed.close(snapshot=False)
+    fresh = Store(var, _closing_apply)
+    fresh.open(fresh=True)
+    assert fresh.get(number).state == "closed" and fresh.index.count() == 2
+    fresh.snapshot()
+    fresh.close()
+    again = Store(var, _closing_apply)
+    again.open()
+    assert again.get(number).state == "closed"
+    again.close()
