@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import EstateConfig
+from estate.lifecycle import ACTION_LABELS
 from processor.alerts import AlertLog
 from processor.forms import NAME_MAX_BYTES, is_photo_name, name_bytes, printable
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
@@ -45,9 +46,10 @@ INTAKE_LOG = "intake.jsonl"    # one line per file handled: what became of it (f
 COUNTERS = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "rejected"}
 # How far submitted_at may lie from the processor's clock (back, ahead): further is a typo or a device with a
 # wrong clock, and years like 0001 or 9999 would overflow the deadline arithmetic. Ten years back leaves room
-# for old paper forms typed in late (and the sample forms of the example estate), one year ahead for anything
-# a wrong time zone or a fast device clock can do.
-SUBMITTED_WINDOW = (timedelta(days=3653), timedelta(days=366))
+# for old paper forms typed in late (and the sample forms of the example estate); one day ahead covers a wrong
+# time zone (at most 26 hours apart) or a fast device clock. It was a year: a burst pipe reported from a phone
+# set to 2027 opened a ticket no staff update could touch for nine months (none may come before it).
+SUBMITTED_WINDOW = (timedelta(days=3653), timedelta(days=1))
 # Failures of the store or the disk: they stop the processor (exit 2); anything else a form raises only rejects it
 STOP_ERRORS = (StoreError, OSError, MemoryError)
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # POSIX: opening a symlink fails instead of reading its target
@@ -471,12 +473,13 @@ def out_of_window(form: Form, now: datetime, config: EstateConfig, tickets: Tick
     back, ahead = SUBMITTED_WINDOW
     if now - back <= form.submitted_at <= now + ahead:
         return None
-    shown = form.submitted_at.isoformat()
+    shown, ahead_h = form.submitted_at.isoformat(), round(ahead.total_seconds() / 3600)
     return _refuse(form,
         "submitted_at",
-        f"提交时间 {shown} 不可信：应在处理时间之前 {back.days} 天到之后 {ahead.days} 天之内，请核对日期（年份）后重新提交",
-        f"submitted_at {shown} is implausible: it must lie between {back.days} days before and {ahead.days} days "
-        f"after the time of processing; check the date (the year) and resubmit",
+        f"提交时间 {shown} 不可信：应在处理时间（{now.isoformat()}）之前 {back.days} 天到之后 {ahead_h} 小时之内，"
+        f"请核对设备的日期、时间和时区后重新提交",
+        f"submitted_at {shown} is implausible: it must lie between {back.days} days before and {ahead_h} hours "
+        f"after the time of processing ({now.isoformat()}); check the device's date, time and time zone, and resubmit",
     )
 
 
@@ -514,9 +517,37 @@ def before_its_ticket(form: Form, now: datetime, config: EstateConfig, tickets: 
     return None
 
 
+# Updates that record something without moving the work on: they may come in late, stamped before the last step.
+TIMELESS_ACTIONS = ("note", "escalate", "merge")
+# History entries that are no step of the work: notes and what the rules add (escalations, flags)
+NOT_STEPS = ("note", "escalate", "flag", "merge")
+STEP_LABELS = {**ACTION_LABELS, "received": "受理"}
+
+
+def before_the_last_step(form: Form, now: datetime, config: EstateConfig, tickets: Tickets) -> Rejection | None:
+    """The rejection for an update stamped before the step that allows it: a return visit or a close before the
+    resolve, an arrive before the assign. Accepted, the deadline it meets counted as met before the work was done."""
+    data = form.data
+    if form.type != "update" or data.get("action") in TIMELESS_ACTIONS:
+        return None
+    number, form_id = data.get("ticket"), data.get("ticket_form")
+    ticket = tickets.get(number) if number else tickets.by_form(form_id) if form_id else None
+    last = next((e for e in reversed(ticket.history) if e.action not in NOT_STEPS), None) if ticket else None
+    if last is None or form.submitted_at >= last.at:
+        return None
+    at, then, action = form.submitted_at.isoformat(), last.at.isoformat(), str(data.get("action"))
+    return _refuse(form,
+        "submitted_at",
+        f"提交时间 {at} 早于工单 {ticket.number} 的上一步「{STEP_LABELS.get(last.action, last.action)}」（{then}）："
+        f"「{STEP_LABELS.get(action, action)}」不能发生在它之前（否则时限会在工作完成前就算作达成），请核对时间后重新提交",
+        f"submitted_at {at} is before ticket {ticket.number}'s last step ({last.action} at {then}): {action} cannot "
+        f"come before it (its deadline would count as met before the work was done); check the time",
+    )
+
+
 # Checks a new form passes before the engine sees it: each says why it cannot be accepted, or None. They sit
 # here, not in the engine, so that replaying a journal written before a check existed rebuilds the same tickets.
-ADMISSION_CHECKS = (out_of_window, unknown_department, before_its_ticket)
+ADMISSION_CHECKS = (out_of_window, unknown_department, before_its_ticket, before_the_last_step)
 
 
 def internal_error(source: str, form_id: str | None, exc: BaseException) -> Rejection:

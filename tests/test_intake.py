@@ -258,7 +258,8 @@ def test_a_lone_surrogate_in_a_form_is_rejected_and_the_rest_of_the_inbox_proces
 
 @pytest.mark.parametrize("submitted_at", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59+08:00",
                                           "9999-12-31T23:59:59-12:00", "2028-01-01T09:00:00+08:00",
-                                          "2016-11-01T09:00:00+08:00"])
+                                          "2016-11-01T09:00:00+08:00", "2027-09-01T10:05:00+08:00",
+                                          "2026-11-23T10:01:00+08:00", "2026-11-23T02:01:00Z"])
 def test_a_submitted_at_outside_the_window_around_the_clock_is_rejected_not_an_overflow(desk, root, submitted_at):
     """Years 0001 and 9999 overflowed the deadline arithmetic (traceback on every start); more than a year
     ahead of the processor's clock or ten years behind it is rejected as implausible, naming the field."""
@@ -272,9 +273,12 @@ def test_a_submitted_at_outside_the_window_around_the_clock_is_rejected_not_an_o
 
 
 def test_a_submitted_at_inside_the_window_is_accepted(desk, root):
+    """Ten years back; up to a day ahead (a wrong time zone, a fast clock). The window ahead was a year: a form
+    from a phone set to 2027 opened a ticket no update could touch for months (finding 5 of the review)."""
     drop(root, "late.json", {**repair(44), "submitted_at": "2018-01-01T09:00:00+08:00"})
-    drop(root, "ahead.json", {**repair(45), "submitted_at": "2027-11-01T09:00:00+08:00"})
-    assert desk.run().accepted == 2
+    drop(root, "ahead.json", {**repair(45), "submitted_at": "2026-11-23T09:59:00+08:00"})
+    drop(root, "zone.json", {**repair(49), "submitted_at": "2026-11-22T10:00:00-12:00"})   # 14:00 ahead
+    assert desk.run().accepted == 3
 
 
 def test_a_file_name_that_is_not_utf8_is_journaled_and_archived_under_its_gbk_reading(desk, root):
@@ -670,3 +674,30 @@ def test_a_pre_allocated_file_never_filled_is_rejected_after_the_grace_time_sayi
     error = json.loads((root / "var" / "rejected" / "never.error.json").read_text(encoding="utf-8"))
     assert "空字节" in error["problems"][0]["zh"] and "NUL" in error["problems"][0]["en"]
     desk.close()
+
+
+def test_an_update_stamped_before_the_step_that_allows_it_is_rejected(desk, root):
+    """A return visit at 10:00 for a repair resolved at 12:00 was accepted (its deadline 'met' two hours before
+    the work was done), and a close before it; so was an arrive before the assign. Such an update is rejected,
+    naming the step it comes before; a note, which moves nothing on, may still come in late."""
+    drop(root, "open.json", repair(120))
+    desk.run()
+    number = next(desk.store.tickets())["number"]
+    steps = [(5, "assign", {"assignee": "张师傅", "department": "engineering"}, True), (2, "arrive", {}, False),
+             (1, "note", {"text": "住户来电催促"}, True), (10, "arrive", {}, True),
+             (240, "resolve", {"resolution": "已修好"}, True),
+             (120, "return_visit", {"satisfied": True, "score": 5}, False), (230, "close", {}, False),
+             (250, "return_visit", {"satisfied": True, "score": 5}, True), (245, "close", {}, False),
+             (260, "close", {}, True)]
+    for n, (minutes, action, fields, ok) in enumerate(steps):
+        drop(root, f"u{n}.json", {"form": "update", "id": f"U-{120 + n:08d}", "staff": "李前台", "ticket": number,
+                                  "submitted_at": (NOW + timedelta(minutes=minutes)).isoformat(), "action": action,
+                                  **fields})
+        summary = desk.run()
+        assert (summary.accepted, summary.rejected) == ((1, 0) if ok else (0, 1)), (minutes, action)
+        if not ok:
+            error = json.loads((root / "var" / "rejected" / f"u{n}.error.json").read_text(encoding="utf-8"))
+            assert error["problems"][0]["field"] == "submitted_at" and "上一步" in error["problems"][0]["zh"]
+    history = [(e["action"], e["at"][11:16]) for e in desk.store.document(number)["history"]]
+    assert history == [("received", "10:00"), ("assign", "10:05"), ("note", "10:01"), ("arrive", "10:10"),
+                       ("resolve", "14:00"), ("return_visit", "14:10"), ("close", "14:20")]
