@@ -39,16 +39,11 @@ def keyword_matches(policy: Policy, kind: str, text: str) -> tuple[int | None, l
 
 
 def base_urgency(policy: Policy, kind: str, data: dict[str, Any]) -> tuple[int, str]:
-    """The most urgent of the form's urgency and the keywords', else the kind's default; say which.
-
-    A form's urgency used to win outright: an app form (residents fill it in, or it comes with a default) of
-    "插座漏电" marked 4 became a 48-hour inquiry with no on-site clock. A form may raise urgency, never lower
-    what a life-safety keyword says.
-    """
+    """Urgency from the form, else from keywords, else the kind's default; say which."""
     given = whole_number(data.get("urgency"))
-    level, _ = keyword_matches(policy, kind, _text(data))
-    if given is not None and (not level or given <= level):
+    if given is not None:
         return given, "form"
+    level, _ = keyword_matches(policy, kind, _text(data))
     if level:
         return level, "keyword"
     return policy.urgency.defaults.get(kind, 3), "default"
