@@ -23,6 +23,10 @@ from render.writer import atomic_file
 log = logging.getLogger(__name__)
 
 ALERTS = "alerts.json"      # in var/: ticket number -> the alerts last logged for it
+# New alerts logged one by one in a check; the rest are counted in one line. The first check of an office's
+# store can find thousands overdue: a line each flooded the log (and, with its standard error on a pipe no one
+# read, blocked the watcher: the benchmark hung). export lists them all.
+LINES_MAX = 20
 
 
 def deadline_labels(policy: Policy) -> dict[str, str]:
@@ -71,22 +75,22 @@ class AlertLog:
                 numbers.add(heapq.heappop(self._due)[1])
         numbers |= self.store.changed
         self.store.changed.clear()
-        changed = sum(self._look(number, now) for number in sorted(numbers))
+        news: list[str] = []
+        changed = sum(self._look(number, now, news) for number in sorted(numbers))
+        _say(news)
         if changed:
             self._save()
         return changed
 
-    def _look(self, number: str, now: datetime) -> bool:
-        """Evaluate ticket NUMBER; log what is new; tell whether its alerts changed."""
+    def _look(self, number: str, now: datetime, news: list[str]) -> bool:
+        """Evaluate ticket NUMBER; add what is new to NEWS; tell whether its alerts changed."""
         ticket = self.store.get(number)
         found = deadline_alerts(ticket, self.policy, now) if ticket is not None else []
         current = [f"{alert}:{d.name}" for alert, d in found]
         before = self.said.get(number, [])
         labels = deadline_labels(self.policy)
-        for alert, d in found:
-            if f"{alert}:{d.name}" not in before:
-                log.warning("工单 %s %s：%s（期限 %s）(%s: %s)", number, ALERT_LABELS[alert],
-                            labels.get(d.name, d.name), d.due.isoformat(), alert, d.name)
+        news += [f"工单 {number} {ALERT_LABELS[alert]}：{labels.get(d.name, d.name)}（期限 {d.due.isoformat()}）"
+                 f"({alert}: {d.name})" for alert, d in found if f"{alert}:{d.name}" not in before]
         upcoming = next_alert_change(ticket, self.policy, now) if ticket is not None else None
         if upcoming is not None:
             heapq.heappush(self._due, (upcoming.timestamp(), number))
@@ -117,3 +121,11 @@ class AlertLog:
                 json.dump({"tickets": self.said}, fh, ensure_ascii=False, indent=1, sort_keys=True)
         except OSError as exc:      # the alerts were logged; only the memory of them is lost
             log.warning("%s: 无法写入: %s", self.path, exc)
+
+
+def _say(news: list[str]) -> None:
+    for line in news[:LINES_MAX]:
+        log.warning("%s", line)
+    if len(news) > LINES_MAX:
+        log.warning("……另有 %d 条新的时限预警未逐条列出，全部工单的预警见 export 的“时限预警”列 "
+                    "(%d more new deadline alerts: see export)", len(news) - LINES_MAX, len(news) - LINES_MAX)

@@ -318,6 +318,25 @@ def test_once_logs_a_ticket_becoming_at_risk_then_overdue_once_each(tmp_path, ca
     assert said[1].startswith("工单 WO-20261122-0001 ")
 
 
+def test_a_first_check_that_finds_many_alerts_logs_a_few_and_counts_the_rest(tmp_path, caplog):
+    """An office's first run can find thousands of tickets overdue: a line each flooded the log (and blocked a
+    watcher whose standard error nobody read). LINES_MAX lines, then one that counts the others."""
+    from processor import alerts
+
+    root = make_root(tmp_path)
+    for n in range(1, alerts.LINES_MAX + 6):
+        drop(root, f"r{n}.json", intake_repair(n, urgency=2))
+    assert main(["--root", str(root), "--now", NOW.isoformat(), "once"]) == 0
+    caplog.clear()
+    assert main(["--root", str(root), "--now", (NOW + timedelta(minutes=121)).isoformat(), "once"]) == 0
+    said = [r.getMessage() for r in caplog.records if "超时" in r.getMessage() or "预警" in r.getMessage()]
+    assert len(said) == alerts.LINES_MAX + 1 and all("已超时：解决" in line for line in said[:-1])
+    assert said[-1].startswith("……另有 5 条新的时限预警")
+    export = tmp_path / "all.jsonl"
+    assert main(["--root", str(root), "--now", (NOW + timedelta(minutes=121)).isoformat(), "export", "--out", str(export)]) == 0
+    assert sum(1 for line in export.read_text(encoding="utf-8").splitlines() if '"overdue"' in line) == alerts.LINES_MAX + 5
+
+
 def test_a_watcher_logs_an_alert_when_its_time_comes_without_any_new_form(tmp_path, caplog):
     """In watch mode no form may arrive for hours: the alert log keeps each ticket's next alert time and looks
     again when it comes; a resolved ticket's clock raises nothing more."""
