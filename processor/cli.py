@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from estate.config import ConfigError, EstateConfig, load_config
-from processor.alerts import ALERTS, AlertLog, alerts_text, ticket_alerts
+from processor.alerts import ALERTS, AlertLog, alerts_text, deadline_labels, running_clocks, ticket_alerts
 from processor.intake import Intake, PassSummary
-from processor.models import Ticket
 from processor.store import (
     JOURNAL,
     SNAPSHOT,
@@ -180,8 +179,8 @@ def cmd_export(app: App, args: argparse.Namespace) -> int:
     """Write every ticket, with its deadline alerts at --now, as JSON lines or CSV (BOM for Excel) to stdout or --out."""
     store = app.store()
     store.open(lock=False, repair=False)
-    now = app.clock()
-    tickets = [with_alerts(doc, app.policy, now) for doc in store.tickets()]
+    now, labels = app.clock(), deadline_labels(app.policy)
+    tickets = [with_alerts(doc, app.policy, now, labels) for doc in store.tickets()]
     if args.format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -200,9 +199,11 @@ def cmd_export(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def with_alerts(doc: dict[str, Any], policy: Any, now: datetime) -> dict[str, Any]:
+def with_alerts(doc: dict[str, Any], policy: Any, now: datetime, labels: dict[str, str]) -> dict[str, Any]:
     """DOC with the alerts its running clocks raise at NOW (at risk, overdue) and the time they are for."""
-    return {**doc, "alerts": ticket_alerts(Ticket.from_dict(doc), policy, now), "alerts_at": now.isoformat()}
+    clocks = running_clocks(doc)
+    alerts = ticket_alerts(clocks, policy, now, labels) if clocks is not None else []
+    return {**doc, "alerts": alerts, "alerts_at": now.isoformat()}
 
 
 def cmd_check(app: App, args: argparse.Namespace) -> int:

@@ -206,14 +206,22 @@ ALERT_LABELS = {"at_risk": "即将超时", "overdue": "已超时"}
 
 def deadline_alerts(ticket: Ticket, policy: Policy, now: datetime) -> list[tuple[str, Deadline]]:
     """The running clocks of TICKET that are at risk (75% elapsed) or overdue at NOW, with which of the two."""
+    return alert_timeline(ticket, policy, now)[0]
+
+
+def alert_timeline(ticket: Ticket, policy: Policy, now: datetime) -> tuple[list[tuple[str, Deadline]], datetime | None]:
+    """deadline_alerts at NOW, and the first moment after NOW at which they change by time alone (None: never, or
+    the ticket is paused): a watcher looks at the ticket again then. Each clock's moments are worked out once."""
     clock = ticket.paused_at if ticket.paused_at else now   # a paused ticket's clock stands still
-    found = []
+    found, moments = [], []
     for d in open_deadlines(ticket):
-        if clock > d.due:
+        at_risk, overdue = _at_risk_from(ticket, d, policy), d.due + timedelta(microseconds=1)
+        if clock >= overdue:
             found.append(("overdue", d))
-        elif clock >= _at_risk_from(ticket, d, policy):
+        elif clock >= at_risk:
             found.append(("at_risk", d))
-    return found
+        moments += [m for m in (at_risk, overdue) if m > now]
+    return found, None if ticket.paused_at else min(moments, default=None)
 
 
 def _at_risk_from(ticket: Ticket, d: Deadline, policy: Policy) -> datetime:
@@ -223,15 +231,6 @@ def _at_risk_from(ticket: Ticket, d: Deadline, policy: Policy) -> datetime:
     if total <= 0:
         return d.due + timedelta(microseconds=1)     # no time to speak of: only overdue
     return start + timedelta(seconds=d.paused_seconds + policy.escalation.at_risk_fraction * total)
-
-
-def next_alert_change(ticket: Ticket, policy: Policy, now: datetime) -> datetime | None:
-    """The first moment after NOW at which TICKET's alerts change by time alone (None: never, or paused)."""
-    if ticket.paused_at:
-        return None
-    moments = [m for d in open_deadlines(ticket)
-               for m in (_at_risk_from(ticket, d, policy), d.due + timedelta(microseconds=1)) if m > now]
-    return min(moments, default=None)
 
 
 def evaluate(ticket: Ticket, policy: Policy, now: datetime) -> list[str]:
