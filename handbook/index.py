@@ -47,8 +47,9 @@ class Handbook:
 
 
 def resolve_link(from_rel: str, target: str) -> str:
-    """Resolve a link written in FROM_REL to a path relative to the procedures folder."""
-    return posixpath.normpath(posixpath.join(posixpath.dirname(from_rel), target.replace("\\", "/")))
+    """Resolve a link written in FROM_REL to a path relative to the procedures folder (TARGET as
+    render.anchors.markdown_path gives it: decoded, forward slashes)."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(from_rel), target))
 
 
 MEDIA = "media"   # site/<tree>/media/<procedures|notices>/<path>: the local files pages use

@@ -202,7 +202,7 @@ class Views:
         if FILE_MARKER not in text:
             return text
         if "srcset" in text:  # its candidates first: the general pattern would take a whole list for one path
-            text = _SRCSET.sub(lambda m: m.group(0).replace(m.group(3), _SRCSET_FILE.sub(media, m.group(3))), text)
+            text = _SRCSET.sub(lambda m: f"{m.group(1)}{m.group(2)}{_SRCSET_FILE.sub(media, m.group(3))}{m.group(2)}", text)
         return _FILE.sub(media, text)
 
     def media(self) -> dict[str, Path]:
