@@ -22,6 +22,7 @@ from handbook.frontmatter import read_simple
 from handbook.models import AUDIENCES, BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
 from handbook.safety import Body, check_body
 from render.markdown import link_lines, render_markdown
+from render.markdown_budget import MarkdownTooCostly
 
 if TYPE_CHECKING:
     from handbook.sources import Expander
@@ -457,11 +458,24 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
             problems = problems + _unparsed_body_problems(source, expander)
     except RecursionError:
         return None, [BuildProblem(source.shown, 1, _TOO_DEEP_BODY)]
+    except MarkdownTooCostly as stopped:
+        return None, [BuildProblem(source.shown, _line_with_most(source, stopped.char), _too_costly(stopped.char))]
     # a body problem keeps its item: the index checks its links and files in the same run, and the build fails
     return item, problems
 
 
 _TOO_DEEP_BODY = "正文的列表或引用嵌套了上百层，无法转换，请减少层级 (body nested too deeply)"
+
+
+def _too_costly(char: str) -> str:
+    return (f"正文里有成千上万个没有配对的“{char}”，转换要一遍遍重扫全文，已停止：请配对，或写成“\\{char}”"
+            f"（原样展示的文字请放进代码块） (too many unmatched '{char}': Markdown conversion stopped)")
+
+
+def _line_with_most(source: SourceFile, char: str) -> int:
+    """The line of SOURCE that holds the most CHAR: where an author starts looking."""
+    lines = source.raw.decode("utf-8", "replace").split("\n")
+    return max(range(len(lines)), key=lambda i: lines[i].count(char)) + 1
 
 
 def _body_problems(shown: str, body: str, first_line: int, body_html: str, links: int,

@@ -26,6 +26,7 @@ from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE
 
 from render.anchors import FILE_MARKER, LINK_MARKER, RESERVED_IDS, markdown_path, own_anchor, unique_anchor
+from render.markdown_budget import Budget, MarkdownTooCostly, install
 from render.markdown_speed import speed_up
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ class _HandbookExtension(Extension):
         md.treeprocessors.register(_LinkRewriter(md), "handbook_links", 5)
         md.treeprocessors.register(_Sections(md), "handbook_sections", 4)
         md.postprocessors.register(_DropComments(md), "handbook_comments", 35)  # before "raw_html" (30)
+        md.handbook_budget = Budget()  # type: ignore[attr-defined]
+        install(md, md.handbook_budget)  # type: ignore[attr-defined]
         speed_up(md)
 
 
@@ -213,9 +216,12 @@ def render_markdown(text: str) -> Rendered:
         _converter = _new_converter()
     md = _converter
     md.reset()
+    md.handbook_budget.start(text)  # type: ignore[attr-defined]
     try:
         converted = md.convert(text)
-    except RecursionError:  # lists or quotes nested some 250 deep: Python-Markdown recurses per level
+    # RecursionError: lists or quotes nested some 250 deep (Python-Markdown recurses per level);
+    # MarkdownTooCostly: thousands of unmatched "[", "(" or "<" (see markdown_budget)
+    except (RecursionError, MarkdownTooCostly):
         _converter = None   # stopped half-way through a document: the next one gets a fresh converter
         raise
     html, files = _mark_files(converted)

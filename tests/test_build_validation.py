@@ -532,3 +532,31 @@ def test_a_notice_that_expires_before_its_date_is_a_problem(mini: Path) -> None:
     notice.write_text(notice.read_text(encoding="utf-8").replace("expires: 2026-11-20", "expires: 2026-11-10"),
                       encoding="utf-8")
     assert problems_for(mini) == ["content/notices/water.md:6: 过期日期早于发布日期：公告永远不会显示 (expires before its date)"]
+
+
+@pytest.mark.parametrize(("hostile", "char"), [
+    ("[" * 10_000, "["),                        # each "[" made Python-Markdown scan to the paragraph's end: 36 s
+    ("[a][" * 8_000, "["),                      # a reference's text never closes: 79 s
+    ("[" * 5_000 + "]" * 5_000, "["),           # closed, but each nested one scans half the paragraph: 11 s
+    ("[a](" * 8_000, "("),                      # a link's address never closes: 72 s
+    ("<a " * 10_000, "<"),                      # HTMLParser looks for each tag's ">" to the document's end: 18 s
+], ids=["open-brackets", "open-references", "nested-brackets", "open-addresses", "open-tags"])
+def test_thousands_of_unmatched_brackets_are_a_problem_not_a_stalled_build(mini: Path, hostile: str, char: str) -> None:
+    """A pasted log or a hostile file: the conversion stops when it has scanned 40 times the file, and says why."""
+    write(mini, "new.md", GOOD + "\n" + "[开头]还好。\n\n" * 3 + hostile + "\n")
+    write(mini, "other.md", GOOD.replace("T-009", "T-010"))   # converted after it, in the same process
+    assert problems_for(mini) == [f"procedures/new.md:25: 正文里有成千上万个没有配对的“{char}”，转换要一遍遍重扫全文，已停止："
+                                  f"请配对，或写成“\\{char}”（原样展示的文字请放进代码块） "
+                                  f"(too many unmatched '{char}': Markdown conversion stopped)"]
+    write(mini, "new.md", GOOD)
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert "新规程" in (mini / "site/staff/procedures/t-010.html").read_text(encoding="utf-8")
+
+
+def test_a_long_page_of_many_links_and_tags_is_well_within_the_scanning_budget(mini: Path) -> None:
+    """Matched brackets and finished tags scan each character about once: 3,000 of them in a paragraph are fine."""
+    many = "".join(f"[第{n}条](https://example.org/{n}) 与 [备注{n}]、<br>" for n in range(3_000))
+    write(mini, "new.md", GOOD.replace("正文。", many))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    page = (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
+    assert page.count('<a href="https://example.org/') == 3_000 and "[备注2999]、<br>" in page
