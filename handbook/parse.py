@@ -256,15 +256,18 @@ def check_fields(
 def _check_misspelt(data: dict[str, Any], lines: dict[str, int], known: set[str], problems: _Problems) -> None:
     """Keys the table does not know are kept for later use, but one that is nearly a known key is a typo whose
     field is silently missing (`supercedes:` left the old version listed as current): a problem."""
-    unknown = [key for key in data if key not in known]
-    if not unknown or not known:
-        return
+    for key in data:
+        close = None if key in known else _close_key(key, frozenset(known))
+        if close and close not in data:
+            problems.add(lines.get(key, 1), f"未知字段 {key}，是不是 {close}？(unknown field; did you mean {close}?)")
+
+
+@cache  # an estate's own keys (`site:`, `script:`) come back in every file: difflib once, not 1,000 times
+def _close_key(key: str, known: frozenset[str]) -> str | None:
     import difflib  # only when a file has a key of its own
 
-    for key in unknown:
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-        if close and close[0] not in data:
-            problems.add(lines.get(key, 1), f"未知字段 {key}，是不是 {close[0]}？(unknown field; did you mean {close[0]}?)")
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 @dataclass(frozen=True)
