@@ -190,8 +190,7 @@ class _HandbookExtension(Extension):
         md.treeprocessors.register(_LinkRewriter(md), "handbook_links", 5)
         md.treeprocessors.register(_Sections(md), "handbook_sections", 4)
         md.postprocessors.register(_DropComments(md), "handbook_comments", 35)  # before "raw_html" (30)
-        md.handbook_budget = Budget()  # type: ignore[attr-defined]
-        install(md, md.handbook_budget)  # type: ignore[attr-defined]
+        install(md, Budget())
         speed_up(md)
 
 
@@ -216,7 +215,6 @@ def render_markdown(text: str) -> Rendered:
         _converter = _new_converter()
     md = _converter
     md.reset()
-    md.handbook_budget.start(text)  # type: ignore[attr-defined]
     try:
         converted = md.convert(text)
     # RecursionError: lists or quotes nested some 250 deep (Python-Markdown recurses per level);

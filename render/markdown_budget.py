@@ -17,7 +17,7 @@ from typing import Any
 
 import markdown
 from markdown.htmlparser import HTMLExtractor
-from markdown.preprocessors import HtmlBlockPreprocessor
+from markdown.preprocessors import HtmlBlockPreprocessor, Preprocessor
 
 # Characters a conversion may scan: this many times the document's length, and this many on top (short
 # documents with a few long links). Bundled procedures and the bench's scan under 3 times their length.
@@ -39,8 +39,8 @@ class Budget:
     def __init__(self) -> None:
         self.left = 0
 
-    def start(self, text: str) -> None:
-        self.left = AT_LEAST + TIMES_LENGTH * len(text)
+    def start(self, length: int) -> None:
+        self.left = AT_LEAST + TIMES_LENGTH * length
 
     def spend(self, chars: int, char: str) -> None:
         self.left -= chars
@@ -49,7 +49,9 @@ class Budget:
 
 
 def install(md: markdown.Markdown, budget: Budget) -> None:
-    """Count MD's bracket scans (link, image and reference patterns) and raw-HTML tag scans against BUDGET."""
+    """Count MD's bracket scans (link, image and reference patterns) and raw-HTML tag scans against BUDGET,
+    which each conversion starts afresh."""
+    md.preprocessors.register(_StartBudget(md, budget), "handbook_start_budget", 1000)  # before all others
     for pattern in md.inlinePatterns:
         if hasattr(pattern, "getText"):
             pattern.getText = _counted_text(pattern.getText, budget)
@@ -57,6 +59,16 @@ def install(md: markdown.Markdown, budget: Budget) -> None:
             pattern.getLink = _counted_link(pattern.getLink, budget)
     if "html_block" in md.preprocessors:
         md.preprocessors.register(_CountedHtmlBlocks(md, budget), "html_block", 20)
+
+
+class _StartBudget(Preprocessor):
+    def __init__(self, md: markdown.Markdown, budget: Budget) -> None:
+        super().__init__(md)
+        self.budget = budget
+
+    def run(self, lines: list[str]) -> list[str]:
+        self.budget.start(sum(map(len, lines)) + len(lines))
+        return lines
 
 
 def _counted_text(get_text: Callable, budget: Budget) -> Callable:
