@@ -79,7 +79,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     source_keys = {s.digest + s.kind for s in sources}
     del sources  # the raw bytes are parsed; at 5,000 procedures they are worth freeing
     handbook, index_problems = build_index(config, parsed.procedures, parsed.notices,  # index
-                                           frozenset(parsed.unparsed), parsed.intro, today)
+                                           frozenset(parsed.unparsed), parsed.intro, today, parsed.failed)
     if unreadable or parsed.problems or index_problems:
         raise BuildFailed(unreadable + parsed.problems + index_problems)
     _settle(watching)  # before the render workers and the search packer fork

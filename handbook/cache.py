@@ -41,6 +41,7 @@ from handbook.models import (
     Procedure,
     Section,
     SourceFile,
+    Unparsed,
 )
 from render.jinja import assets_digest
 from render.writer import atomic_file
@@ -331,7 +332,7 @@ def _frames(data: memoryview, at: int) -> Iterator[tuple[slice, memoryview]]:
 
 # ---- parsed results as plain data (str, int, tuple, list, dict, None) for marshal ----------------------
 
-_KINDS: dict[str, type] = {"procedure": Procedure, "notice": Notice, "intro": Intro}
+_KINDS: dict[str, type] = {"procedure": Procedure, "notice": Notice, "intro": Intro, "unparsed": Unparsed}
 # fields holding a date (or None), read off the models, so a new one cannot silently stop the cache saving
 _DATES = {f.name for cls in _KINDS.values() for f in fields(cls) if "date" in str(f.type).split(" | ")}
 # fields kept as marshal bytes until read (models.Lazy: a page's HTML, headings and section text), by kind
@@ -340,7 +341,7 @@ _LAZY: dict[str, dict[str, Lazy]] = {kind: {name: a for name, a in vars(cls).ite
 
 
 def _encode(result: tuple, blobs: list[bytes]) -> tuple:
-    """(item, problems) → plain data; the item is a Procedure, a Notice, an Intro or None. Its Lazy fields
+    """(item, problems) → plain data; the item is a Procedure, a Notice, an Intro, an Unparsed or None. Its Lazy fields
     go to BLOBS as marshal bytes (as they came, if never read), and stand as their number there."""
     item, problems = result
     plain_problems = [(p.file, p.line, p.message) for p in problems]

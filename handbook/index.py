@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from estate.config import EstateConfig
-from handbook.models import BuildProblem, Intro, Notice, Procedure
+from handbook.models import BuildProblem, Intro, Notice, Procedure, Unparsed
 from render.anchors import anchors_for, find_anchor, markdown_path, slugify
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,10 @@ def resolve_link(from_rel: str, target: str) -> str:
 MEDIA = "media"   # site/<tree>/media/<procedures|notices>/<path>: the local files pages use
 
 
-def local_file(config: EstateConfig, item: Procedure | Notice | Intro, written: str) -> tuple[str, Path] | None:
+def local_file(config: EstateConfig, item: Procedure | Notice | Intro | Unparsed, written: str) -> tuple[str, Path] | None:
     """(URL under the tree, file on disk) of a local file ITEM uses, written relative to ITEM's source; None
     if it lies outside ITEM's folder (procedures/ or the notices folder): only those folders are published."""
-    notice = isinstance(item, Notice)
+    notice = item.source.kind == "notice"
     rel = posixpath.normpath(posixpath.join(posixpath.dirname(item.source.rel), written.replace("\\", "/")))
     if rel == ".." or rel.startswith(("../", "/")) or markdown_path(rel):  # a source is a page, never a file
         return None
@@ -66,7 +66,7 @@ def local_file(config: EstateConfig, item: Procedure | Notice | Intro, written: 
     return f"{MEDIA}/{'notices' if notice else 'procedures'}/{rel}", config.path(folder) / rel
 
 
-def _check_files(config: EstateConfig, item: Procedure | Notice | Intro) -> list[BuildProblem]:
+def _check_files(config: EstateConfig, item: Procedure | Notice | Intro | Unparsed) -> list[BuildProblem]:
     problems = []
     for written, line in item.files:
         found = local_file(config, item, written)
@@ -80,11 +80,12 @@ def _check_files(config: EstateConfig, item: Procedure | Notice | Intro) -> list
 
 def build_index(
     config: EstateConfig, procedures: list[Procedure], notices: list[Notice], unparsed: frozenset[str] = frozenset(),
-    intro: Intro | None = None, today: date | None = None,
+    intro: Intro | None = None, today: date | None = None, failed: Sequence[Unparsed] = (),
 ) -> tuple[Handbook, list[BuildProblem]]:
     """Check ids, supersedes and links across files; order the navigation.
 
-    UNPARSED names procedure files that failed to parse: links to them are not reported again. TODAY decides
+    UNPARSED names procedure files that failed to parse: links to them are not reported again. FAILED are the
+    bodies of files whose front matter failed: their links and files are checked all the same. TODAY decides
     which versions are in force: a version superseded by one whose effective date is still to come stays current.
     """
     problems: list[BuildProblem] = []
@@ -107,9 +108,9 @@ def build_index(
     for proc in procedures:
         problems.extend(_check_links(proc, by_rel, unparsed))
     _check_notice_ids(notices, problems)
-    for item in [*notices, *([intro] if intro else [])]:
+    for item in [*notices, *([intro] if intro else []), *failed]:
         problems.extend(_check_links(item, by_rel, unparsed))
-    for item in [*procedures, *notices, *([intro] if intro else [])]:
+    for item in [*procedures, *notices, *([intro] if intro else []), *failed]:
         problems.extend(_check_files(config, item))
     current = sorted((p for p in procedures if not p.superseded_by), key=_nav_key(config))
     handbook = Handbook(
@@ -127,7 +128,7 @@ def build_index(
     return handbook, problems
 
 
-def _file(item: Procedure | Notice | Intro) -> str:
+def _file(item: Procedure | Notice | Intro | Unparsed) -> str:
     return item.source.shown
 
 
@@ -169,12 +170,12 @@ def _field_line(item: Procedure | Notice, name: str) -> int:
     return item.field_lines.get(name, 1)
 
 
-def _check_links(item: Procedure | Notice | Intro, by_rel: dict[str, Procedure],
+def _check_links(item: Procedure | Notice | Intro | Unparsed, by_rel: dict[str, Procedure],
                  unparsed: frozenset[str]) -> list[BuildProblem]:
     """Links to procedures and their headings must exist. A notice's links are relative to procedures/."""
     problems, shown = [], _file(item)
-    base = "" if isinstance(item, Notice) else item.source.rel
-    public = not isinstance(item, Intro) and item.public
+    base = "" if item.source.kind == "notice" else item.source.rel
+    public = isinstance(item, Procedure | Notice) and item.public
     for target, fragment, line in item.links:
         rel = resolve_link(base, target)
         dest = by_rel.get(rel)

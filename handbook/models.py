@@ -187,3 +187,13 @@ class Intro:
     source: SourceFile
     links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
     files: list[tuple[str, int]] = field(default_factory=list)  # local files it uses (path as written, line)
+
+
+@dataclass(eq=False)
+class Unparsed:
+    """A procedure or notice whose front matter failed: no page, but the links and files its body uses are
+    checked with everyone else's, so the author sees all of the file's problems in one build."""
+
+    source: SourceFile
+    links: list[tuple[str, str, int]] = field(default_factory=list)  # (target rel, fragment, line)
+    files: list[tuple[str, int]] = field(default_factory=list)  # local files it uses (path as written, line)

@@ -19,9 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from estate.config import EstateConfig
 from handbook.frontmatter import read_simple
-from handbook.models import AUDIENCES, BuildProblem, Heading, Intro, Notice, Procedure, Section, SourceFile
+from handbook.models import (
+    AUDIENCES,
+    BuildProblem,
+    Heading,
+    Intro,
+    Notice,
+    Procedure,
+    Section,
+    SourceFile,
+    Unparsed,
+)
 from handbook.safety import Body, check_body
-from render.markdown import link_lines, render_markdown
+from render.markdown import Rendered, link_lines, render_markdown
 from render.markdown_budget import MarkdownTooCostly
 
 if TYPE_CHECKING:
@@ -346,8 +356,12 @@ def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> None
     item.sections = [Section(*s) for s in rendered.sections]
     item.text_chars = sum(len(s.title) + len(s.text) for s in item.sections)  # sizes search chunks unread
     item.links = link_lines(item.body, rendered.links, item.body_line)
-    item.files = [(path, line) for path, _, line in link_lines(item.body, [(f, "") for f in rendered.files],
-                                                               item.body_line)]
+    item.files = file_lines(item.body, rendered, item.body_line)
+
+
+def file_lines(body: str, rendered: Rendered, first_line: int) -> list[tuple[str, int]]:
+    """The local files RENDERED uses (as written), each with the line of BODY that names it."""
+    return [(path, line) for path, _, line in link_lines(body, [(f, "") for f in rendered.files], first_line)]
 
 
 @dataclass
@@ -458,7 +472,8 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
             problems = _body_problems(item.source.shown, item.body, item.body_line, item.html, len(item.links), expander)
             item.body = ""  # rendered into html and links by now; not kept for 5,000 procedures
         elif problems:  # a front-matter problem: the body's own problems are reported in the same run
-            problems = problems + _unparsed_body_problems(source, expander)
+            item, more = _unparsed_body(source, expander)
+            problems = problems + more
     except RecursionError:
         return None, [BuildProblem(source.shown, 1, _TOO_DEEP_BODY)]
     except MarkdownTooCostly as stopped:
@@ -488,14 +503,17 @@ def _body_problems(shown: str, body: str, first_line: int, body_html: str, links
     return placeholders + check_body(checked)
 
 
-def _unparsed_body_problems(source: SourceFile, expander: Expander) -> list[BuildProblem]:
-    """The body problems of a file whose front matter failed, if its body could be read at all."""
+def _unparsed_body(source: SourceFile, expander: Expander) -> tuple[Unparsed | None, list[BuildProblem]]:
+    """The body of a file whose front matter failed, if it could be read at all: its own problems, and its links
+    and files for the index to check."""
     found = read_body(source)
     if found is None:
-        return []
+        return None, []
     body, first_line = found
     rendered = render_markdown(expander.expand(body))
-    return _body_problems(source.shown, body, first_line, rendered.html, len(rendered.links), expander)
+    unparsed = Unparsed(replace(source, raw=b""), link_lines(body, rendered.links, first_line),
+                        file_lines(body, rendered, first_line))
+    return unparsed, _body_problems(source.shown, body, first_line, rendered.html, len(rendered.links), expander)
 
 
 def _authors_html(body: str, body_html: str) -> str:
@@ -513,6 +531,6 @@ def parse_intro(source: SourceFile) -> tuple[Intro | None, list[BuildProblem]]:
     title, body, first_line = ("", text, 1) if parts is None else (str(parts[0].get("title", "")), parts[2], parts[3])
     rendered = render_markdown(body)
     found = check_body(Body(source.shown, body, first_line, rendered.html, len(rendered.links)))
-    files = [(path, line) for path, _, line in link_lines(body, [(f, "") for f in rendered.files], first_line)]
-    intro = Intro(title, rendered.html, replace(source, raw=b""), link_lines(body, rendered.links, first_line), files)
+    intro = Intro(title, rendered.html, replace(source, raw=b""), link_lines(body, rendered.links, first_line),
+                  file_lines(body, rendered, first_line))
     return (None if found else intro), found

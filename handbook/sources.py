@@ -18,7 +18,7 @@ from estate.contract import SCHEMA_DIR
 from handbook import parallel
 from handbook.cache import BuildCache
 from handbook.discover import reread
-from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile
+from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile, Unparsed
 from render.i18n import DEFAULT, LOCALES
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class Parsed:
     intro: Intro | None = None                  # procedures/index.md
     problems: list[BuildProblem] = field(default_factory=list)
     unparsed: set[str] = field(default_factory=set)   # procedure files that failed: links to them are not re-reported
+    failed: list[Unparsed] = field(default_factory=list)  # failed files' bodies: their links and files are checked
     fresh: int = 0                              # how many files were parsed afresh (not from the cache)
 
 
@@ -121,10 +122,12 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
             parsed.procedures.append(item)
         elif isinstance(item, Notice):
             parsed.notices.append(item)
-        elif item is not None:
+        elif isinstance(item, Intro):
             parsed.intro = item
-        elif src.kind == "procedure":
-            parsed.unparsed.add(src.rel)
+        else:  # its front matter (or all of it) failed
+            parsed.failed += [item] if item is not None else []
+            if src.kind == "procedure":
+                parsed.unparsed.add(src.rel)
     return parsed
 
 

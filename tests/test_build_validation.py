@@ -491,6 +491,27 @@ def test_a_body_problem_does_not_hide_the_same_files_broken_links_and_files(mini
     ]
 
 
+@pytest.mark.parametrize("kind", ["procedure", "notice"])
+def test_a_front_matter_problem_does_not_hide_the_same_files_broken_links_and_files(mini: Path, kind: str) -> None:
+    """Before, a file whose front matter failed had only its front matter and body markup checked: its broken
+    links and missing files showed up one build later, after the author had fixed the first problem."""
+    body = "见[无](nope.md)、[值班](duty.md#没有这个标题)与![缺](none.png)。"
+    if kind == "procedure":
+        write(mini, "new.md", GOOD.replace("department: customer-service", "department: 财务").replace("正文。", body))
+        shown, line = "procedures/new.md", 17
+    else:
+        (mini / "content/notices/bad.md").write_text(f"---\nid: N-BAD\ntitle: 坏公告\ndate: 2026-13-01\n---\n\n{body}\n",
+                                                    encoding="utf-8")
+        shown, line = "content/notices/bad.md", 7
+    found = problems_for(mini)
+    assert sorted(p for p in found if "(broken link)" in p or "(no such heading)" in p or "(missing file)" in p) == [
+        f"{shown}:{line}: 引用的文件不存在：none.png (missing file)",
+        f"{shown}:{line}: 链接指向 duty.md 中不存在的标题 #没有这个标题 (no such heading)",
+        f"{shown}:{line}: 链接指向不存在的规程 nope.md (broken link)",
+    ]
+    assert len(found) == 4 and any(p.startswith(f"{shown}:4: ") for p in found)  # the front matter's own
+
+
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("audience: staff", "audience: staff\nsupercedes: T-001",
      "未知字段 supercedes，是不是 supersedes？(unknown field; did you mean supersedes?)"),
