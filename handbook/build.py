@@ -51,7 +51,8 @@ class BuildResult:
 
     def summary(self) -> str:
         return (f"完成：写入 {self.written} 页，跳过 {self.skipped} 页（未变），删除 {self.removed} 页，"
-                f"用时 {self.seconds:.2f} 秒")
+                f"用时 {self.seconds:.2f} 秒 (done: {self.written} written, {self.skipped} unchanged, "
+                f"{self.removed} removed, {self.seconds:.2f} s)")
 
 
 def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False, today: date | None = None,
@@ -74,7 +75,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     known = None if watching else build_cache.known_sources(cache)  # --watch remembers them itself
     unreadable: list[BuildProblem] = []
     sources = discover(config, remember=watching, known=known, problems=unreadable)  # discover
-    _progress(len(sources), "解析 {n} 个源文件…")
+    _progress(len(sources), "解析 {n} 个源文件… (parsing {n} files)")
     parsed = parse_sources(sources, config, expander, cache, workers, one_off=not watching)  # parse
     source_keys = {s.digest + s.kind for s in sources}
     del sources  # the raw bytes are parsed; at 5,000 procedures they are worth freeing
@@ -89,7 +90,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     views = [Views(config, handbook, tree, today, cache) for tree in TREES]
     specs = chain(*(v.pages() for v in views))
 
-    _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）…")
+    _progress(len(source_keys), "渲染页面（内容未变的页面将跳过）… (rendering; unchanged pages are skipped)")
     if clean:
         build_cache.clean(out)
     build_cache.start_writing(config, out)

@@ -76,4 +76,4 @@ def test_build_prints_a_summary_line(mini: Path) -> None:
     run = subprocess.run([sys.executable, "build.py", "--root", str(mini)], cwd=REPO, capture_output=True,
                          text=True, encoding="utf-8")
     assert run.returncode == 0, run.stderr
-    assert re.search(r"完成：写入 \d+ 页，跳过 \d+ 页（未变），删除 \d+ 页，用时 [\d.]+ 秒", run.stdout)
+    assert re.search(r"完成：写入 \d+ 页，跳过 \d+ 页（未变），删除 \d+ 页，用时 [\d.]+ 秒 \(done: \d+ written, \d+ unchanged, \d+ removed, [\d.]+ s\)", run.stdout)
