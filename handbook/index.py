@@ -73,9 +73,18 @@ def _check_files(config: EstateConfig, item: Procedure | Notice | Intro | Unpars
         if found is None:
             problems.append(BuildProblem(_file(item), line, f"引用的文件 {written} 不在规程或公告文件夹内，不会随站点发布 "
                                          "(file outside the procedures/notices folder)"))
-        elif not found[1].is_file():
+        elif not _is_file(found[1]):
             problems.append(BuildProblem(_file(item), line, f"引用的文件不存在：{written} (missing file)"))
     return problems
+
+
+def _is_file(path: Path) -> bool:
+    """Is PATH a file? A name no file can have (over 255 bytes: ENAMETOOLONG) is not: Python 3.11's is_file
+    raises for it, and had crashed the build."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def build_index(
@@ -152,18 +161,25 @@ def _link_supersedes(proc: Procedure, by_id: dict[str, Procedure], problems: lis
 
 
 def _supersedes_cycles(procedures: list[Procedure], by_id: dict[str, Procedure]) -> list[BuildProblem]:
-    """A → B → A would leave no version current: each procedure on a cycle is reported at its supersedes line."""
-    problems = []
-    for proc in procedures:
-        chain, cur = [proc.id], by_id.get(proc.supersedes or "")
-        while cur is not None and cur is not proc and cur.id not in chain and cur.supersedes:
-            chain.append(cur.id)
-            cur = by_id.get(cur.supersedes)
-        if cur is proc and len(chain) > 1:
-            loop = " → ".join([*chain, proc.id])
-            problems.append(BuildProblem(_file(proc), _field_line(proc, "supersedes"),
-                                         f"supersedes 构成循环：{loop}，没有哪个版本是现行的 (supersedes cycle)"))
-    return problems
+    """A → B → A would leave no version current: each procedure on a cycle is reported at its supersedes line.
+
+    Each procedure is walked once (a chain of 2,000 versions had been walked from each of them, 34 s)."""
+    walked: dict[int, int] = {}  # id(procedure) -> 1 on the current walk, 2 walked before
+    loops: dict[int, str] = {}   # id(procedure on a cycle) -> the cycle, from it back to it
+    for start in procedures:
+        path, cur = [], start
+        while cur is not None and id(cur) not in walked:
+            walked[id(cur)] = 1
+            path.append(cur)
+            cur = by_id.get(cur.supersedes or "")
+        if cur is not None and walked[id(cur)] == 1 and cur is not path[-1]:  # closed a loop on this walk
+            cycle = path[path.index(cur):]
+            for i, proc in enumerate(cycle):
+                loops[id(proc)] = " → ".join(p.id for p in [*cycle[i:], *cycle[:i], proc])
+        walked.update((id(p), 2) for p in path)
+    return [BuildProblem(_file(proc), _field_line(proc, "supersedes"),
+                         f"supersedes 构成循环：{loops[id(proc)]}，没有哪个版本是现行的 (supersedes cycle)")
+            for proc in procedures if id(proc) in loops]
 
 
 def _field_line(item: Procedure | Notice, name: str) -> int:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from urllib.parse import unquote
 
 LINK_MARKER = "@@doc:"
 FILE_MARKER = "@@file:"   # a local file (image, video, PDF) the page uses: the builder copies it and points here
 _STRIP = re.compile(r"[^\w\s-]")
-_NUMBERED = re.compile(r"^(.*)_([0-9]+)$")
+_NUMBERED = re.compile(r"^(.*)_([0-9]{1,9})$")
 _SPACES = re.compile(r"\s+")
 
 
@@ -25,9 +26,16 @@ def markdown_path(written: str) -> str | None:
     return path if path.lower().endswith(".md") else None
 
 
+SLUG_FROM = 1000  # characters of a text its anchor is made from
+
+
 def slugify(value: str, separator: str = "-") -> str:
-    """Make a GitHub-style anchor that keeps CJK: '4.2 派工' → '42-派工', '一、目的' → '一目的'."""
-    value = unicodedata.normalize("NFKC", value).strip().lower()
+    """Make a GitHub-style anchor that keeps CJK: '4.2 派工' → '42-派工', '一、目的' → '一目的'.
+
+    From the first SLUG_FROM characters only: Unicode normalization sorts a run of combining marks in quadratic
+    time, and a tag of 80,000 of them had taken a build 33 s (a real heading is far shorter than the limit).
+    """
+    value = unicodedata.normalize("NFKC", value[:SLUG_FROM]).strip().lower()
     value = _STRIP.sub("", value)
     return _SPACES.sub(separator, value).strip(separator) or "section"
 
@@ -39,13 +47,34 @@ RESERVED_IDS = frozenset({"main", "es-page", "es-page-q", "es-q", "es-dropdown",
 RESERVED_PREFIX = "es-dropdown-"   # search.js numbers the drop-down's options es-dropdown-0, es-dropdown-1…
 
 
+class Used(set):
+    """The ids taken on one page, and where each numbering walk got to (see unique_anchor)."""
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        super().__init__(ids)
+        self.walked: dict[tuple[str, int], int] = {}
+
+
 def unique_anchor(anchor: str, used: set[str]) -> str:
-    """`anchor`, or `anchor_1`, `anchor_2`… (the toc extension's numbering, so existing links keep working)."""
-    while anchor in used or not anchor:
-        m = _NUMBERED.match(anchor)
-        anchor = f"{m.group(1)}_{int(m.group(2)) + 1}" if m else f"{anchor}_1"
-    used.add(anchor)
-    return anchor
+    """`anchor`, or `anchor_1`, `anchor_2`… (the toc extension's numbering, so existing links keep working).
+
+    With a Used, a walk goes on where the last one from the same start stopped: ids are only ever added, so
+    those it passed are still taken. Without, 8,000 headings "## 标题" took 74 s (each walked _1, _2… again).
+    A number of more than nine digits is text, not a count ("a_999…9" with 5,000 nines had crashed int()).
+    """
+    if anchor and anchor not in used:
+        used.add(anchor)
+        return anchor
+    m = _NUMBERED.match(anchor)
+    base, n = (m.group(1), int(m.group(2)) + 1) if m else (anchor, 1)
+    walked = getattr(used, "walked", {})
+    start = (base, n)
+    n = walked.get(start, n)
+    while f"{base}_{n}" in used:
+        n += 1
+    walked[start] = n + 1
+    used.add(f"{base}_{n}")
+    return f"{base}_{n}"
 
 
 def own_anchor(text: str) -> str:
@@ -57,14 +86,14 @@ def own_anchor(text: str) -> str:
 def anchors_for(names: list[str]) -> dict[str, str]:
     """Each of NAMES' anchor on one page (the records page's registers): numbered apart when two names make
     the same one (《值班记录》 and 值班记录), never an id the page's own elements use."""
-    used = set(RESERVED_IDS)
+    used = Used(RESERVED_IDS)
     return {name: unique_anchor(own_anchor(name), used) for name in names}
 
 
 def find_anchor(headings: list, fragment: str) -> str | None:
     """The anchor of the heading a link's FRAGMENT names, as readers write it: the anchor itself (an explicit
     {#Id} keeps its case), the heading's text, or its text in anchor form; None if no heading matches."""
-    anchors = [h.anchor for h in headings]
+    anchors, by_anchor, by_text = _heading_index(headings)
     if fragment in anchors:
         return fragment
     wanted = slugify(fragment)
@@ -72,9 +101,31 @@ def find_anchor(headings: list, fragment: str) -> str | None:
         return wanted
     # an explicit {#Escalate-Now} linked as #escalate-now; then a heading whose anchor was numbered away
     # from its text ("Main" → main_1, beside the page's own id="main")
-    return next((a for a in anchors if slugify(a) == wanted), None) or \
-        next((h.anchor for h in headings if slugify(h.text) == wanted), None)
+    return by_anchor.get(wanted) or by_text.get(wanted)
+
+
+_INDEXES: dict[int, tuple[list, tuple]] = {}  # id(headings) -> (headings, their index): one per linked page
+_INDEXES_MAX = 512
+
+
+def _heading_index(headings: list) -> tuple[set[str], dict[str, str], dict[str, str]]:
+    """HEADINGS' anchors, and each anchor by its own and by its text's anchor form (the first heading wins).
+
+    Made once per page's headings, not per link: 3,000 links into a page of 3,000 headings made 2 M anchors."""
+    found = _INDEXES.get(id(headings))
+    if found is not None and found[0] is headings:
+        return found[1]
+    by_anchor: dict[str, str] = {}
+    by_text: dict[str, str] = {}
+    for h in headings:
+        by_anchor.setdefault(slugify(h.anchor), h.anchor)
+        by_text.setdefault(slugify(h.text), h.anchor)
+    if len(_INDEXES) >= _INDEXES_MAX:
+        _INDEXES.clear()
+    index = ({h.anchor for h in headings}, by_anchor, by_text)
+    _INDEXES[id(headings)] = (headings, index)
+    return index
 
 
 __all__ = ["FILE_MARKER", "LINK_MARKER", "RESERVED_IDS", "RESERVED_PREFIX", "anchors_for", "find_anchor", "markdown_path",
-           "own_anchor", "slugify", "unique_anchor"]
+           "own_anchor", "slugify", "unique_anchor", "Used"]

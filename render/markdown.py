@@ -25,7 +25,15 @@ from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AMP_SUBSTITUTE
 
-from render.anchors import FILE_MARKER, LINK_MARKER, RESERVED_IDS, markdown_path, own_anchor, unique_anchor
+from render.anchors import (
+    FILE_MARKER,
+    LINK_MARKER,
+    RESERVED_IDS,
+    Used,
+    markdown_path,
+    own_anchor,
+    unique_anchor,
+)
 from render.markdown_budget import Budget, MarkdownTooCostly, install
 from render.markdown_speed import speed_up
 
@@ -115,7 +123,7 @@ class _HeadingIds(Treeprocessor):
     """
 
     def run(self, root: etree.Element) -> None:
-        used, headings = set(RESERVED_IDS), []
+        used, headings = Used(RESERVED_IDS), []
         for el in root.iter():  # one pass: the ids already given (attr_list's {#id}), and the headings to name
             if "id" in el.attrib:
                 used.add(el.get("id"))

@@ -86,3 +86,33 @@ def test_a_superseded_page_links_only_tags_and_records_that_have_pages(mini: Pat
     old = (mini / "site/staff/procedures/t-000.html").read_text(encoding="utf-8")
     assert "<span>旧做法</span>" in old and "<span>《旧登记本》</span>" in old
     assert not broken_links(mini / "site")
+
+
+class _Counting(dict):
+    looked = 0
+
+    def get(self, key, default=None):  # noqa: ANN001, ANN201
+        self.looked += 1
+        return super().get(key, default)
+
+
+def test_supersedes_cycles_walk_each_procedure_once() -> None:
+    """Only the members of a cycle are reported (not a version that leads into it), each from itself; and a chain
+    of 300 versions is walked once in all, not once from each of them (2,000 had taken 34 s)."""
+    from types import SimpleNamespace
+
+    from handbook.index import _supersedes_cycles
+
+    def proc(pid: str, supersedes: str | None) -> SimpleNamespace:
+        return SimpleNamespace(id=pid, supersedes=supersedes, source=SimpleNamespace(shown=f"{pid}.md"),
+                               field_lines={"supersedes": 9})
+
+    chain = [proc(f"C-{i}", f"C-{i - 1}" if i else None) for i in range(300)]
+    loop = [proc("A", "C-299"), proc("B", "A"), proc("D", "B"), proc("E", "D")]
+    loop[0].supersedes = "D"   # A → D → B → A, and E leads into it
+    procedures = chain + loop
+    by_id = _Counting({p.id: p for p in procedures})
+    found = [str(p) for p in _supersedes_cycles(procedures, by_id)]
+    assert found == [f"{x}.md:9: supersedes 构成循环：{path}，没有哪个版本是现行的 (supersedes cycle)"
+                     for x, path in (("A", "A → D → B → A"), ("B", "B → A → D → B"), ("D", "D → B → A → D"))]
+    assert by_id.looked <= len(procedures)
