@@ -31,6 +31,7 @@ from handbook.models import (
     Unparsed,
 )
 from handbook.safety import Body, check_body
+from render.anchors import slugify
 from render.markdown import Rendered, link_lines, render_markdown
 from render.markdown_budget import MarkdownTooCostly
 
@@ -49,7 +50,7 @@ class FieldRule:
     """How one front-matter field is checked: a table row, not an if-chain."""
 
     name: str
-    kind: str          # str | date | list | audience | id
+    kind: str          # a key of _CHECKS: str | id | date | list | tags | audience | bool | notice_category
     required: bool = True
 
 
@@ -63,7 +64,7 @@ PROCEDURE_FIELDS = (
     FieldRule("review_by", "date"),
     FieldRule("owner", "str"),
     FieldRule("audience", "audience"),
-    FieldRule("tags", "list", required=False),
+    FieldRule("tags", "tags", required=False),
     FieldRule("records", "list", required=False),
     FieldRule("supersedes", "id", required=False),
 )
@@ -267,7 +268,7 @@ def _check_misspelt(data: dict[str, Any], lines: dict[str, int], known: set[str]
     """Keys the table does not know are kept for later use, but one that is nearly a known key is a typo whose
     field is silently missing (`supercedes:` left the old version listed as current): a problem."""
     for key in data:
-        close = None if key in known else _close_key(key, frozenset(known))
+        close = None if key in known else _close_key(str(key), frozenset(known))  # `1: 2` is a key too
         if close and close not in data:
             problems.add(lines.get(key, 1), f"未知字段 {key}，是不是 {close}？(unknown field; did you mean {close}?)")
 
@@ -291,10 +292,18 @@ def _as_str(value: Any) -> Any:
     return _Bad(f"应为文本，实为 {type(value).__name__} (expected text)")
 
 
+# An id and a tag name a page's file (procedures/<id>.html, tags/<tag>.html): a file name holds 255 bytes at most,
+# and one too long had failed the build while it wrote pages, past the checks, leaving site/ half-written.
+ID_MAX = 100
+TAG_BYTES_MAX = 200
+
+
 def _as_id(value: Any) -> Any:
     text = _as_str(value)
     if isinstance(text, str) and not ID_PATTERN.match(text):
         return _Bad(f"编号 {text!r} 只能含字母、数字和连字符，如 CS-SOP-003 (malformed id)")
+    if isinstance(text, str) and len(text) > ID_MAX:
+        return _Bad(f"编号有 {len(text)} 个字符，最多 {ID_MAX} 个 (id too long)")
     return text
 
 
@@ -320,6 +329,14 @@ def _as_list(value: Any) -> Any:
     return tuple(part for part in parts if part)
 
 
+def _as_tags(value: Any) -> Any:
+    tags = _as_list(value)
+    too_long = [] if isinstance(tags, _Bad) else [t for t in tags if len(slugify(t).encode()) > TAG_BYTES_MAX]
+    if too_long:
+        return _Bad(f"标签“{too_long[0][:20]}…”太长（标签页的文件名最多 {TAG_BYTES_MAX} 字节，约 60 个汉字）(tag too long)")
+    return tags
+
+
 def _as_audience(value: Any) -> Any:
     return value if value in AUDIENCES else _Bad(f"{value!r} 不是 staff、resident 或 both 之一")
 
@@ -333,7 +350,7 @@ def _as_notice_category(value: Any) -> Any:
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
-    "str": _as_str, "id": _as_id, "date": _as_date, "list": _as_list,
+    "str": _as_str, "id": _as_id, "date": _as_date, "list": _as_list, "tags": _as_tags,
     "audience": _as_audience, "bool": _as_bool, "notice_category": _as_notice_category,
 }
 

@@ -581,3 +581,27 @@ def test_a_long_page_of_many_links_and_tags_is_well_within_the_scanning_budget(m
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     page = (mini / "site/staff/procedures/t-009.html").read_text(encoding="utf-8")
     assert page.count('<a href="https://example.org/') == 3_000 and "[备注2999]、<br>" in page
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("正文。", "![图](" + "图" * 100 + ".png)", "procedures/new.md:17: 引用的文件不存在：" + "图" * 100 + ".png (missing file)"),
+    ("tags: [测试]", "tags: [" + "标" * 100 + "]", "procedures/new.md:11: 字段 tags：标签“" + "标" * 20 + "…”太长"),
+    ("id: T-009", "id: T-" + "9" * 300, "procedures/new.md:2: 字段 id：编号有 302 个字符，最多 100 个 (id too long)"),
+], ids=["file-name-too-long", "tag-too-long", "id-too-long"])
+def test_a_name_too_long_for_a_file_is_a_problem_before_anything_is_written(mini: Path, old: str, new: str,
+                                                                            expected: str) -> None:
+    """Python 3.11's is_file raised ENAMETOOLONG (a traceback); an id or tag that names a page's file failed the
+    build only while it wrote pages, past the checks, with site/ half-written."""
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    before = {p: p.read_bytes() for p in (mini / "site").rglob("*") if p.is_file()}
+    write(mini, "new.md", GOOD.replace(old, new))
+    assert [p for p in problems_for(mini) if p.startswith(expected)] != []
+    assert {p: p.read_bytes() for p in (mini / "site").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("key", ["1", "~", "true", "2026-01-01"])
+def test_a_front_matter_key_that_is_not_text_is_kept_like_any_other_unknown_key(mini: Path, key: str) -> None:
+    """YAML reads `1: 2` as the number 1: the misspelt-key check had crashed on it."""
+    write(mini, "new.md", GOOD.replace("tags: [测试]", f"{key}: 2\ntags: [测试]"))
+    build(load_config(mini), mini / "site", today=TODAY, workers=1)
+    assert (mini / "site/staff/procedures/t-009.html").is_file()
