@@ -499,7 +499,7 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
     except RecursionError:
         return None, [BuildProblem(source.shown, 1, _TOO_DEEP_BODY)]
     except MarkdownTooCostly as stopped:
-        return None, [BuildProblem(source.shown, _line_with_most(source, stopped.char), _too_costly(stopped.char))]
+        return None, [BuildProblem(source.shown, _line_with_most(source, stopped.char or _MARKUP), _too_costly(stopped))]
     # a body problem keeps its item: the index checks its links and files in the same run, and the build fails
     return item, problems
 
@@ -507,15 +507,22 @@ def parse_one(source: SourceFile, config: EstateConfig, expander: Expander):  # 
 _TOO_DEEP_BODY = "正文的列表或引用嵌套了上百层，无法转换，请减少层级 (body nested too deeply)"
 
 
-def _too_costly(char: str) -> str:
+_MARKUP = "*_`\\[<&"   # inline markup: where a paragraph of thousands of matches is looked for
+
+
+def _too_costly(stopped: MarkdownTooCostly) -> str:
+    char = stopped.char
+    if not stopped.unmatched:
+        return (f"正文的一段里有成千上万处行内标记（{char or '* _ `'}），转换要为每一处重写整段，已停止：请把这段分成多段，"
+                f"或把原样展示的文字放进代码块 (too much inline markup in one paragraph: Markdown conversion stopped)")
     return (f"正文里有成千上万个没有配对的“{char}”，转换要一遍遍重扫全文，已停止：请配对，或写成“\\{char}”"
             f"（原样展示的文字请放进代码块） (too many unmatched '{char}': Markdown conversion stopped)")
 
 
-def _line_with_most(source: SourceFile, char: str) -> int:
-    """The line of SOURCE that holds the most CHAR: where an author starts looking."""
+def _line_with_most(source: SourceFile, chars: str) -> int:
+    """The line of SOURCE that holds the most of CHARS: where an author starts looking."""
     lines = source.raw.decode("utf-8", "replace").split("\n")
-    return max(range(len(lines)), key=lambda i: lines[i].count(char)) + 1
+    return max(range(len(lines)), key=lambda i: sum(map(lines[i].count, chars))) + 1
 
 
 def _body_problems(shown: str, body: str, first_line: int, body_html: str, links: int,

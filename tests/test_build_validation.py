@@ -605,3 +605,17 @@ def test_a_front_matter_key_that_is_not_text_is_kept_like_any_other_unknown_key(
     write(mini, "new.md", GOOD.replace("tags: [测试]", f"{key}: 2\ntags: [测试]"))
     build(load_config(mini), mini / "site", today=TODAY, workers=1)
     assert (mini / "site/staff/procedures/t-009.html").is_file()
+
+
+@pytest.mark.parametrize("hostile", [
+    "**" + "*a*" * 33_000 + "**",     # an element of 33,000 children, each placed by a lookup among all: 12 s
+    "***" + "a*" * 40_000,            # 17 s
+    "\\" * 100_000,                   # each escape rewrote the whole paragraph: 10 s
+    "`a " * 100_000,                  # 300 KB of code spans: 13 s
+], ids=["emphasis-children", "emphasis-run", "backslashes", "code-spans"])
+def test_thousands_of_inline_matches_in_one_paragraph_are_a_problem_not_a_stalled_build(mini: Path,
+                                                                                       hostile: str) -> None:
+    write(mini, "new.md", GOOD + "\n" + "[开头]还好。\n\n" * 3 + hostile + "\n")
+    [problem] = problems_for(mini)
+    assert problem.startswith("procedures/new.md:25: 正文的一段里有成千上万处行内标记（")
+    assert problem.endswith("(too much inline markup in one paragraph: Markdown conversion stopped)")
