@@ -170,7 +170,7 @@ class Intake:
             st = entry.stat(follow_symlinks=False)     # a symlink is judged by itself, never by its target
             mark = (st.st_size, st.st_mtime_ns)
             changed = name in self._seen and self._seen[name] != mark
-            young = now - st.st_mtime_ns < settle * 1e9
+            young = abs(now - st.st_mtime_ns) < settle * 1e9  # a clock far ahead (touch -d 2030) is not young
             if name not in done and (changed or young):
                 seen[name] = mark       # remembered only while waiting: a later file may reuse the name
                 waiting += 1
@@ -266,7 +266,7 @@ class Intake:
         if (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns):
             return True
         grace = self.config.processor.write_grace_seconds
-        return result.incomplete and time.time_ns() - st.st_mtime_ns < grace * 1e9
+        return result.incomplete and abs(time.time_ns() - st.st_mtime_ns) < grace * 1e9  # a future time: not
 
     def _batch(self, items: list[Dropped]) -> PassSummary:
         """Decide a batch, journal it with one fsync, then move its files."""

@@ -701,3 +701,14 @@ def test_an_update_stamped_before_the_step_that_allows_it_is_rejected(desk, root
     history = [(e["action"], e["at"][11:16]) for e in desk.store.document(number)["history"]]
     assert history == [("received", "10:00"), ("assign", "10:05"), ("note", "10:01"), ("arrive", "10:10"),
                        ("resolve", "14:00"), ("return_visit", "14:10"), ("close", "14:20")]
+
+
+def test_a_file_stamped_in_the_future_is_read_not_waited_for_forever(desk, root):
+    """`touch -d 2030-01-01` (or a share whose clock is years ahead): it looked younger than settle_seconds for
+    ever, so `once` never ended and held the lock. A time within the settle window either way still waits."""
+    drop(root, "future.json", repair(31), age=-4 * 365 * 86400)
+    drop(root, "now.json", repair(32), age=-0.1)   # a tenth of a second ahead: a writer's clock, still settling
+    summary = desk.run()
+    assert summary.accepted == 1 and summary.waiting == 1
+    broken = drop(root, "cut.json", b'{"form": "repair", "id": "R-', age=-4 * 365 * 86400)
+    assert desk.run().rejected == 1 and not broken.exists()   # cut short, but not "still being written"
