@@ -8,10 +8,11 @@ Every section is a frozen dataclass; every field carries its documentation in
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, get_type_hints
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,15 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
 
 
-def doc(text: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
-    """Declare a documented config field."""
+def doc(text: str, default: Any = MISSING, factory: Any = MISSING, at_least: float | None = None,
+        at_most: float | None = None) -> Any:
+    """Declare a documented config field; a number may be bounded (AT_LEAST, AT_MOST, both inclusive)."""
+    metadata = {"doc": text, "range": (at_least, at_most)}
     if factory is not MISSING:
-        return field(default_factory=factory, metadata={"doc": text})
+        return field(default_factory=factory, metadata=metadata)
     if default is not MISSING:
-        return field(default=default, metadata={"doc": text})
-    return field(metadata={"doc": text})
+        return field(default=default, metadata=metadata)
+    return field(metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,11 @@ class BuildConfig:
     procedures_dir: str = doc("Folder of procedure Markdown files, relative to the estate root.", default="procedures")
     notices_dir: str = doc("Folder of notice Markdown files, relative to the estate root.", default="content/notices")
     synonyms_file: str = doc("Search synonyms (TOML), relative to the estate root.", default="content/synonyms.toml")
-    recent_changes: int = doc("How many procedures the 'what changed' summary and empty search show.", default=20)
-    review_warning_days: int = doc("Days before review_by that a procedure is marked 'review due soon'.", default=30)
-    workers: int = doc("Processes used for a full build; 0 means one per CPU core.", default=0)
+    recent_changes: int = doc("How many procedures the 'what changed' summary and empty search show.", default=20,
+                              at_least=0, at_most=10_000)
+    review_warning_days: int = doc("Days before review_by that a procedure is marked 'review due soon'.", default=30,
+                                   at_least=0, at_most=3660)
+    workers: int = doc("Processes used for a full build; 0 means one per CPU core.", default=0, at_least=0, at_most=64)
 
 
 @dataclass(frozen=True)
@@ -92,16 +97,20 @@ class ProcessorConfig:
     var_dir: str = doc("Runtime state: journal, store, archive, rejected; relative to the estate root.", default="var")
     policy_file: str = doc("Deadline, routing and escalation rules (TOML), relative to the estate root.",
                            default="content/policy.toml")
-    max_form_bytes: int = doc("Largest form file accepted, in bytes.", default=1_048_576)
-    max_depth: int = doc("Deepest JSON nesting accepted in a form.", default=20)
-    rescan_seconds: float = doc("Period of the safety rescan of the inbox in watch mode.", default=5.0)
+    max_form_bytes: int = doc("Largest form file accepted, in bytes.", default=1_048_576, at_least=1024,
+                              at_most=1 << 30)
+    max_depth: int = doc("Deepest JSON nesting accepted in a form.", default=20, at_least=3, at_most=500)
+    rescan_seconds: float = doc("Period of the safety rescan of the inbox in watch mode.", default=5.0,
+                                at_least=0.1, at_most=86_400)
     settle_seconds: float = doc("A file whose size or mtime changed within this time is left for the next pass.",
-                                default=0.2)
+                                default=0.2, at_least=0, at_most=3600)
     write_grace_seconds: float = doc(
         "A file that ends before its JSON does and changed within this time is taken to be still being written "
-        "(a writer that stalls) and left for a later pass; after it, it is rejected as truncated.", default=5.0)
-    batch_size: int = doc("Forms whose journal records share one fsync.", default=64)
-    snapshot_every: int = doc("Journal records between store snapshots; bounds the replay at start.", default=5000)
+        "(a writer that stalls) and left for a later pass; after it, it is rejected as truncated.", default=5.0,
+        at_least=0, at_most=86_400)
+    batch_size: int = doc("Forms whose journal records share one fsync.", default=64, at_least=1, at_most=100_000)
+    snapshot_every: int = doc("Journal records between store snapshots; bounds the replay at start.", default=5000,
+                              at_least=1, at_most=10_000_000)
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,12 @@ def _check_semantics(config: EstateConfig, problems: list[str]) -> None:
     if not _UTC_OFFSET.fullmatch(config.estate.timezone):  # the processor reads it as one (strptime %z)
         problems.append(f"estate.timezone: {config.estate.timezone!r} is not a UTC offset such as +08:00 "
                         "(时区请写成 +08:00 这样的偏移)")
+    inbox, var = (PurePath(os.path.normpath(config.processor.inbox_dir)),
+                  PurePath(os.path.normpath(config.processor.var_dir)))
+    if inbox == var or var in inbox.parents or inbox in var.parents:
+        # rejected files (and their error reports) would be read again as forms, doubling on every pass
+        problems.append(f"processor.inbox_dir: {config.processor.inbox_dir!r} and processor.var_dir "
+                        f"{config.processor.var_dir!r} must not contain each other (收件箱与 var 目录不能互相包含)")
     for kind, items in (("departments", config.departments), ("categories", config.categories)):
         seen: set[str] = set()
         for item in items:
@@ -204,6 +219,7 @@ def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
                 problems.append(f"{key}: required setting is missing")
             continue
         values[f.name] = _coerce(hints[f.name], raw[f.name], key, problems)
+        _check_range(key, values[f.name], f.metadata.get("range", (None, None)), problems)
     if len(problems) > before:
         return None
     return cls(**values)
@@ -230,6 +246,18 @@ def _coerce(hint: Any, value: Any, key: str, problems: list[str]) -> Any:
     return float(value) if hint is float else value
 
 
+def _check_range(key: str, value: Any, bounds: tuple[float | None, float | None], problems: list[str]) -> None:
+    """A number must be finite (TOML allows inf and nan) and within its field's bounds: settle_seconds = inf
+    had crashed the processor in time.sleep, max_form_bytes = -5 in read()."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = bounds
+    if value != value or value in (float("inf"), float("-inf")):
+        problems.append(f"{key}: {value!r} is not a finite number (须为有限的数)")
+    elif (low is not None and value < low) or (high is not None and value > high):
+        problems.append(f"{key}: {value!r} is out of range, {low} to {high} (超出范围)")
+
+
 def docs(cls: type = EstateConfig, prefix: str = "") -> list[tuple[str, str, str]]:
     """List (setting, default, documentation) for every field of a schema (estate.toml's by default)."""
     rows: list[tuple[str, str, str]] = []
@@ -240,7 +268,9 @@ def docs(cls: type = EstateConfig, prefix: str = "") -> list[tuple[str, str, str
         hint = hints[f.name]
         inner = hint.__args__[0] if getattr(hint, "__origin__", None) is tuple else hint
         default = "" if f.default is MISSING else repr(f.default)
-        rows.append((prefix + f.name, default, f.metadata.get("doc", "")))
+        low, high = f.metadata.get("range", (None, None))
+        bounds = f" ({low} to {high})" if low is not None or high is not None else ""
+        rows.append((prefix + f.name, default, f.metadata.get("doc", "") + bounds))
         if is_dataclass(inner):
             rows.extend(docs(inner, f"{prefix}{f.name}."))
     return rows
