@@ -44,8 +44,11 @@ class DeadlineRule:
 
     name: str = doc("Deadline name: acknowledge, assign, on_site, resolve, answer, contact, follow_up, return_visit.")
     label: str = doc("Chinese label shown in the handbook and on tickets, e.g. 到场.")
-    minutes: int = doc("Wall-clock minutes from the start (0 when working_days or same_day is used).", default=0)
-    working_days: int = doc("Working days from the start, counted in working hours of the calendar.", default=0)
+    # bounded so that a due time stays a date (minutes = 10^12 overflowed timedelta on every ticket): a year
+    minutes: int = doc("Wall-clock minutes from the start (0 when working_days or same_day is used).", default=0,
+                       at_least=0, at_most=525_600)
+    working_days: int = doc("Working days from the start, counted in working hours of the calendar.", default=0,
+                            at_least=0, at_most=250)
     same_day: bool = doc("Due at the end of the working day of the start (the next one after hours).",
                          default=False)
     start: str = doc("When the clock starts: received (the form's submitted_at) or resolved.", default="received")
@@ -56,7 +59,7 @@ class DeadlineRule:
     flags: tuple[str, ...] = doc("Flags the ticket must carry (e.g. emergency, important).", factory=tuple)
     met_by: tuple[str, ...] = doc("Update actions that meet the deadline, e.g. [\"arrive\"].", factory=tuple)
     repeat_minutes: int = doc("When met, a new clock of this length starts while the ticket is open (0: once).",
-                              default=0)
+                              default=0, at_least=0, at_most=525_600)
     note: str = doc("Where the rule comes from, shown in the handbook table.", default="")
 
 
@@ -96,7 +99,8 @@ class Route:
 class EscalationPolicy:
     """[escalation]: when a ticket is raised, flagged or sent up."""
 
-    vulnerable_raise: int = doc("Levels a vulnerable resident's ticket is made more urgent.", default=1)
+    vulnerable_raise: int = doc("Levels a vulnerable resident's ticket is made more urgent.", default=1,
+                                at_least=0, at_most=3)
     vulnerable_kinds: tuple[str, ...] = doc("Ticket kinds raised for vulnerable residents.",
                                             factory=lambda: ("repair", "complaint", "service", "inquiry"))
     safety_categories: tuple[str, ...] = doc("Complaint categories treated as safety: urgency 1, management told.",
@@ -104,11 +108,11 @@ class EscalationPolicy:
     notify_department: str = doc("Department told of safety complaints.", default="management")
     repeat_kinds: tuple[str, ...] = doc("Ticket kinds for the repeat rule.", factory=lambda: ("complaint",))
     repeat_days: int = doc("Same building+unit+category again within this many days goes to the supervisor.",
-                           default=30)
+                           default=30, at_least=0, at_most=3660)
     supervisor: str = doc("Who repeat complaints are escalated to.", default="客服主管")
     at_risk_fraction: float = doc("Share of a deadline's time elapsed after which it is 'at risk'.", default=0.75)
     duplicate_hours: float = doc("Same unit and category within this many hours is flagged a possible duplicate.",
-                                 default=4.0)
+                                 default=4.0, at_least=0, at_most=8784)
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,8 @@ def _check_urgency(urgency: UrgencyPolicy, problems: list[str]) -> None:
             problems.append(f"urgency.keywords[{i}].urgency: {rule.urgency} is not 0-4")
         if not rule.words:
             problems.append(f"urgency.keywords[{i}].words: empty")
+        elif not all(w.strip() for w in rule.words):  # "" is in every description: every ticket would match
+            problems.append(f"urgency.keywords[{i}].words: an empty word matches every description")
 
 
 def _check_deadline(rule: DeadlineRule, where: str, problems: list[str]) -> None:

@@ -456,3 +456,22 @@ def test_a_fractional_urgency_is_rejected():
             "resident": dict(RESIDENT), "category": CATEGORY["repair"], "description": "测试"}
     result = parse_form(json.dumps(data, ensure_ascii=False).encode(), "t.json", CONFIG, POLICY)
     assert not isinstance(result, Form) and any(p.field == "urgency" for p in result.problems)
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("duplicate_hours = 4.0", "duplicate_hours = 1e308", "escalation.duplicate_hours: 1e+308 is out of range"),
+    ("duplicate_hours = 4.0", "duplicate_hours = nan", "escalation.duplicate_hours: nan is not a finite number"),
+    ("repeat_days = 30", "repeat_days = -30", "escalation.repeat_days: -30 is out of range"),
+    ("minutes = 30", "minutes = 1000000000000", "minutes: 1000000000000 is out of range"),
+    ('words = ["', 'words = ["", "', "an empty word matches every description"),
+])
+def test_a_policy_value_that_would_break_every_ticket_is_a_problem_naming_the_file(tmp_path, old, new, expected):
+    """These loaded without a word, then every form was quarantined with a traceback (OverflowError in
+    timedelta), or every description matched the empty keyword."""
+    text = (ROOT / "content" / "policy.toml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "policy.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert str(path) in str(info.value) and any(expected in p for p in info.value.problems), info.value.problems
