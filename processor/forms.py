@@ -11,6 +11,7 @@ import codecs
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -257,10 +258,26 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+def _finite(text: str) -> float:
+    """A JSON number too large for a float (1e999) is not infinity: the journal would hold `Infinity`, which
+    is not JSON."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text[:20]}（超出数值范围 / out of range）")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    """Python refuses more than 4,300 digits with a message about its own limit: say it in the form's terms."""
+    if len(text.lstrip("-")) > 18:
+        raise ValueError(f"{text[:20]}…（整数位数过多 / too many digits）")
+    return int(text)
+
+
 def _parse_json(text: str, max_depth: int) -> tuple[dict[str, Any], Problem | None]:
     """Parse TEXT as a JSON object no deeper than MAX_DEPTH."""
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         zh = _JSON_MSG_ZH.get(exc.msg, exc.msg)
         return {}, Problem("", f"JSON 格式错误：第 {exc.lineno} 行第 {exc.colno} 列，{zh}",

@@ -263,6 +263,15 @@ def test_nan_is_rejected():
     assert "NaN" in problems(parse(b'{"form": "repair", "urgency": NaN}'))[""]
 
 
+@pytest.mark.parametrize(("number", "said"), [(b"1e999", "out of range"), (b"-1e999", "out of range"),
+                                              (b"9" * 5000, "too many digits")])
+def test_a_number_beyond_any_field_is_rejected_in_the_forms_terms(number, said):
+    """1e999 was read as infinity and journaled as `Infinity` (not JSON); 5,000 digits got Python's own message
+    about its conversion limit."""
+    found = problems(parse(b'{"form": "quiz_result", "score": ' + number + b"}"))[""]
+    assert said in found and "JSON" in found and "4300" not in found
+
+
 def test_utf8_with_bom_is_accepted_without_a_note():
     raw = codecs.BOM_UTF8 + json.dumps(fixture("repair"), ensure_ascii=False).encode()
     form = parse(raw)
