@@ -116,7 +116,7 @@ def _repeat(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ticke
     if earlier:
         t.flags.append("repeat_complaint")
         t.events.append(Event("escalate", at, SYSTEM, data["id"],
-                              {"reason": "repeat", "to": esc.supervisor, "previous": [o.number for o in earlier]}))
+                              {"reason": "repeat", "to": esc.supervisor, **_latest(earlier, "previous")}))
 
 
 def _duplicate(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets, t: Triage) -> None:
@@ -125,8 +125,19 @@ def _duplicate(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ti
     earlier = _same_place(data, at, tickets, since, kind)
     if earlier:
         t.flags.append("possible_duplicate")
-        t.events.append(Event("flag", at, SYSTEM, data["id"],
-                              {"flag": "possible_duplicate", "of": [o.number for o in earlier]}))
+        t.events.append(Event("flag", at, SYSTEM, data["id"], {"flag": "possible_duplicate", **_latest(earlier, "of")}))
+
+
+LATEST_MAX = 10  # earlier tickets an event names: the most recent, and how many there were in all
+
+
+def _latest(earlier: list[Ticket], key: str) -> dict[str, Any]:
+    """{KEY: the numbers of the latest LATEST_MAX of EARLIER} and, when there were more, their count. Naming every
+    one made each ticket at a busy place larger than the last: 2,000 suggestions on one building, a 40 MB store."""
+    found: dict[str, Any] = {key: [o.number for o in earlier[-LATEST_MAX:]]}
+    if len(earlier) > LATEST_MAX:
+        found["count"] = len(earlier)
+    return found
 
 
 ESCALATIONS = (_vulnerable, _safety, _repeat, _duplicate)   # applied in this order to a new ticket
