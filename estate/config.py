@@ -8,6 +8,7 @@ Every section is a frozen dataclass; every field carries its documentation in
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tomllib
@@ -252,7 +253,7 @@ def _check_range(key: str, value: Any, bounds: tuple[float | None, float | None]
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
     low, high = bounds
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         problems.append(f"{key}: {value!r} is not a finite number (须为有限的数)")
     elif (low is not None and value < low) or (high is not None and value > high):
         problems.append(f"{key}: {value!r} is out of range, {low} to {high} (超出范围)")

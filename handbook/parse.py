@@ -260,15 +260,20 @@ def check_fields(
             problems.add(line, f"字段 {rule.name}：{result.message}")
         else:
             clean[rule.name] = result
-    _check_misspelt(data, lines, {rule.name for rule in rules}, problems)
+    _check_misspelt(data, lines, _field_names(rules), problems)
     return clean
 
 
-def _check_misspelt(data: dict[str, Any], lines: dict[str, int], known: set[str], problems: _Problems) -> None:
+@cache
+def _field_names(rules: tuple[FieldRule, ...]) -> frozenset[str]:
+    return frozenset(rule.name for rule in rules)
+
+
+def _check_misspelt(data: dict[str, Any], lines: dict[str, int], known: frozenset[str], problems: _Problems) -> None:
     """Keys the table does not know are kept for later use, but one that is nearly a known key is a typo whose
     field is silently missing (`supercedes:` left the old version listed as current): a problem."""
     for key in data:
-        close = None if key in known else _close_key(str(key), frozenset(known))  # `1: 2` is a key too
+        close = None if key in known else _close_key(str(key), known)  # `1: 2` is a key too
         if close and close not in data:
             problems.add(lines.get(key, 1), f"未知字段 {key}，是不是 {close}？(unknown field; did you mean {close}?)")
 
@@ -372,13 +377,14 @@ def _render_into(item: Procedure | Notice, expand: Callable[[str], str]) -> None
     item.headings = [Heading(*h) for h in rendered.headings]
     item.sections = [Section(*s) for s in rendered.sections]
     item.text_chars = sum(len(s.title) + len(s.text) for s in item.sections)  # sizes search chunks unread
-    item.links = link_lines(item.body, rendered.links, item.body_line)
-    item.files = file_lines(item.body, rendered, item.body_line)
+    item.links, item.files = _uses(item.body, rendered, item.body_line)
 
 
-def file_lines(body: str, rendered: Rendered, first_line: int) -> list[tuple[str, int]]:
-    """The local files RENDERED uses (as written), each with the line of BODY that names it."""
-    return [(path, line) for path, _, line in link_lines(body, [(f, "") for f in rendered.files], first_line)]
+def _uses(body: str, rendered: Rendered, first_line: int) -> tuple[list[tuple[str, str, int]], list[tuple[str, int]]]:
+    """The pages RENDERED links to (target, fragment, line) and the local files it uses (as written, line),
+    each with the line of BODY that names it."""
+    files = [(path, line) for path, _, line in link_lines(body, [(f, "") for f in rendered.files], first_line)]
+    return link_lines(body, rendered.links, first_line), files
 
 
 @dataclass
@@ -540,8 +546,7 @@ def _unparsed_body(source: SourceFile, expander: Expander) -> tuple[Unparsed | N
         return None, []
     body, first_line = found
     rendered = render_markdown(expander.expand(body))
-    unparsed = Unparsed(replace(source, raw=b""), link_lines(body, rendered.links, first_line),
-                        file_lines(body, rendered, first_line))
+    unparsed = Unparsed(replace(source, raw=b""), *_uses(body, rendered, first_line))
     return unparsed, _body_problems(source.shown, body, first_line, rendered.html, len(rendered.links), expander)
 
 
@@ -560,6 +565,5 @@ def parse_intro(source: SourceFile) -> tuple[Intro | None, list[BuildProblem]]:
     title, body, first_line = ("", text, 1) if parts is None else (str(parts[0].get("title", "")), parts[2], parts[3])
     rendered = render_markdown(body)
     found = check_body(Body(source.shown, body, first_line, rendered.html, len(rendered.links)))
-    intro = Intro(title, rendered.html, replace(source, raw=b""), link_lines(body, rendered.links, first_line),
-                  file_lines(body, rendered, first_line))
+    intro = Intro(title, rendered.html, replace(source, raw=b""), *_uses(body, rendered, first_line))
     return (None if found else intro), found

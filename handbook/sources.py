@@ -125,7 +125,8 @@ def parse_sources(sources: list[SourceFile], config: EstateConfig, expander: Exp
         elif isinstance(item, Intro):
             parsed.intro = item
         else:  # its front matter (or all of it) failed
-            parsed.failed += [item] if item is not None else []
+            if item is not None:  # an Unparsed: its body's links and files are still checked
+                parsed.failed.append(item)
             if src.kind == "procedure":
                 parsed.unparsed.add(src.rel)
     return parsed

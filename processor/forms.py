@@ -262,7 +262,7 @@ def _finite(text: str) -> float:
     """A JSON number too large for a float (1e999) is not infinity: the journal would hold `Infinity`, which
     is not JSON."""
     value = float(text)
-    if value in (math.inf, -math.inf):
+    if math.isinf(value):
         raise ValueError(f"{text[:20]}（超出数值范围 / out of range）")
     return value
 

@@ -226,7 +226,7 @@ def render_markdown(text: str) -> Rendered:
     try:
         converted = md.convert(text)
     # RecursionError: lists or quotes nested some 250 deep (Python-Markdown recurses per level);
-    # MarkdownTooCostly: thousands of unmatched "[", "(" or "<" (see markdown_budget)
+    # MarkdownTooCostly: thousands of unmatched "[", "(" or "<", or of inline matches in a paragraph (markdown_budget)
     except (RecursionError, MarkdownTooCostly):
         _converter = None   # stopped half-way through a document: the next one gets a fresh converter
         raise

@@ -145,27 +145,22 @@ class _CountedHtmlBlocks(HtmlBlockPreprocessor):
         return "".join(parser.cleandoc).split("\n")
 
 
+def _spending(stock: Callable) -> Callable:
+    """STOCK (one of HTMLParser's parse_* methods for something that starts "<"), its scan counted first."""
+    @functools.wraps(stock)
+    def parse(self: _CountedExtractor, i: int) -> int:
+        end = self.rawdata.find(">", i)  # where the standard library's scan for this tag stops (memchr: cheap)
+        self.budget.spend((len(self.rawdata) if end < 0 else end) - i, "<")
+        return stock(self, i)
+    return parse
+
+
 class _CountedExtractor(HTMLExtractor):
     def __init__(self, md: markdown.Markdown, *args: Any, budget: Budget, **kwargs: Any) -> None:
         self.budget = budget
         super().__init__(md, *args, **kwargs)
 
-    def _spend(self, i: int) -> None:
-        end = self.rawdata.find(">", i)  # where the standard library's scan for this tag stops (memchr: cheap)
-        self.budget.spend((len(self.rawdata) if end < 0 else end) - i, "<")
-
-    def parse_starttag(self, i: int) -> int:
-        self._spend(i)
-        return super().parse_starttag(i)
-
-    def parse_endtag(self, i: int) -> int:
-        self._spend(i)
-        return super().parse_endtag(i)
-
-    def parse_html_declaration(self, i: int) -> int:
-        self._spend(i)
-        return super().parse_html_declaration(i)
-
-    def parse_pi(self, i: int) -> int:
-        self._spend(i)
-        return super().parse_pi(i)
+    parse_starttag = _spending(HTMLExtractor.parse_starttag)
+    parse_endtag = _spending(HTMLExtractor.parse_endtag)
+    parse_html_declaration = _spending(HTMLExtractor.parse_html_declaration)
+    parse_pi = _spending(HTMLExtractor.parse_pi)
