@@ -11,6 +11,7 @@ from pathlib import Path
 
 from estate.config import EstateConfig
 from handbook.models import BuildProblem, SourceFile
+from render.writer import text_name
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ def discover(config: EstateConfig, remember: bool = False,
         for rel in _markdown_files(top):
             this_kind = "page" if kind == "procedure" and rel.lower() in INTRO_NAMES else kind
             shown = f"{folder.rstrip('/')}/{rel}"
-            if not _utf8(rel):  # Python holds such a name with surrogates, which no page or message can print
-                report(BuildProblem(_readable(shown), 1, "文件名不是 UTF-8 编码（可能来自 GBK 的压缩包），请重命名 "
-                                                        "(file name is not UTF-8)"))
+            if text_name(rel) != rel:  # Python holds such a name with surrogates, which no page or message can print
+                report(BuildProblem(text_name(shown), 1, "文件名不是 UTF-8 编码（可能来自 GBK 的压缩包），请重命名 "
+                                                         "(file name is not UTF-8)"))
                 continue
             if this_kind == "page" and any(s.kind == "page" for s in found):
                 report(BuildProblem(shown, 1, "规程文件夹里已有一个首页介绍（index.md 或 README.md），只能有一个 "
@@ -92,24 +93,6 @@ def _read(path: str, rel: str, kind: str, seen: dict, shown: str) -> SourceFile:
     with open(path, "rb") as fh:
         raw = fh.read()
     return SourceFile(path, rel, kind, raw, hashlib.sha256(raw).hexdigest(), shown, stamp)
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _readable(name: str) -> str:
-    """A file name that is not UTF-8 as its owner would read it: most such names come from GBK (zips made on
-    Chinese Windows), else bytes that are neither show as escapes."""
-    raw = os.fsencode(name)
-    try:
-        return raw.decode("gbk")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace")
 
 
 def _markdown_files(base: str) -> list[str]:

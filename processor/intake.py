@@ -32,7 +32,7 @@ from processor.alerts import AlertLog
 from processor.forms import NAME_MAX_BYTES, is_photo_name, name_bytes, printable
 from processor.models import Form, Outcome, Problem, Rejection, Tickets
 from processor.store import Store, StoreError, dumps, file_digest
-from render.writer import fsync_dir
+from render.writer import fsync_dir, text_name
 
 log = logging.getLogger(__name__)
 
@@ -557,24 +557,6 @@ def internal_error(source: str, form_id: str | None, exc: BaseException) -> Reje
         "", f"处理此表单时出现内部错误（{what}），已隔离到驳回目录，请联系管理员",
         f"internal error while processing this form ({what}); quarantined in var/rejected/, tell the administrator",
     ),), form_id)
-
-
-def text_name(name: str) -> str:
-    """NAME as text UTF-8 can hold: a name that is not UTF-8 (GBK bytes from Samba or a zip file) reads as GBK
-    when it decodes cleanly, otherwise its odd bytes are written \\xNN."""
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        pass
-    try:
-        raw = os.fsencode(name)
-    except UnicodeError:        # Windows: a name with a lone surrogate
-        return printable(name)
-    try:
-        return raw.decode("gbk")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace")
 
 
 def photo_names(data: Any) -> list[str]:

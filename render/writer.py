@@ -1,7 +1,8 @@
 """The one place files are written atomically: site pages, the build cache, the processor's snapshots.
 
 A reader (a browser, a restarted processor) never sees half a file: content goes to a temp file in
-the same folder and is renamed over the old one.
+the same folder and is renamed over the old one. Also how a file's name reads as text (text_name), which
+both engines need for names that are not UTF-8.
 """
 
 from __future__ import annotations
@@ -113,3 +114,22 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def text_name(name: str) -> str:
+    """NAME as text UTF-8 can hold: a name that is not UTF-8 (GBK bytes from Samba or a zip made on Chinese
+    Windows) reads as GBK when it decodes cleanly, otherwise its odd bytes are written \\xNN. A UTF-8 name comes
+    back as it is, so `text_name(n) != n` tells that N is not UTF-8."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = os.fsencode(name)
+    except UnicodeError:        # Windows: a name with a lone surrogate
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        return raw.decode("gbk")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace")
