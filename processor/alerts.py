@@ -17,7 +17,7 @@ from typing import Any
 
 from estate.policy import Policy
 from processor.models import Deadline, Ticket
-from processor.rules import ALERT_LABELS, alert_timeline, deadline_alerts
+from processor.rules import ALERT_LABELS, alert_timeline
 from render.writer import atomic_file
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,11 @@ def deadline_labels(policy: Policy) -> dict[str, str]:
     return labels
 
 
-def ticket_alerts(ticket: Ticket, policy: Policy, now: datetime,
-                  labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def ticket_alerts(ticket: Ticket, policy: Policy, now: datetime, labels: dict[str, str]) -> list[dict[str, Any]]:
     """TICKET's alerts at NOW as plain data: [{"alert": "overdue", "deadline": "resolve", "label": "解决", "due": ...}].
-    LABELS: deadline_labels(POLICY), when the caller has them already."""
-    labels = labels if labels is not None else deadline_labels(policy)
+    LABELS: deadline_labels(POLICY), made once by the caller for all tickets."""
     return [{"alert": alert, "deadline": d.name, "label": labels.get(d.name, d.name), "due": d.due.isoformat()}
-            for alert, d in deadline_alerts(ticket, policy, now)]
+            for alert, d in alert_timeline(ticket, policy, now)[0]]
 
 
 def alerts_text(alerts: Iterable[dict[str, Any]]) -> str:

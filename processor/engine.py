@@ -26,11 +26,11 @@ from estate.lifecycle import (
 )
 from estate.policy import Policy
 from processor.models import Event, Form, Outcome, Problem, Rejection, Ticket, Tickets
-from processor.rules import SYSTEM, evaluate, meet, shift_for_pause, start_clocks, triage, waive_open
+from processor.rules import SYSTEM, meet, shift_for_pause, start_clocks, triage, waive_open
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_form", "evaluate"]
+__all__ = ["apply_form"]
 
 ENVELOPE = ("form", "id", "submitted_at", "channel", "staff", "form_version", "action", "ticket", "ticket_form")
 RESIDENT_CHANNELS = ("online", "app")

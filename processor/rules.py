@@ -215,14 +215,10 @@ def shift_for_pause(ticket: Ticket, paused_from: datetime, resumed_at: datetime)
 ALERT_LABELS = {"at_risk": "即将超时", "overdue": "已超时"}
 
 
-def deadline_alerts(ticket: Ticket, policy: Policy, now: datetime) -> list[tuple[str, Deadline]]:
-    """The running clocks of TICKET that are at risk (75% elapsed) or overdue at NOW, with which of the two."""
-    return alert_timeline(ticket, policy, now)[0]
-
-
 def alert_timeline(ticket: Ticket, policy: Policy, now: datetime) -> tuple[list[tuple[str, Deadline]], datetime | None]:
-    """deadline_alerts at NOW, and the first moment after NOW at which they change by time alone (None: never, or
-    the ticket is paused): a watcher looks at the ticket again then. Each clock's moments are worked out once."""
+    """The running clocks of TICKET at risk (at_risk_fraction elapsed) or overdue at NOW, with which of the two; and
+    the first moment after NOW at which they change by time alone (None: never, or the ticket is paused): a
+    watcher looks at the ticket again then. Each clock's moments are worked out once."""
     clock = ticket.paused_at if ticket.paused_at else now   # a paused ticket's clock stands still
     found, moments = [], []
     for d in open_deadlines(ticket):
@@ -242,8 +238,3 @@ def _at_risk_from(ticket: Ticket, d: Deadline, policy: Policy) -> datetime:
     if total <= 0:
         return d.due + timedelta(microseconds=1)     # no time to speak of: only overdue
     return start + timedelta(seconds=d.paused_seconds + policy.escalation.at_risk_fraction * total)
-
-
-def evaluate(ticket: Ticket, policy: Policy, now: datetime) -> list[str]:
-    """Say which running clocks are at risk (75% elapsed) or overdue: ["at_risk:resolve", "overdue:on_site"]."""
-    return [f"{alert}:{d.name}" for alert, d in deadline_alerts(ticket, policy, now)]

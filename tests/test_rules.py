@@ -16,9 +16,10 @@ from estate.config import ConfigError, ProcessorConfig, docs, load_config
 from estate.policy import CalendarPolicy, Policy, check_departments, load_policy
 from processor.alerts import AlertLog
 from processor.cli import main
-from processor.engine import MemoryTickets, apply_form, evaluate
+from processor.engine import MemoryTickets, apply_form
 from processor.forms import parse_form
 from processor.models import Form, Ticket
+from processor.rules import alert_timeline
 from tests.test_intake import NOW, Desk, drop, make_root
 from tests.test_intake import repair as intake_repair
 
@@ -238,6 +239,11 @@ def test_the_policy_routes_only_to_departments_of_the_estate():
 
 
 # --- at risk, overdue, pauses --------------------------------------------------------------------------------
+
+
+def evaluate(ticket: Ticket, policy: Policy, now: datetime) -> list[str]:
+    """Which running clocks are at risk or overdue, said short: ["at_risk:resolve", "overdue:on_site"]."""
+    return [f"{alert}:{d.name}" for alert, d in alert_timeline(ticket, policy, now)[0]]
 
 
 def test_a_deadline_is_at_risk_at_75_percent_and_overdue_past_it():
