@@ -25,7 +25,7 @@ from estate.lifecycle import (
     table_action,
 )
 from estate.policy import Policy
-from processor.models import Event, Form, Outcome, Problem, Rejection, Ticket, Tickets
+from processor.models import Event, Form, Outcome, Problem, Rejection, Ticket, Tickets, named_ticket
 from processor.rules import SYSTEM, meet, shift_for_pause, start_clocks, triage, waive_open
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _open(form: Form, tickets: Tickets, policy: Policy, now: datetime) -> Outcom
 
 def _find(tickets: Tickets, number: Any, form_id: Any, field: str) -> Ticket:
     """Fetch (a private copy of) the ticket named by number or by the id of the form that opened it."""
-    ticket = tickets.get(number) if number else tickets.by_form(form_id) if form_id else None
+    ticket = named_ticket(tickets, number, form_id)
     if ticket is None:
         ref = number or f"（由表单 {form_id} 开立）"
         en_ref = number or f"(opened by form {form_id})"

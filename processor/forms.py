@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -388,6 +389,14 @@ def _check_names(data: dict[str, Any]) -> list[Problem]:
 def name_bytes(name: str) -> int:
     """The length of file name NAME in bytes, as UTF-8 (what Linux and the limit count)."""
     return len(name.encode("utf-8", "surrogatepass"))
+
+
+def fits_name(name: str) -> bool:
+    """Tell whether NAME can be a file's name here: encodable, and within the file system's limit."""
+    try:
+        return len(os.fsencode(name)) <= NAME_MAX_BYTES
+    except UnicodeError:        # a lone surrogate from \ud800 in a rejected form's JSON
+        return False
 
 
 def is_photo_name(name: str) -> bool:

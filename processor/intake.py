@@ -29,8 +29,8 @@ from typing import Any
 from estate.config import EstateConfig
 from estate.lifecycle import ACTION_LABELS
 from processor.alerts import AlertLog
-from processor.forms import NAME_MAX_BYTES, is_photo_name, name_bytes, printable
-from processor.models import Form, Outcome, Problem, Rejection, Tickets
+from processor.forms import NAME_MAX_BYTES, fits_name, is_photo_name, name_bytes, printable
+from processor.models import Form, Outcome, Problem, Rejection, Tickets, named_ticket
 from processor.store import Store, StoreError, dumps, file_digest
 from render.writer import fsync_dir, text_name
 
@@ -427,7 +427,7 @@ class Intake:
             if dest.exists() or file_digest(src.read_bytes()) != rec.get("file_sha256"):
                 continue
             for name, rel in rec.get("photos", {}).items():
-                if not is_photo_name(name) or not _fits(name):   # journaled by older versions: leave it be
+                if not is_photo_name(name) or not fits_name(name):   # journaled by older versions: leave it be
                     continue
                 if _plain_file(self.inbox / name) and not (photo := self._recorded_dest(rel)).exists():
                     move_file(self.inbox / name, photo)
@@ -446,7 +446,7 @@ class Intake:
         them was retried, and failed, at every start: no form at all was processed after that.
         """
         dest = self.var / rel
-        if name_bytes(dest.name) <= NAME_MAX_BYTES:
+        if fits_name(dest.name):
             return dest
         fitted = self._free(dest.parent, dest.name)
         log.warning("%s：日志中的存档文件名超过文件系统上限，改存为 %s (name too long for the file system)",
@@ -504,7 +504,7 @@ def before_its_ticket(form: Form, now: datetime, config: EstateConfig, tickets: 
     data = form.data
     for field_name, number, form_id in (("ticket", data.get("ticket"), data.get("ticket_form")),
                                         ("duplicate", data.get("duplicate"), data.get("duplicate_form"))):
-        ticket = tickets.get(number) if number else tickets.by_form(form_id) if form_id else None
+        ticket = named_ticket(tickets, number, form_id)
         if ticket is not None and form.submitted_at < ticket.opened_at:
             at, opened = form.submitted_at.isoformat(), ticket.opened_at.isoformat()
             return _refuse(form,
@@ -530,8 +530,7 @@ def before_the_last_step(form: Form, now: datetime, config: EstateConfig, ticket
     data = form.data
     if form.type != "update" or data.get("action") in TIMELESS_ACTIONS:
         return None
-    number, form_id = data.get("ticket"), data.get("ticket_form")
-    ticket = tickets.get(number) if number else tickets.by_form(form_id) if form_id else None
+    ticket = named_ticket(tickets, data.get("ticket"), data.get("ticket_form"))
     last = next((e for e in reversed(ticket.history) if e.action not in NOT_STEPS), None) if ticket else None
     if last is None or form.submitted_at >= last.at:
         return None
@@ -565,15 +564,7 @@ def photo_names(data: Any) -> list[str]:
     if not isinstance(photos, list):
         return []
     return [p for p in photos if isinstance(p, str) and p and "/" not in p and "\\" not in p
-            and p not in (".", "..") and not p.startswith(".") and is_photo_name(p) and _fits(p)]
-
-
-def _fits(name: str) -> bool:
-    """Tell whether NAME can be a file's name here: encodable, and within the file system's limit."""
-    try:
-        return len(os.fsencode(name)) <= NAME_MAX_BYTES
-    except UnicodeError:        # a lone surrogate from \ud800 in a rejected form's JSON
-        return False
+            and p not in (".", "..") and not p.startswith(".") and is_photo_name(p) and fits_name(p)]
 
 
 def _symlink(path: Path, name: str) -> Dropped | None:
@@ -611,7 +602,7 @@ def _fitted(stem: str, tail: str, limit: int = DEST_NAME_BYTES) -> str:
 def _beside(path: Path, suffix: str) -> Path:
     """A hidden temp name beside PATH: .NAME+SUFFIX, or one named by the process if that would be too long."""
     name = f".{path.name}{suffix}"
-    return path.with_name(name if name_bytes(name) <= NAME_MAX_BYTES else f".{os.getpid()}-{time.time_ns()}{suffix}")
+    return path.with_name(name if fits_name(name) else f".{os.getpid()}-{time.time_ns()}{suffix}")
 
 
 def _split(name: str) -> tuple[str, str, str]:

@@ -153,6 +153,11 @@ class Tickets(Protocol):
         ...
 
 
+def named_ticket(tickets: Tickets, number: Any, form_id: Any) -> Ticket | None:
+    """The ticket an update names, by its number or by the id of the form that opened it; None if neither finds one."""
+    return tickets.get(number) if number else tickets.by_form(form_id) if form_id else None
+
+
 def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
