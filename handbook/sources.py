@@ -19,7 +19,7 @@ from handbook import parallel
 from handbook.cache import BuildCache
 from handbook.discover import reread
 from handbook.models import BuildProblem, Intro, Notice, Procedure, SourceFile, Unparsed
-from render.i18n import DEFAULT, LOCALES
+from render.i18n import DEFAULT, catalogue_files
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ class Expander:
         language = config.estate.language
         # the tables' words come from the catalogues: editing one must re-parse the pages that show them
         # (a change of estate.language itself changes estate.toml, which the parse stamp holds already)
-        catalogues = dict.fromkeys(LOCALES / f"{lang}.toml" for lang in (DEFAULT, language))  # en: over zh-Hans
-        inputs = [*policy_inputs(policy_path), *catalogues]
+        inputs = [*policy_inputs(policy_path), *catalogue_files(language)]
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
         return cls(policy_path, {d.id: d.name for d in config.departments}, digest, language)
 

@@ -14,12 +14,17 @@ LOCALES = Path(__file__).parent / "locales"
 DEFAULT = "zh-Hans"
 
 
+def catalogue_files(language: str) -> list[Path]:
+    """The files LANGUAGE's strings come from, later over earlier: the default catalogue, then its own."""
+    return [LOCALES / f"{lang}.toml" for lang in dict.fromkeys((DEFAULT, language))]
+
+
 @cache
 def catalogue(language: str) -> dict[str, str]:
     """Load LANGUAGE's strings over the default catalogue, so a missing key falls back to Chinese."""
-    strings = tomllib.loads((LOCALES / f"{DEFAULT}.toml").read_text(encoding="utf-8"))
-    if language != DEFAULT:
-        strings = {**strings, **tomllib.loads((LOCALES / f"{language}.toml").read_text(encoding="utf-8"))}
+    strings: dict[str, str] = {}
+    for path in catalogue_files(language):
+        strings.update(tomllib.loads(path.read_text(encoding="utf-8")))
     return strings
 
 

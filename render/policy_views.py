@@ -129,8 +129,9 @@ def _clock(rule: DeadlineRule, words: Words) -> str:
     return words("clock.repeat", span=text, every=_span(rule.repeat_minutes, words)) if rule.repeat_minutes else text
 
 
-def _applies(rule: DeadlineRule, policy: Policy, words: Words) -> str:
-    labels = form_labels(words)
+def _applies(rule: DeadlineRule, policy: Policy, words: Words, labels: Mapping[str, str]) -> str:
+    """Which tickets RULE applies to, in words; LABELS: form_labels(WORDS), made once a table (each reads the
+    schemas afresh)."""
     parts = []
     if rule.kinds:
         parts.append(words.join(labels.get(k, k) for k in rule.kinds))
@@ -179,13 +180,14 @@ def _kind_rows(policy: Policy, words: Words) -> list[list[str]]:
     rows = []
     for kind in dict.fromkeys(r.kind for r in policy.routes):
         items = [words("deadlines.kind_item", label=escape(r.label), clock=escape(_clock(r, words)),
-                       applies=_applies(r, policy, words)) for r in policy.deadlines if kind in r.kinds]
+                       applies=_applies(r, policy, words, labels)) for r in policy.deadlines if kind in r.kinds]
         rows.append([escape(labels.get(kind, kind)), "<br>".join(items) or escape(words("deadlines.kind_none"))])
     return rows
 
 
 def _rule_rows(policy: Policy, words: Words) -> list[list[str]]:
-    return [[escape(r.label), _applies(r, policy, words), escape(words(f"start.{_start(r)}")),
+    labels = form_labels(words)
+    return [[escape(r.label), _applies(r, policy, words, labels), escape(words(f"start.{_start(r)}")),
              escape(_clock(r, words)), escape(words.join(words.action(a) for a in r.met_by)), escape(r.note)]
             for r in policy.deadlines]
 

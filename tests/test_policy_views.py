@@ -313,11 +313,11 @@ def test_a_catalogue_edit_changes_the_expander_digest(mini_copy_with_policy, tmp
 
     from estate.config import load_config
     from handbook import sources
-    from render.i18n import LOCALES
+    from render import i18n
 
     copy = tmp_path / "locales"
-    shutil.copytree(LOCALES, copy)
-    monkeypatch.setattr(sources, "LOCALES", copy)
+    shutil.copytree(i18n.LOCALES, copy)
+    monkeypatch.setattr(i18n, "LOCALES", copy)   # where catalogue_files looks
     root = mini_copy_with_policy
     set_language(root, "en")
     before = sources.Expander.load(load_config(root))
