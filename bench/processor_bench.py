@@ -1,4 +1,5 @@
-"""Benchmark the form processor: batch intake, watch latency at 50,000 tickets, memory at 100,000.
+"""Benchmark the form processor: batch intake, watch latency at 50,000 tickets, memory at 100,000, and
+one ticket with thousands of updates.
 
     .venv/bin/python bench/processor_bench.py            # the issue's sizes (a few minutes)
     .venv/bin/python bench/processor_bench.py --quick    # a tenth of them, to try it out
@@ -253,6 +254,32 @@ def bench_latency(root: Path, drops: int) -> dict[str, Any]:
             "max": latencies[-1], "n": len(latencies)}
 
 
+def bench_busy_ticket(base: Path, notes: int) -> dict[str, Any]:
+    """One ticket, then NOTES staff notes on it (a long-running complaint), through `once`; then `check`,
+    which replays the journal. Timed at NOTES and at a tenth of it: ten times the notes should take at most
+    ten times as long, as an update costs the same however long the ticket's history already is (each
+    update once copied the whole history: 2,000 notes took 117 s)."""
+    result: dict[str, Any] = {}
+    for count in (notes // 10, notes):
+        root = make_root(base / f"busy-{count}")
+        old = time.time() - 60
+        opened = form(0, random.Random(5), at=START)
+        forms = [opened] + [{"form": "update", "id": f"N-{n:09d}", "staff": "陈客服", "ticket_form": opened["id"],
+                             "submitted_at": (START + timedelta(seconds=n)).isoformat(), "action": "note",
+                             "text": f"第 {n} 次回复住户"} for n in range(1, count + 1)]
+        for n, body in enumerate(forms):
+            path = root / "inbox" / f"{n:07d}.json"
+            path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+            os.utime(path, (old, old))
+        now = ["--now", (START + timedelta(days=1)).isoformat()]
+        for step in ("once", "check"):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "processor", "--root", str(root), "-q", *now, step], cwd=REPO,
+                           check=True, capture_output=True)
+            result[(step, count)] = time.perf_counter() - t0
+    return result
+
+
 RSS_PROBE = """
 import json, sys
 from pathlib import Path
@@ -303,6 +330,11 @@ def main() -> None:
                          f"p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms",
                          "p95 <= 250 ms"))
             rows.append((f"(setup of that store: {took:.0f} s)", "", ""))
+        busy, notes = bench_busy_ticket(base, 2000 // scale), 2000 // scale
+        for step, what in (("once", "`once`"), ("check", "`check` (replays the journal)")):
+            small, large = busy[(step, notes // 10)], busy[(step, notes)]
+            rows.append((f"{notes:,} notes on one ticket, {what}", f"{large:.2f} s: {large / small:.1f}x the time of "
+                         f"{notes // 10:,} notes ({small:.2f} s)", "<= 10x (linear; quadratic is ~100x)"))
         for count, share in ((100_000 // scale, 0.05), (100_000 // scale, 0.2)):
             root, _ = prefill(base, count, share)
             rss = bench_rss(root)

@@ -53,9 +53,10 @@ class Rejection:
         return {"file": self.source, "form_id": self.form_id, "problems": [asdict(p) for p in self.problems]}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Event:
-    """One entry of a ticket's history: who did what when."""
+    """One entry of a ticket's history: who did what when. Frozen: the engine's copies of a ticket share
+    their history's events (see engine._private)."""
 
     action: str               # received, acknowledge, assign, arrive, pause, resume, resolve, return_visit,
                               # reopen, close, escalate, note, merge, flag, deadline

@@ -183,8 +183,13 @@ def _deadline(policy: Policy, rule: DeadlineRule, at: datetime) -> Deadline:
 
 
 def open_deadlines(ticket: Ticket) -> list[Deadline]:
-    """The clocks still running: neither met nor waived."""
-    return [d for d in ticket.deadlines if d.met_at is None and not d.waived]
+    """The clocks still running: neither met nor waived. Only these are ever changed (met, waived, moved by a
+    pause): a finished clock stays as it is, so the engine's copies of a ticket share them."""
+    return [d for d in ticket.deadlines if running(d)]
+
+
+def running(d: Deadline) -> bool:
+    return d.met_at is None and not d.waived
 
 
 def meet(ticket: Ticket, action: str, at: datetime) -> None:

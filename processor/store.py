@@ -511,7 +511,7 @@ class Store(Tickets):
         self._pending: list[dict[str, Any]] = []
         self._lines: list[bytes] = []       # the staged records as journal lines (encoded at stage time)
         self._pending_forms: dict[str, str] = {}
-        self._overlay: dict[str, dict[str, Any]] = {}   # number -> staged ticket document
+        self._overlay: dict[str, Ticket] = {}           # number -> staged ticket (its document is made at commit)
         self._staged = _Index()                          # the overlay's new tickets, indexed like the store
         self._overlay_records: list[dict[str, Any]] = []
         self._unflushed: dict[str, dict[str, Any]] = {}  # committed tickets not yet handed to TinyDB
@@ -620,21 +620,25 @@ class Store(Tickets):
         form (duplicate and repeat rules) and never changes what it is given (it returns new copies).
         """
         if number in self._overlay:
-            return Ticket.from_dict(self._overlay[number])
+            return self._overlay[number]
         ticket = self._cache.get(number)
         if ticket is None:
             doc = self.document(number)
             if doc is None:
                 return None
-            ticket = self._cache[number] = Ticket.from_dict(doc)
-            if len(self._cache) > TICKET_CACHE:
-                del self._cache[next(iter(self._cache))]      # the oldest entry
+            ticket = Ticket.from_dict(doc)
+            self._remember(ticket)
         return ticket
+
+    def _remember(self, ticket: Ticket) -> None:
+        self._cache[ticket.number] = ticket
+        if len(self._cache) > TICKET_CACHE:
+            del self._cache[next(iter(self._cache))]      # the oldest entry
 
     def document(self, number: str) -> dict[str, Any] | None:
         """Return ticket NUMBER as its stored dict (shared; do not modify)."""
         if number in self._overlay:
-            return self._overlay[number]
+            return ticket_doc(self._overlay[number])
         if number in self._unflushed:
             return self._unflushed[number]
         doc_id = self.index.doc_ids.get(number)
@@ -698,11 +702,11 @@ class Store(Tickets):
         return rec
 
     def _overlay_outcome(self, outcome: Outcome, rec: dict[str, Any]) -> None:
-        for ticket in outcome.tickets:
-            doc = self._overlay[ticket.number] = ticket_doc(ticket)
-            number = ticket.number
+        for ticket in outcome.tickets:  # kept as the engine made it (it never changes a ticket it is given):
+            number = ticket.number      # a document per form made a ticket's updates cost its whole history each
+            self._overlay[number] = ticket
             if number not in self.index.doc_ids and number not in self.index.cold and number not in self._staged.doc_ids:
-                self._staged.add(0, doc)
+                self._staged.add(0, ticket_doc(ticket))
         if outcome.record is not None:
             self._overlay_records.append({**outcome.record, "form_id": rec["id"], "seq": rec["seq"]})
 
@@ -728,10 +732,11 @@ class Store(Tickets):
         for form_id, digest in self._pending_forms.items():
             self.forms.add(form_id, digest)
         self.changed.update(self._overlay)
-        for number, doc in self._overlay.items():
-            self._cache.pop(number, None)
+        for number, ticket in self._overlay.items():
+            doc = self._unflushed[number] = ticket_doc(ticket)
+            self._cache.pop(number, None)  # re-inserted as the newest
+            self._remember(ticket)
             self.index.add(self.index.doc_ids.get(number, 0), doc)     # 0: not in TinyDB yet
-        self._unflushed.update(self._overlay)
         self._unflushed_records.extend(self._overlay_records)
         self._since_snapshot += len(self._pending)
         self._pending, self._pending_forms, self._lines = [], {}, []

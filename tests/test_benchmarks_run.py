@@ -28,3 +28,4 @@ def test_search_bench_packing_runs() -> None:
 def test_processor_bench_runs() -> None:
     out = _run("bench/processor_bench.py", "--quick")
     assert "| batch phase | seconds | share |" in out
+    assert "notes on one ticket, `once`" in out and "notes on one ticket, `check`" in out

@@ -65,6 +65,49 @@ class Run:
         return self.submit({**data, **fields}, minutes)
 
 
+BEFORE = {"acknowledge": (), "assign": ("acknowledge",)}  # the steps an action needs first (others: both)
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "assign", "pause", "note", "escalate", "resolve"])
+def test_an_update_returns_a_changed_copy_and_leaves_the_ticket_it_was_given_alone(action):
+    """The store gives the engine its own Ticket objects: every part of one, its history included, must be
+    as it was after the engine decided (a copy that shared a list would change the committed ticket)."""
+    run = Run()
+    ticket = run.open()
+    for earlier in BEFORE.get(action, ("acknowledge", "assign")):
+        run.act(ticket, earlier)
+    given = run.store.get(ticket.number)
+    before, events = given.to_dict(), list(given.history)
+    outcome = run.act(ticket, action)
+    assert outcome.rejection is None, outcome.rejection
+    changed = outcome.tickets[0]
+    assert changed is not given and changed.history is not given.history
+    assert given.to_dict() == before and given.history == events
+    assert changed.history[:len(events)] == events and len(changed.history) > len(events)
+
+
+def test_a_followed_up_complaint_keeps_each_met_clock_and_the_engine_leaves_them_alone():
+    """Each note on a complaint meets its follow-up clock and starts the next; the met ones stay on the ticket
+    (shared by the engine's copies, not copied) exactly as they were met."""
+    run = Run()
+    ticket = run.open("complaint", "noise")
+    run.act(ticket, "acknowledge")
+    for n in range(1, 4):
+        given = run.store.get(ticket.number)
+        before = given.to_dict()
+        changed = run.act(ticket, "note").tickets[0]
+        assert given.to_dict() == before
+        follow_ups = [d for d in changed.deadlines if d.name == "follow_up"]
+        assert len(follow_ups) == n + 1 and all(d.met_at for d in follow_ups[:-1]) and not follow_ups[-1].met_at
+
+
+def test_history_events_cannot_be_changed_once_made():
+    """Copies of a ticket share their history's events, so an Event is frozen."""
+    event = Run().open().history[0]
+    with pytest.raises(AttributeError):
+        event.action = "close"
+
+
 def state(run: Run, ticket: Ticket) -> str:
     return run.store.get(ticket.number).state
 

@@ -199,6 +199,47 @@ def test_updates_change_the_stored_ticket_and_replay_agrees(var):
     assert problems == [] and state == s.state()
 
 
+def update(n: int, number: str, action: str = "note", minutes: int = 5, **fields) -> Form:
+    at = NOW + timedelta(minutes=minutes)
+    data = {"form": "update", "id": f"U-{n:08d}", "submitted_at": at.isoformat(), "ticket": number,
+            "action": action, "staff": "李前台", **({"text": f"第 {n} 条备注"} if action == "note" else {}), **fields}
+    return Form("update", data["id"], at, data, f"u{n}.json", f"d-u{n}")
+
+
+def test_a_rolled_back_update_leaves_the_committed_ticket_as_it_was(var):
+    """The store hands the engine its committed Ticket objects, uncopied, and keeps the staged ones as the
+    engine returned them: an update the batch rolls back (a failed journal write) must not show through."""
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    number = next(s.tickets())["number"]
+    put(s, update(1, number, "acknowledge"), NOW + timedelta(minutes=5))
+    s.commit()
+    committed = s.get(number).to_dict()
+    put(s, update(2, number, "escalate", reason="住户催办"), NOW + timedelta(minutes=6))
+    put(s, update(3, number, minutes=7), NOW + timedelta(minutes=7))
+    assert [e.action for e in s.get(number).history][-2:] == ["escalate", "note"]   # the batch sees its own
+    s.rollback()
+    assert s.get(number).to_dict() == committed and s.document(number) == committed
+
+
+def test_many_updates_to_one_ticket_are_kept_in_order_and_replay_agrees(var):
+    """A ticket with hundreds of notes (one busy complaint): every note kept, in order, across batches."""
+    s = opened(var)
+    put(s, repair(1))
+    s.commit()
+    number = next(s.tickets())["number"]
+    for n in range(1, 301):
+        put(s, update(n, number, minutes=n), NOW + timedelta(minutes=n))
+        if n % 64 == 0:
+            s.commit()
+    s.commit()
+    notes = [e.data["text"] for e in s.get(number).history if e.action == "note"]
+    assert notes == [f"第 {n} 条备注" for n in range(1, 301)]
+    state, problems = replay_state(var, apply)
+    assert problems == [] and state == s.state()
+
+
 def test_unwritable_var_is_a_clear_error(tmp_path):
     blocker = tmp_path / "var"
     blocker.write_text("not a folder")
