@@ -612,6 +612,31 @@ def test_a_255_byte_name_dropped_twice_is_archived_twice_under_names_that_fit(de
     assert {json.loads(line)["source"] for line in lines} == {name}
 
 
+def test_names_cut_to_the_same_stem_are_numbered_without_starting_over_each_time(desk, root, monkeypatch):
+    """Sixty long names that differ only past the archive's name limit become STEM.json, STEM-1.json, …;
+    each search for a free name goes on from where the last one for that stem stopped. Walking -1, -2, …
+    from the start each time was quadratic: 4,000 such forms took 15 s."""
+    from processor import intake as intake_module
+
+    calls = []
+    fitted = intake_module._fitted
+    monkeypatch.setattr(intake_module, "_fitted", lambda *a, **k: calls.append(a) or fitted(*a, **k))
+    common = _name_of(240, ext="")
+    for n in range(60):
+        _drop_named(root, f"{common}{n:04d}.json", repair(n))
+    assert desk.run().accepted == 60
+    archive = root / "var" / "archive" / "2026-11"
+    names = [p.name for p in archive.iterdir()]
+    assert len(set(names)) == 60 and _max_name_bytes(archive) <= 255
+    assert len(calls) < 4 * 60                 # from the start each time: 60 * 61 / 2 = 1,830
+    rejected = root / "var" / "rejected"
+    for n in range(60, 80):                    # the same for a rejected file and its report, pass after pass
+        _drop_named(root, f"{common}{n:04d}.json", {"form": "repair", "id": f"bad-{n}"})
+        calls.clear()
+        assert desk.run().rejected == 1 and len(calls) < 8
+    assert len(list(rejected.glob("*.error.json"))) == 20 and len(list(rejected.iterdir())) == 40
+
+
 def test_recovery_is_not_wedged_by_a_journaled_destination_too_long_for_the_file_system(root):
     """An older version journaled NAME-1.json for a 255-byte NAME and then failed to move it; recover()
     retried that at every start and failed (ENAMETOOLONG), so nothing was processed. It now moves the file
