@@ -25,6 +25,10 @@
   // tokens 怎么 and 么办 outvoted 着火, and FAQ headings "…了怎么办？" came first; 多久 and 几天 stay, as
   // the estate's synonyms may say what they ask for (时限). Dropped unless they are all the query says.
   var QUESTION_WORDS = /怎么办|怎么处理|怎么弄|怎么做|该怎么|怎么|如何处理|如何|咋办|请问|吗$|呢$/g;
+  // What state a thing is in, not what the thing is: in "电梯坏了" the heading "对讲门铃坏了找谁？" named 坏了
+  // and tied with "电梯困人", then won on 坏了 being the rarer word. Such words are a term of their own
+  // that counts where it is written but names no heading or title (unless it is all the query says).
+  var STATE_WORDS = /坏掉了|坏了|坏掉|不好使了?|不好用了?|不能用了?|出问题了?|出故障了?|有问题|失灵了?/g;
   var SYNONYM_WEIGHT = 0.9;   // a synonym's match ranks just below the same match of the typed words
   // A pasted passage (more than PASSAGE_CHARS folded characters) is one bag of words: PASSAGE_TOKENS of
   // its tokens, spread over it, are scanned, and a section holding PASSAGE_MATCH of them is covered
@@ -354,8 +358,12 @@
   function parseQuery(q) {
     var terms = q.split(/\s+/).map(fold).filter(Boolean);
     var asked = terms.map(function (t) { return t.replace(QUESTION_WORDS, " "); }).join(" ").split(" ").filter(Boolean);
-    return (asked.length ? asked : terms).map(function (term) {
-      var alts = [{ text: term, need: "" }], seen = [term];
+    // state words split off as terms marked "\n"; weak unless nothing else is asked
+    var parts = (asked.length ? asked : terms).join(" ").replace(STATE_WORDS, " \n$& ").split(" ").filter(Boolean);
+    var strong = parts.some(function (t) { return t.charAt(0) !== "\n"; });
+    return parts.map(function (part) {
+      var term = part.replace("\n", ""), alts = [{ text: term, need: "" }], seen = [term];
+      alts.weak = strong && part !== term;
       idx.synonyms.forEach(function (group) {
         group.forEach(function (word) {
           if (term.indexOf(word) === -1) return;
@@ -410,11 +418,13 @@
   function rank(groups, opts) {
     var mode = opts.mode || "bigram", loose = !!opts.passage;
     var plan = groups.map(function (alts) {
-      return alts.map(function (x) {
+      var planned = alts.map(function (x) {
         var alt = x.text, toks = spread(tokenize(alt, mode), loose ? PASSAGE_TOKENS : Infinity), phrase = occurrences({ t: alt, word: isAlnum(alt.charCodeAt(0)) });
         return { alt: alt, toks: toks, occ: toks.map(occurrences), phrase: phrase, need: x.need,
                  needOcc: x.need ? occurrences({ t: x.need, word: isAlnum(x.need.charCodeAt(0)) }) : null };
       });
+      planned.weak = !!alts.weak;
+      return planned;
     });
     var cand = new Set();
     plan.forEach(function (alts) {
@@ -483,9 +493,10 @@
           if (trust * bm * cov * cov > best.bm) best.bm = trust * bm * cov * cov;
           if (a.phrase.has(n) && trust > best.phrase) best.phrase = trust;
         });
-        key.title += best.named;
-        key.own += best.own;
-        key.head += best.head;
+        var names = alts.weak ? 0 : 1;   // a state word names no heading or title
+        key.title += best.named * names;
+        key.own += best.own * names;
+        key.head += best.head * names;
         key.phrase += best.phrase;
         key.bm += best.bm * weight;
         key.cov += best.cov / plan.length;
