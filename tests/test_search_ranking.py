@@ -124,3 +124,13 @@ def test_a_state_word_names_no_heading_unless_it_is_all_the_query_says(page, tmp
     assert found[0] in first, found
     if "电梯" in query:
         assert "常见问题标准答复" not in found[:2], found
+
+
+def test_matches_that_touch_only_once_punctuation_is_folded_away_are_marked_apart(page, tmp_path):
+    """Folding drops punctuation and spaces, so 回访 and 回访时 of "回访。 回访时" touch in the folded text: one
+    <mark> then ran over the 。 between them. Matches written side by side are still one mark."""
+    open_site(page, tmp_path, [doc("投诉处理规程", "三天内完成回访。 回访时确认结果；客服电话回访。", "4.5 回访", n=1)])
+    snippet = page.evaluate("q => EstateSearch.search(q, {sections: 1}).results[0].sections[0].snippet", "回访时间")
+    assert "<mark>回访</mark>。 <mark>回访时</mark>" in snippet, snippet
+    assert "<mark>电话回访</mark>" in page.evaluate(
+        "q => EstateSearch.search(q, {sections: 1}).results[0].sections[0].snippet", "电话回访")
