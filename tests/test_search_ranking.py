@@ -126,6 +126,16 @@ def test_a_state_word_names_no_heading_unless_it_is_all_the_query_says(page, tmp
         assert "常见问题标准答复" not in found[:2], found
 
 
+@pytest.mark.parametrize(("query", "found"), [
+    ("门铃按钮坏掉了", ["常见问题标准答复"]),   # 坏掉 is written nowhere: it must not halve the coverage
+    ("门铃按钮失灵", ["常见问题标准答复"]),
+    ("1503坏了", []),                         # the room number must still be there; 坏了 alone is not enough
+])
+def test_a_state_word_is_not_needed_for_coverage(page, tmp_path, query, found):
+    open_site(page, tmp_path, STATE)
+    assert top(page, query)[:1] == found
+
+
 def test_matches_that_touch_only_once_punctuation_is_folded_away_are_marked_apart(page, tmp_path):
     """Folding drops punctuation and spaces, so 回访 and 回访时 of "回访。 回访时" touch in the folded text: one
     <mark> then ran over the 。 between them. Matches written side by side are still one mark."""

@@ -26,9 +26,11 @@
   // the estate's synonyms may say what they ask for (时限). Dropped unless they are all the query says.
   var QUESTION_WORDS = /怎么办|怎么处理|怎么弄|怎么做|该怎么|怎么|如何处理|如何|咋办|请问|吗$|呢$/g;
   // What state a thing is in, not what the thing is: in "电梯坏了" the heading "对讲门铃坏了找谁？" named 坏了
-  // and tied with "电梯困人", then won on 坏了 being the rarer word. Such words are a term of their own
-  // that counts where it is written but names no heading or title (unless it is all the query says).
-  var STATE_WORDS = /坏掉了|坏了|坏掉|不好使了?|不好用了?|不能用了?|出问题了?|出故障了?|有问题|失灵了?/g;
+  // and tied with "电梯困人", then won on 坏了 being the rarer word. Said after the thing (at a term's end:
+  // 没有问题 and 能不能用 are not split), such a word becomes a term of its own that counts where it is
+  // written (BM25, highlights) but names no heading or title and is not needed for coverage, unless it is
+  // all the query says.
+  var STATE_WORDS = /(坏掉了|坏了|坏掉|不好使了?|不好用了?|出问题了?|出故障了?|失灵了?)$/;
   var SYNONYM_WEIGHT = 0.9;   // a synonym's match ranks just below the same match of the typed words
   // A pasted passage (more than PASSAGE_CHARS folded characters) is one bag of words: PASSAGE_TOKENS of
   // its tokens, spread over it, are scanned, and a section holding PASSAGE_MATCH of them is covered
@@ -359,7 +361,8 @@
     var terms = q.split(/\s+/).map(fold).filter(Boolean);
     var asked = terms.map(function (t) { return t.replace(QUESTION_WORDS, " "); }).join(" ").split(" ").filter(Boolean);
     // state words split off as terms marked "\n"; weak unless nothing else is asked
-    var parts = (asked.length ? asked : terms).join(" ").replace(STATE_WORDS, " \n$& ").split(" ").filter(Boolean);
+    var parts = (asked.length ? asked : terms).map(function (t) { return t.replace(STATE_WORDS, " \n$1"); })
+      .join(" ").split(" ").filter(Boolean);
     var strong = parts.some(function (t) { return t.charAt(0) !== "\n"; });
     return parts.map(function (part) {
       var term = part.replace("\n", ""), alts = [{ text: term, need: "" }], seen = [term];
@@ -426,6 +429,7 @@
       planned.weak = !!alts.weak;
       return planned;
     });
+    var strong = plan.filter(function (alts) { return !alts.weak; }).length;   // the groups coverage counts
     var cand = new Set();
     plan.forEach(function (alts) {
       alts.forEach(function (a) { a.occ.forEach(function (m) { m.forEach(function (_, n) { cand.add(n); }); }); });
@@ -499,11 +503,11 @@
         key.head += best.head * names;
         key.phrase += best.phrase;
         key.bm += best.bm * weight;
-        key.cov += best.cov / plan.length;
+        if (!alts.weak) key.cov += best.cov / strong;
       });
       // enough of the query must be in the section, or in its page title and heading
       // (a passage's coverage is judged over the whole page, below)
-      if (key.cov < (loose ? Number.MIN_VALUE : MIN_COVERAGE) && key.title / plan.length < MIN_COVERAGE) return;
+      if (key.cov < (loose ? Number.MIN_VALUE : MIN_COVERAGE) && key.title / strong < MIN_COVERAGE) return;
       var list = byPage.get(page.n);
       if (!list) byPage.set(page.n, (list = []));
       list.push(key);
