@@ -702,8 +702,10 @@ class Store(Tickets):
         return rec
 
     def _overlay_outcome(self, outcome: Outcome, rec: dict[str, Any]) -> None:
-        for ticket in outcome.tickets:  # kept as the engine made it (it never changes a ticket it is given):
-            number = ticket.number      # a document per form made a ticket's updates cost its whole history each
+        # Kept as the engine made it (it never changes a ticket it is given), its document made at commit:
+        # one per form made each update of a ticket cost as much as the ticket's whole history.
+        for ticket in outcome.tickets:
+            number = ticket.number
             self._overlay[number] = ticket
             if number not in self.index.doc_ids and number not in self.index.cold and number not in self._staged.doc_ids:
                 self._staged.add(0, ticket_doc(ticket))
