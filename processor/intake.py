@@ -32,7 +32,7 @@ from processor.alerts import AlertLog
 from processor.forms import NAME_MAX_BYTES, fits_name, is_photo_name, name_bytes, printable
 from processor.models import Form, Outcome, Problem, Rejection, Tickets, named_ticket
 from processor.store import Store, StoreError, dumps, file_digest
-from render.writer import fsync_dir, text_name
+from render.writer import Taken, fsync_dir, text_name
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,6 @@ class Dropped:
 
 
 @dataclass
-class _Names:
-    """A folder's file names as listed, with those chosen for it since; and for each name asked for (by its
-    first candidate, and how many names each candidate needs: a form alone, or with its report), the
-    suffix its last free name got."""
-
-    taken: set[str]
-    walked: dict[tuple[str, int], int] = field(default_factory=dict)
-
-
-@dataclass
 class _Move:
     """A decided file waiting for its batch's journal fsync before it moves."""
 
@@ -143,7 +133,7 @@ class Intake:
         self._stalled: set[str] = set()                  # files read as cut short, waiting for their writer
         self._odd: set[str] = set()                      # *.json that are not files (folders, pipes): told once
         # folder -> names in it or chosen for it: listed once, then kept (we hold the lock: no other writer)
-        self._taken: dict[Path, _Names] = {}
+        self._taken: dict[Path, Taken] = {}
         # Journaled records whose files have not all moved yet: no snapshot may cover them until they
         # have, or a restart would take the files left in the inbox for duplicates.
         self.unmoved: list[dict[str, Any]] = []
@@ -350,11 +340,11 @@ class Intake:
         """Choose destinations for the photos ITEM names that lie beside it in the inbox (files, not symlinks)."""
         return {name: self._free(folder, name) for name in photo_names(item.data) if _plain_file(self.inbox / name)}
 
-    def _listed(self, folder: Path) -> _Names:
+    def _listed(self, folder: Path) -> Taken:
         """The names in FOLDER and those chosen for it (listed once: we hold the lock, no other writer)."""
         names = self._taken.get(folder)
         if names is None:
-            names = self._taken[folder] = _Names(set(os.listdir(folder)) if folder.is_dir() else set())
+            names = self._taken[folder] = Taken(os.listdir(folder) if folder.is_dir() else ())
         return names
 
     def _free(self, folder: Path, name: str) -> Path:
@@ -375,21 +365,12 @@ class Intake:
 
     def _first_free(self, folder: Path, name: str, wanted: Callable[[str], tuple[str, ...]]) -> tuple[str, ...]:
         """WANTED of the first of NAME, NAME-1, NAME-2, … (each cut to fit) whose names are all free in FOLDER;
-        they are taken from then on. The walk goes on from where the last one for the same names stopped:
-        names are only ever taken, so those before it still are. Names that differ only past the cut give
-        the same candidates, and walking them from the start each time was quadratic (4,000: 15 s)."""
-        names = self._listed(folder)
+        they are taken from then on. Names that differ only past the cut give the same candidates: a walk is
+        known by its first one (and how many names each candidate needs: a form alone, or with its report)."""
         stem, dot, ext = _split(name)
         first = _fitted(stem, f"{dot}{ext}")
-        key = (first, len(wanted(first)))
-        n = names.walked.get(key, 0)
-        while True:
-            found = wanted(_fitted(stem, f"-{n}{dot}{ext}") if n else first)
-            if names.taken.isdisjoint(found):
-                names.taken.update(found)
-                names.walked[key] = n
-                return found
-            n += 1
+        return self._listed(folder).first_free(
+            (first, len(wanted(first))), lambda n: wanted(_fitted(stem, f"-{n}{dot}{ext}") if n else first))
 
     # moving
 

@@ -2,7 +2,8 @@
 
 A reader (a browser, a restarted processor) never sees half a file: content goes to a temp file in
 the same folder and is renamed over the old one. Also how a file's name reads as text (text_name), which
-both engines need for names that are not UTF-8.
+both engines need for names that are not UTF-8, and how names are numbered apart (Taken): a page's heading
+ids, an archive folder's files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -133,3 +134,26 @@ def text_name(name: str) -> str:
         return raw.decode("gbk")
     except UnicodeDecodeError:
         return raw.decode("utf-8", "backslashreplace")
+
+
+class Taken(set):
+    """Names in use (a page's ids, a folder's files) that are only ever added to, and where each numbering
+    walk (NAME, NAME-1, NAME-2… or id, id_1, id_2…) stopped. The next walk from the same start goes on from
+    there: the names it passed are still taken. Walking from the start each time was quadratic (8,000
+    headings "## 标题": 74 s; 4,000 archive names cut to one stem: 27 s)."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        super().__init__(names)
+        self._walked: dict[Hashable, int] = {}
+
+    def first_free(self, start: Hashable, candidates: Callable[[int], tuple[str, ...]], n: int = 0) -> tuple[str, ...]:
+        """CANDIDATES(n) for the first n (from N, or from where the last walk from START stopped) whose names are
+        all free; they are taken from then on."""
+        n = self._walked.get(start, n)
+        found = candidates(n)
+        while any(name in self for name in found):
+            n += 1
+            found = candidates(n)
+        self._walked[start] = n + 1   # n is taken now too
+        self.update(found)
+        return found
