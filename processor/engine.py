@@ -26,7 +26,19 @@ from estate.lifecycle import (
     table_action,
 )
 from estate.policy import Policy
-from processor.models import Event, Form, Outcome, Problem, Rejection, Ticket, Tickets, named_ticket
+from processor.models import (
+    Earlier,
+    Event,
+    Form,
+    Outcome,
+    Place,
+    Problem,
+    Rejection,
+    Ticket,
+    Tickets,
+    earlier_among,
+    named_ticket,
+)
 from processor.rules import SYSTEM, meet, running, shift_for_pause, start_clocks, triage, waive_open
 
 log = logging.getLogger(__name__)
@@ -271,10 +283,9 @@ class MemoryTickets:
         number = self._by_form.get(form_id)
         return self.tickets.get(number) if number else None
 
-    def recent(self, *, building: str, unit: str, since: datetime) -> list[Ticket]:
-        """Return tickets of BUILDING+UNIT opened at or after SINCE."""
-        return [t for t in self.tickets.values()
-                if t.resident.get("building") == building and t.resident.get("unit") == unit and t.opened_at >= since]
+    def earlier(self, place: Place, since: datetime, until: datetime, *, besides: str, most: int) -> Earlier:
+        """See Tickets.earlier."""
+        return earlier_among(self.tickets.values(), place, since, until, besides=besides, most=most)
 
     def next_number(self, day: date) -> str:
         """Return the next free number of DAY (counted from what is stored, so replays agree)."""

@@ -12,6 +12,7 @@ through `apply_form` rebuilds exactly the same tickets: the engine must be deter
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -125,6 +126,38 @@ class Ticket:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where and what a ticket is about, as the duplicate and repeat rules compare tickets. None of it
+    changes once the ticket is open, so stores may index tickets by it."""
+
+    building: str
+    unit: str
+    kind: str
+    category: str
+
+    @classmethod
+    def of(cls, resident: dict[str, Any], kind: str, category: str) -> Place:
+        return cls(str(resident.get("building", "")), str(resident.get("unit", "")), kind, category)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """Tickets opened earlier at one place: the numbers of the latest few, oldest first, and how many in all."""
+
+    latest: tuple[str, ...]
+    count: int
+
+
+def earlier_among(tickets: Iterable[Ticket], place: Place, since: datetime, until: datetime, *, besides: str,
+                  most: int) -> Earlier:
+    """Tickets.earlier answered by looking at each of TICKETS (a dict-backed fake; the store uses its index)."""
+    found = sorted((t.opened_at, t.number) for t in tickets
+                   if Place.of(t.resident, t.kind, t.category) == place and since <= t.opened_at <= until
+                   and t.state != "merged" and t.form_id != besides)
+    return Earlier(tuple(number for _, number in found[-most:] if most), len(found))
+
+
 @dataclass
 class Outcome:
     """What the engine decided for one form. Exactly one of `tickets` or `rejection` is meaningful."""
@@ -145,8 +178,10 @@ class Tickets(Protocol):
         """The ticket opened by the form with id FORM_ID (updates may name a ticket by `ticket_form`)."""
         ...
 
-    def recent(self, *, building: str, unit: str, since: datetime) -> list[Ticket]:
-        """Tickets of one building+unit opened at or after SINCE (for duplicate and repeat rules)."""
+    def earlier(self, place: Place, since: datetime, until: datetime, *, besides: str, most: int) -> Earlier:
+        """The tickets at PLACE opened from SINCE to UNTIL (both included), merged ones and the one form
+        BESIDES opened left out: the numbers of the latest MOST, and how many there were (duplicate and
+        repeat rules). Asked for every new ticket: a store answers from an index, not ticket by ticket."""
         ...
 
     def next_number(self, day: date) -> str:

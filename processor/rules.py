@@ -13,7 +13,7 @@ from typing import Any
 
 from estate.calendar import calendar_for
 from estate.policy import DeadlineRule, Policy
-from processor.models import Deadline, Event, Ticket, Tickets
+from processor.models import Deadline, Earlier, Event, Place, Ticket, Tickets
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,9 @@ def _safety(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ticke
         t.urgency = 1
 
 
-def _same_place(data: dict[str, Any], at: datetime, tickets: Tickets, since: datetime, kind: str) -> list[Ticket]:
-    resident = data.get("resident", {})
-    found = tickets.recent(building=resident.get("building", ""), unit=resident.get("unit", ""), since=since)
-    return sorted((o for o in found if o.kind == kind and o.category == data["category"]
-                   and o.state != "merged" and o.opened_at <= at and o.form_id != data["id"]),
-                  key=lambda o: (o.opened_at, o.number))
+def _same_place(data: dict[str, Any], at: datetime, tickets: Tickets, since: datetime, kind: str) -> Earlier:
+    place = Place.of(data.get("resident", {}), kind, data["category"])
+    return tickets.earlier(place, since, at, besides=data["id"], most=LATEST_MAX)
 
 
 def _repeat(policy: Policy, kind: str, data: dict[str, Any], at: datetime, tickets: Tickets, t: Triage) -> None:
@@ -113,7 +110,7 @@ def _repeat(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ticke
     if kind not in esc.repeat_kinds:
         return
     earlier = _same_place(data, at, tickets, at - timedelta(days=esc.repeat_days), kind)
-    if earlier:
+    if earlier.count:
         t.flags.append("repeat_complaint")
         t.events.append(Event("escalate", at, SYSTEM, data["id"],
                               {"reason": "repeat", "to": esc.supervisor, **_latest(earlier, "previous")}))
@@ -123,7 +120,7 @@ def _duplicate(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ti
     """Same unit and category within a few hours is flagged a possible duplicate, never merged."""
     since = at - timedelta(hours=policy.escalation.duplicate_hours)
     earlier = _same_place(data, at, tickets, since, kind)
-    if earlier:
+    if earlier.count:
         t.flags.append("possible_duplicate")
         t.events.append(Event("flag", at, SYSTEM, data["id"], {"flag": "possible_duplicate", **_latest(earlier, "of")}))
 
@@ -131,12 +128,12 @@ def _duplicate(policy: Policy, kind: str, data: dict[str, Any], at: datetime, ti
 LATEST_MAX = 10  # earlier tickets an event names: the most recent, and how many there were in all
 
 
-def _latest(earlier: list[Ticket], key: str) -> dict[str, Any]:
-    """{KEY: the numbers of the latest LATEST_MAX of EARLIER} and, when there were more, their count. Naming every
-    one made each ticket at a busy place larger than the last: 2,000 suggestions on one building, a 40 MB store."""
-    found: dict[str, Any] = {key: [o.number for o in earlier[-LATEST_MAX:]]}
-    if len(earlier) > LATEST_MAX:
-        found["count"] = len(earlier)
+def _latest(earlier: Earlier, key: str) -> dict[str, Any]:
+    """{KEY: the numbers of the latest LATEST_MAX earlier tickets} and, when there were more, their count. Naming
+    every one made each ticket at a busy place larger than the last: 2,000 suggestions on one building, a 40 MB store."""
+    found: dict[str, Any] = {key: list(earlier.latest)}
+    if earlier.count > LATEST_MAX:
+        found["count"] = earlier.count
     return found
 
 

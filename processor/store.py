@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import heapq
+import itertools
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
-from processor.models import Form, Outcome, Ticket, Tickets
+from processor.models import Earlier, Form, Outcome, Place, Ticket, Tickets
 from render.writer import atomic_file, fsync_dir
 
 log = logging.getLogger(__name__)
@@ -455,8 +456,13 @@ class _Index:
     doc_ids: dict[str, int] = field(default_factory=dict)                  # number -> TinyDB doc id (hot)
     cold: dict[str, tuple[str, int]] = field(default_factory=dict)          # number -> (month, byte offset)
     last_of_day: dict[str, int] = field(default_factory=dict)              # YYYYMMDD -> highest NNNN
-    by_unit: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
     by_form: dict[str, str] = field(default_factory=dict)                   # opening form id -> number
+    # (opened_at timestamp, number) of each Place's tickets, and of its merged ones, in that order: the
+    # duplicate and repeat rules ask for every new ticket, so a thousand complaints from one unit must not
+    # each look at all the ones before (2,000 took 14 s when they did)
+    places: dict[Place, list[tuple[float, str]]] = field(default_factory=dict)
+    merged: dict[Place, list[tuple[float, str]]] = field(default_factory=dict)
+    merged_numbers: set[str] = field(default_factory=set)
 
     def add(self, doc_id: int, doc: dict[str, Any], cold: tuple[str, int] | None = None) -> None:
         """Index one ticket document, held in TinyDB as DOC_ID or in a month file at COLD."""
@@ -469,18 +475,27 @@ class _Index:
         day, n = _number_parts(number)
         if n > self.last_of_day.get(day, 0):
             self.last_of_day[day] = n
+        if known and (doc.get("state") != "merged" or number in self.merged_numbers):
+            return
+        place = Place.of(doc.get("resident") or {}, doc.get("kind", ""), doc.get("category", ""))
+        entry = (datetime.fromisoformat(doc["opened_at"]).timestamp(), number)
         if not known:
             if doc.get("form_id"):
                 self.by_form[doc["form_id"]] = number
-            resident = doc.get("resident") or {}
-            key = (str(resident.get("building", "")), str(resident.get("unit", "")))
-            opened = datetime.fromisoformat(doc["opened_at"]).timestamp()
-            self.by_unit.setdefault(key, []).append((opened, number))
+            bisect.insort(self.places.setdefault(place, []), entry)
+        if doc.get("state") == "merged":   # merged is final: a ticket joins this list once
+            self.merged_numbers.add(number)
+            bisect.insort(self.merged.setdefault(place, []), entry)
 
 
     def count(self) -> int:
         """How many tickets there are, hot and cold."""
         return len(self.doc_ids) + sum(1 for n in self.cold if n not in self.doc_ids)
+
+
+def _span(entries: list[tuple[float, str]], lo: tuple, hi: tuple) -> list[tuple[float, str]]:
+    """The sorted ENTRIES from LO to HI: a slice, copied at C speed (no Python per entry)."""
+    return entries[bisect.bisect_left(entries, lo):bisect.bisect_right(entries, hi)]
 
 
 def _number_parts(number: str) -> tuple[str, int]:
@@ -652,11 +667,30 @@ class Store(Tickets):
         number = self._staged.by_form.get(form_id) or self.index.by_form.get(form_id)
         return self.get(number) if number else None
 
-    def recent(self, *, building: str, unit: str, since: datetime) -> list[Ticket]:
-        """Tickets of BUILDING+UNIT opened at or after SINCE, staged ones included."""
-        cutoff, key = since.timestamp(), (str(building), str(unit))
-        found = [n for index in (self.index, self._staged) for t, n in index.by_unit.get(key, ()) if t >= cutoff]
-        return [self.get(n) for n in found]
+    def earlier(self, place: Place, since: datetime, until: datetime, *, besides: str, most: int) -> Earlier:
+        """See Tickets.earlier: counted by bisecting the index (committed and staged); only the latest few
+        are named one by one."""
+        lo, hi = (since.timestamp(),), (until.timestamp(), "\U0010ffff")   # (time, number) from LO to HI
+        spans = [_span(index.places.get(place, []), lo, hi) for index in (self.index, self._staged)]
+        left_out = self._merged_between(place, lo, hi)
+        own = self._staged.by_form.get(besides) or self.index.by_form.get(besides)
+        if own and own not in left_out and self._between(self.get(own), place, lo, hi):
+            left_out.add(own)
+        newest_first = heapq.merge(*(reversed(span) for span in spans), reverse=True)
+        latest = list(itertools.islice((n for _, n in newest_first if n not in left_out), most))
+        return Earlier(tuple(reversed(latest)), sum(map(len, spans)) - len(left_out))
+
+    def _merged_between(self, place: Place, lo: tuple, hi: tuple) -> set[str]:
+        """PLACE's merged tickets opened from LO to HI: committed ones, and those merged in this batch."""
+        found = {number for _, number in _span(self.index.merged.get(place, []), lo, hi)}
+        found.update(n for n, t in self._overlay.items() if t.state == "merged" and self._between(t, place, lo, hi))
+        return found
+
+    @staticmethod
+    def _between(ticket: Ticket | None, place: Place, lo: tuple, hi: tuple) -> bool:
+        """Is TICKET at PLACE, opened from LO to HI (as Store.earlier bounds it)?"""
+        return ticket is not None and lo <= (ticket.opened_at.timestamp(), ticket.number) <= hi \
+            and Place.of(ticket.resident, ticket.kind, ticket.category) == place
 
     def next_number(self, day: date) -> str:
         """The next free WO-YYYYMMDD-NNNN for DAY."""

@@ -29,3 +29,4 @@ def test_processor_bench_runs() -> None:
     out = _run("bench/processor_bench.py", "--quick")
     assert "| batch phase | seconds | share |" in out
     assert "notes on one ticket, `once`" in out and "notes on one ticket, `check`" in out
+    assert "complaints from one unit, `once`" in out and "complaints from one unit, `check`" in out

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from processor import store as store_module
-from processor.engine import apply_form
-from processor.models import Form, Outcome
+from processor.engine import MemoryTickets, apply_form
+from processor.models import Earlier, Form, Outcome, Place, Ticket, earlier_among
 from processor.store import JOURNAL, SNAPSHOT, TORN, Store, StoreError, StoreLocked, replay_state
 
 TZ = timezone(timedelta(hours=8))
@@ -99,7 +99,7 @@ def test_staged_tickets_are_seen_by_the_engine_and_forgotten_on_rollback(var):
     assert first["seq"] == 1 and not (var / JOURNAL).exists()
 
 
-def test_numbers_are_per_day_and_recent_filters_by_unit_and_time(var):
+def test_numbers_are_per_day_and_earlier_filters_by_place_and_time(var):
     s = opened(var)
     put(s, repair(1), NOW)
     put(s, repair(2, minutes=1440), NOW + timedelta(days=1))
@@ -108,9 +108,13 @@ def test_numbers_are_per_day_and_recent_filters_by_unit_and_time(var):
     numbers = sorted(t["number"] for t in s.tickets())
     assert numbers == ["WO-20261122-0001", "WO-20261123-0001", "WO-20261123-0002"]
     assert s.next_number(date(2026, 11, 23)) == "WO-20261123-0003"
-    recent = s.recent(building="3栋", unit="2单元", since=NOW + timedelta(hours=1))
-    assert {t.form_id for t in s.recent(building="3栋", unit="2单元", since=NOW)} == {"R-00000001", "R-00000002"}
-    assert [t.form_id for t in recent] == ["R-00000002"]
+    here, until = Place("3栋", "2单元", "repair", "door_window"), NOW + timedelta(days=2)
+    assert s.earlier(here, NOW, until, besides="", most=10) == Earlier(("WO-20261122-0001", "WO-20261123-0001"), 2)
+    assert s.earlier(here, NOW + timedelta(hours=1), until, besides="", most=10) == Earlier(("WO-20261123-0001",), 1)
+    assert s.earlier(here, NOW, NOW + timedelta(hours=1), besides="", most=10) == Earlier(("WO-20261122-0001",), 1)
+    assert s.earlier(here, NOW, until, besides="R-00000002", most=10) == Earlier(("WO-20261122-0001",), 1)
+    assert s.earlier(here, NOW, until, besides="", most=1) == Earlier(("WO-20261123-0001",), 2)
+    assert s.earlier(Place("3栋", "2单元", "complaint", "door_window"), NOW, until, besides="", most=10).count == 0
 
 
 def test_a_torn_last_line_is_cut_off_kept_aside_and_reported(var):
@@ -452,3 +456,74 @@ def test_a_month_file_cut_short_is_an_error_naming_it_and_rebuild_repairs_it(var
     again.open()
     assert again.get(number).state == "closed"
     again.close()
+
+
+PLACES = [("3栋", "2单元"), ("3栋", "1单元"), ("5栋", "2单元")]
+
+
+def _random_form(rng, n: int, at: datetime, numbers: list[str]) -> Form:
+    """A repair or complaint at one of a few places, or a merge of two tickets opened so far."""
+    if numbers and rng.random() < 0.15:
+        primary, dup = rng.sample(numbers, 2) if len(numbers) > 1 else (numbers[0], numbers[0])
+        data = {"form": "update", "id": f"M-{n:08d}", "submitted_at": at.isoformat(), "ticket": primary,
+                "action": "merge", "duplicate": dup, "staff": "李前台"}
+        return Form("update", data["id"], at, data, f"m{n}.json", f"d-m{n}")
+    building, unit = rng.choice(PLACES)
+    kind, category = rng.choice([("repair", "water"), ("repair", "door_window"), ("complaint", "noise")])
+    data = {"form": kind, "id": f"F-{n:08d}", "submitted_at": at.isoformat(), "channel": "counter",
+            "staff": "李前台", "resident": {"name": "王阿姨", "phone": "13800000000", "building": building,
+                                           "unit": unit, "room": "1502"},
+            "category": category, "description": f"第 {n} 张"}
+    return Form(kind, data["id"], at, data, f"f{n}.json", f"digest-f{n}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_earlier_from_the_index_agrees_with_looking_at_every_ticket(var, seed):
+    """The store answers the duplicate and repeat rules from a bisected index (committed and staged, merged
+    tickets left out); a dict of tickets looked at one by one must give the same answers, through random
+    out-of-order forms, merges, rollbacks and restarts, and the engine must then decide the same."""
+    import random
+
+    rng = random.Random(seed)
+    s, mirror, numbers, merged = opened(var), MemoryTickets(), [], 0
+    committed = MemoryTickets()
+    for n in range(160):
+        at = NOW + timedelta(minutes=rng.randrange(0, 5 * 1440))   # out of order: forms arrive late
+        form = _random_form(rng, n, at, numbers)
+        outcome = apply_form(form, s, POLICY, at + timedelta(hours=1))
+        assert outcome == apply_form(form, mirror, POLICY, at + timedelta(hours=1))
+        if outcome.rejection is None:
+            s.stage(form, outcome, at + timedelta(hours=1), dest=f"archive/{form.source}")
+            mirror.save(outcome)
+            merged += form.type == "update"
+        roll = rng.random()
+        if roll < 0.08:             # forget the batch: the mirror goes back to what was committed
+            s.rollback()
+            mirror = _copy(committed)
+        elif roll < 0.4:
+            s.commit()
+            committed = _copy(mirror)
+        if roll > 0.97:             # a restart: the index is rebuilt from the snapshot or the journal
+            s.commit()
+            committed = _copy(mirror)
+            s.close(snapshot=rng.random() < 0.5)
+            s = opened(var)
+        numbers = sorted(mirror.tickets)
+        for _ in range(4):
+            building, unit = rng.choice(PLACES)
+            place = Place(building, unit, *rng.choice([("repair", "water"), ("repair", "door_window"), ("complaint", "noise")]))
+            since = NOW + timedelta(minutes=rng.randrange(-60, 5 * 1440))
+            until = since + timedelta(minutes=rng.choice([0, 30, 600, 3 * 1440]))
+            besides = rng.choice([f"F-{rng.randrange(n + 1):08d}", ""])
+            most = rng.choice([0, 1, 3, 10])
+            truth = earlier_among(mirror.tickets.values(), place, since, until, besides=besides, most=most)
+            assert s.earlier(place, since, until, besides=besides, most=most) == truth
+    s.commit()
+    assert merged, "no merge was accepted: the test did not test leaving merged tickets out"
+    assert [Ticket.from_dict(doc).to_dict() for doc in s.tickets()] == [mirror.tickets[k].to_dict() for k in numbers]
+
+
+def _copy(tickets: MemoryTickets) -> MemoryTickets:
+    copy = MemoryTickets()
+    copy.tickets, copy._by_form, copy._counters = dict(tickets.tickets), dict(tickets._by_form), dict(tickets._counters)
+    return copy
