@@ -34,6 +34,7 @@ from processor.store import (
     StoreError,
     StoreLocked,
     replay_state,
+    set_aside,
 )
 
 log = logging.getLogger(__name__)
@@ -288,8 +289,7 @@ def cmd_rebuild(app: App, args: argparse.Namespace) -> int:
     try:
         old = app.var / SNAPSHOT
         if old.exists():
-            backup = old.with_name(f"{SNAPSHOT}.before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}")
-            old.rename(backup)
+            backup = set_aside(old)
             log.info("旧快照已保存为 %s", backup.name)
         store.snapshot()
         log.info("已从日志重建：%d 条记录，%d 张工单", store.seq, store.index.count())

@@ -2,7 +2,7 @@
 
 The only module that imports tinydb. The flow of one batch of forms:
 
-  stage(form, outcome)   the outcome is held in an overlay that `get`/`recent`/`next_number` see
+  stage(form, outcome)   the outcome is held in an overlay that `get`/`earlier`/`next_number` see
   commit()               the batch's journal lines are written and fsync'd; the overlay becomes
                          committed state (indexed at once)
   flush()                committed tickets go into TinyDB FLUSH_EVERY at a time (one table update,
@@ -493,6 +493,15 @@ class _Index:
         return len(self.doc_ids) + sum(1 for n in self.cold if n not in self.doc_ids)
 
 
+def set_aside(path: Path) -> Path:
+    """Rename PATH (a file or folder `rebuild` replaces) to PATH.before-rebuild-TIME, or -TIME-2, -3, ... if
+    that is taken: two rebuilds within a second must neither fail nor overwrite the first one's copy."""
+    stamp = path.with_name(f"{path.name}.before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}")
+    aside = next(p for n in itertools.count(1) if not (p := stamp.with_name(stamp.name + (f"-{n}" if n > 1 else ""))).exists())
+    path.rename(aside)
+    return aside
+
+
 def _span(entries: list[tuple[float, str]], lo: tuple, hi: tuple) -> list[tuple[float, str]]:
     """The sorted ENTRIES from LO to HI: a slice, copied at C speed (no Python per entry)."""
     return entries[bisect.bisect_left(entries, lo):bisect.bisect_right(entries, hi)]
@@ -875,8 +884,7 @@ class Store(Tickets):
     def _set_aside_cold(self) -> None:
         folder = self.var_dir / COLD if self.var_dir else None
         if folder is not None and folder.exists():
-            aside = folder.with_name(f"{COLD}.before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}")
-            folder.rename(aside)
+            aside = set_aside(folder)
             log.info("旧的月度存档已移到 %s", aside.name)
 
     def _load_cold(self, *, trim: bool) -> None:

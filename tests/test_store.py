@@ -527,3 +527,21 @@ def _copy(tickets: MemoryTickets) -> MemoryTickets:
     copy = MemoryTickets()
     copy.tickets, copy._by_form, copy._counters = dict(tickets.tickets), dict(tickets._by_form), dict(tickets._counters)
     return copy
+
+
+def test_what_rebuild_sets_aside_twice_in_one_second_is_kept_both_times(tmp_path, monkeypatch):
+    """`rebuild` keeps the old snapshot and month files under a name with the time; a second rebuild within
+    the same second once failed on the folder (Directory not empty) and silently replaced the file."""
+    monkeypatch.setattr(store_module.time, "strftime", lambda fmt, *a: "20261122T090000")
+    for attempt in (1, 2, 3):
+        (tmp_path / "store.jsonl").write_text(f"snapshot {attempt}", encoding="utf-8")
+        (tmp_path / "closed").mkdir()
+        (tmp_path / "closed" / "2026-11.jsonl").write_text(f"month {attempt}", encoding="utf-8")
+        store_module.set_aside(tmp_path / "store.jsonl")
+        store_module.set_aside(tmp_path / "closed")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["closed.before-rebuild-20261122T090000", "closed.before-rebuild-20261122T090000-2",
+                     "closed.before-rebuild-20261122T090000-3", "store.jsonl.before-rebuild-20261122T090000",
+                     "store.jsonl.before-rebuild-20261122T090000-2", "store.jsonl.before-rebuild-20261122T090000-3"]
+    assert (tmp_path / "store.jsonl.before-rebuild-20261122T090000").read_text(encoding="utf-8") == "snapshot 1"
+    assert (tmp_path / "closed.before-rebuild-20261122T090000-3" / "2026-11.jsonl").read_text(encoding="utf-8") == "month 3"
