@@ -41,7 +41,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from processor.models import Earlier, Form, Outcome, Place, Ticket, Tickets
-from render.writer import atomic_file, fsync_dir
+from render.writer import Taken, atomic_file, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -496,8 +496,9 @@ class _Index:
 def set_aside(path: Path) -> Path:
     """Rename PATH (a file or folder `rebuild` replaces) to PATH.before-rebuild-TIME, or -TIME-2, -3, ... if
     that is taken: two rebuilds within a second must neither fail nor overwrite the first one's copy."""
-    stamp = path.with_name(f"{path.name}.before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}")
-    aside = next(p for n in itertools.count(1) if not (p := stamp.with_name(stamp.name + (f"-{n}" if n > 1 else ""))).exists())
+    stamp = f"{path.name}.before-rebuild-{time.strftime('%Y%m%dT%H%M%S')}"
+    (name,) = Taken(os.listdir(path.parent)).first_free(stamp, lambda n: (f"{stamp}-{n}" if n > 1 else stamp,), 1)
+    aside = path.with_name(name)
     path.rename(aside)
     return aside
 
