@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from itertools import chain
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def build(config: EstateConfig, out: Path | None = None, *, clean: bool = False,
     WATCHING (set by --watch/--serve) keeps the cache in memory and writes it to disk in the background.
     """
     started = time.perf_counter()
+    parallel.wait_for_lingering()  # the last build's search chunks are on disk before this one reads them
     out = out or config.path(config.build.site_dir)
     check_output_folder(config, out, clean)
     today = today or date.today()
@@ -188,20 +190,32 @@ def _search_files(config: EstateConfig, handbook: Handbook, synonyms: list[list[
                   cache_file: Path | None = None) -> dict[str, bytes]:
     """Search index files of each tree (the public one holds public pages only).
 
-    PARSE_STAMP (the build cache's) lets a page's packed text be reused on its source's word. With CACHE_FILE (one-off builds), the packed chunks of the last build are read from it and this
-    build's are written back.
+    PARSE_STAMP (the build cache's) lets a page's packed text be reused on its source's word. With
+    CACHE_FILE (one-off builds), the packed chunks of the last build are read from it and this build's
+    are written back.
     """
-    stamp = build_cache.code_digest()
+    files = _pack_search(config, handbook, synonyms, parse_stamp, cache_file)
     if cache_file is not None:
-        search.load_cache(cache_file, stamp)
+        _keep_packed_chunks(cache_file)
+    return files
+
+
+def _pack_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[str]], parse_stamp: str,
+                 cache_file: Path | None = None) -> dict[str, bytes]:
+    """_search_files, but the chunks read from CACHE_FILE are not written back (_keep_packed_chunks does)."""
+    if cache_file is not None:
+        search.load_cache(cache_file, build_cache.code_digest())
     files: dict[str, bytes] = {}
     for tree in TREES:
         built = search.index_pages(search_pages(config, handbook, tree, parse_stamp), config, synonyms)
         files.update((f"{tree}/{rel}", content) for rel, content in built.items())
-    if cache_file is not None:  # a one-off build: keep the chunks for the next one on disk, not in memory
-        search.save_cache(cache_file, stamp)
-        search.clear_cache()
     return files
+
+
+def _keep_packed_chunks(cache_file: Path) -> None:
+    """A one-off build: keep the chunks for the next one on disk, not in memory."""
+    search.save_cache(cache_file, build_cache.code_digest())
+    search.clear_cache()
 
 
 CONCURRENT_INDEX_MAX = 2000  # procedures: beyond this, pack the search index before rendering, not during
@@ -221,9 +235,10 @@ def _index_search(config: EstateConfig, handbook: Handbook, synonyms: list[list[
     if watching:
         return parallel.Later(_search_files, config, handbook, synonyms, parse_stamp)
     saved = build_cache.folder(config) / "search.cache"
+    keep = partial(_keep_packed_chunks, saved)
     if len(handbook.procedures) > CONCURRENT_INDEX_MAX:
-        return parallel.Later(_search_files, config, handbook, synonyms, parse_stamp, saved)
-    return parallel.Background(workers, _search_files, config, handbook, synonyms, parse_stamp, saved)
+        return parallel.Later(_pack_search, config, handbook, synonyms, parse_stamp, saved, then=keep)
+    return parallel.Background(workers, _pack_search, config, handbook, synonyms, parse_stamp, saved, then=keep)
 
 
 __all__ = ["BuildFailed", "BuildResult", "build", "Notice", "PageSpec", "Procedure", "SourceFile"]

@@ -80,3 +80,54 @@ def test_parse_chunks_take_the_costliest_files_first_and_shrink_toward_the_end()
     assert max(len(chunk) for chunk in _balanced_chunks([1] * 5000, workers=2)) == 150  # memory: see CHUNK_MOST
     assert _balanced_chunks([], workers=2) == []
     assert _balanced_chunks([5], workers=2) == [[0]]
+
+
+def _mark_later(path: str, seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(str(os.getpid()))
+
+
+def test_a_job_hands_over_its_result_before_its_then_and_the_next_build_waits(tmp_path) -> None:  # noqa: ANN001
+    """THEN (saving the search chunks) runs after the result is handed over; wait_for_lingering waits for it."""
+    from handbook import parallel
+
+    marker = tmp_path / "then"
+    job = Background(2, _pid_and, 21, then=lambda: _mark_later(str(marker), 0.5))
+    pid, value = job.result()
+    assert value == 42 and not marker.exists()  # the build goes on while THEN runs
+    parallel.wait_for_lingering()
+    assert marker.read_text(encoding="utf-8") == str(pid)  # THEN ran in the job's process, and is done
+    serial = tmp_path / "serial"
+    assert Background(1, _pid_and, 1, then=lambda: _mark_later(str(serial), 0)).result() == (os.getpid(), 2)
+    assert serial.is_file()  # one process: THEN runs before the result is given
+
+
+_LINGER = """
+import os, sys
+sys.path[0] = sys.argv[1]
+from handbook.parallel import Background
+job = Background(2, int, "7", then=lambda: __import__("time").sleep(3) or open(sys.argv[2], "w").close())
+print(job.result(), flush=True)
+os._exit(0)  # as build.py ends
+"""
+
+
+def test_a_pipe_reading_the_build_is_not_held_open_by_then(tmp_path) -> None:  # noqa: ANN001
+    """`build.py | tail` ends with the build, not with the search chunks' save that goes on after it."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    marker = tmp_path / "saved"
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", _LINGER, str(Path(__file__).parent.parent), str(marker)],
+                         capture_output=True, text=True, timeout=30)
+    assert run.stdout == "7\n" and time.monotonic() - started < 2.5
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()  # the save still happened
