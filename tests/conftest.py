@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).parent / "artifacts"
+
+# The builds tests run (build.py in subprocesses, build.main in-process) start no resident build server and
+# hand nothing to one a developer has running: tests/test_buildserver.py turns it on for its own.
+os.environ["ESTATE_DESK_BUILD_SERVER"] = "off"
 
 
 def copy_estate(name: str, dest: Path) -> Path:
