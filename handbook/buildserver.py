@@ -41,6 +41,7 @@ HANDSHAKE_SECONDS = 5.0   # a server that has not answered by then is hung: the 
 RECEIVE_SECONDS = 2.0     # the server's patience with a client that connected but sends no request
 POLL_SECONDS = 1.0        # how often the server reaps finished builds and looks at its idle clock
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REAL_PROJECT = os.path.realpath(PROJECT)
 CODE = ("build.py", "handbook", "render", "estate", "processor")  # everything a build may import of ours
 _OFF = {"0", "off", "no", "false"}
 _LOCAL = ("--no-server", "--stop-server")  # options that this process acts on itself
@@ -101,7 +102,8 @@ def code_state() -> bytes:
     for name in CODE:
         _walk(os.path.join(PROJECT, name), seen)
     for entry in _library_path():
-        _note(entry, seen)
+        if os.path.realpath(entry) != _REAL_PROJECT:  # an editable install's: its mtime is site/'s, var/'s...
+            _note(entry, seen)
     return repr(seen).encode()
 
 

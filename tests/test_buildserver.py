@@ -153,8 +153,11 @@ def test_a_server_whose_code_changed_is_not_used(env: dict[str, str], tmp_path: 
     for package in ("handbook", "render", "estate", "processor"):
         shutil.copytree(REPO / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
     mini = copy_estate("mini", tmp_path)
+    env = {**env, "PYTHONPATH": str(code)}  # on the library path too, as an editable install puts it
     _build(env, "--root", str(mini), *TODAY, code=code)
     old = _serving(env)
+    (code / "site").mkdir()  # the checkout's folder changes (its own estate's site/, var/): not its code
+    (code / "notes.txt").write_text("x", encoding="utf-8")
     assert HANDED in _build(env, "--root", str(mini), *TODAY, "-v", code=code).stderr
     module = code / "handbook/models.py"
     os.utime(module, ns=(time.time_ns(), module.stat().st_mtime_ns + 10**9))
