@@ -4,8 +4,10 @@ Why: at 1,000 procedures a one-page rebuild is ~0.25 s of work, but a fresh Pyth
 ~0.15 s importing Jinja, Python-Markdown, YAML and the builder. Gradle's daemon and Bazel's server answer the
 same cost the same way. The server imports everything once, then forks a child for each build (as Rails'
 Spring preloader does): the child is a fresh copy that takes the client's arguments, working folder,
-environment, umask and terminal (its stdin, stdout and stderr are passed over the socket), so the build runs
-as it would have in the client, writes what it would have written, and exits with the same code.
+environment, umask and terminal (its stdin, stdout and stderr are passed over the socket), so the build
+prints what it would have printed in the client, writes what it would have written, and exits with the same
+code (or, on Ctrl+C, SIGTERM or SIGHUP, which the client passes on to its process group, the client ends by
+that signal too). What it does not take: the client's resource limits, nice level and CPU affinity.
 
 Lifecycle:
 - `build.py` asks the server first. With none running, it builds in its own process, then starts one in the
@@ -15,12 +17,14 @@ Lifecycle:
   told "stale", and the server ends; the client builds itself and starts a new one.
 - It ends by itself after ESTATE_DESK_BUILD_SERVER minutes without a build (default IDLE_MINUTES), and on
   `build.py --stop-server`.
-- No server, a hung one (no answer in HANDSHAKE_SECONDS), one that dies mid-build: the client builds itself.
+- No server, a hung one (no answer in HANDSHAKE_SECONDS), a child that ends before it builds: the client
+  builds itself. A child that ends while building: the client says so and exits 1 (building again might
+  only repeat what ended it). A client that hangs up mid-build (killed): its build is interrupted.
   --watch and --serve are never handed over: they are long-running already.
 
 The socket lives in a folder only this user can enter ($XDG_RUNTIME_DIR, else $TMPDIR, else /tmp, then
-estate-desk-<uid>/); a folder someone else owns or can write into is never used. That folder is why the
-request may be marshal data: only this user's processes can connect.
+estate-desk-<uid>/); a folder someone else owns or can write into, or whose path is too long for a socket,
+is never used. That folder is why the request may be marshal data: only this user's processes can connect.
 
 Standard library only, and little of it: build.py imports this module before anything else, so the
 client's share of a handed-over build is Python's start-up and this module (~30 ms).
@@ -39,7 +43,9 @@ ENV = "ESTATE_DESK_BUILD_SERVER"  # "off" (or 0, no, false): never; a number: th
 IDLE_MINUTES = 30.0
 HANDSHAKE_SECONDS = 5.0   # a server that has not answered by then is hung: the client builds itself
 RECEIVE_SECONDS = 2.0     # the server's patience with a client that connected but sends no request
-POLL_SECONDS = 1.0        # how often the server reaps finished builds and looks at its idle clock
+POLL_SECONDS = 1.0        # how often the server reaps finished builds and looks at its idle clock, and the
+                          # client looks whether its build child is still there
+SOCKET_PATH_MOST = 100    # bytes: a Unix socket's path has 104 on macOS, 108 on Linux
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REAL_PROJECT = os.path.realpath(PROJECT)
 CODE = ("build.py", "handbook", "render", "estate", "processor")  # everything a build may import of ours
@@ -48,9 +54,10 @@ _LOCAL = ("--no-server", "--stop-server")  # options that this process acts on i
 _REQUEST_MOST = 1 << 24  # bytes: a request is argv, folder and environment, a few KB
 _LENGTH = 4  # bytes of the request's length prefix
 GO = b"go\n"  # the client's word to a build child, carrying its standard streams
+BUILDING = b"building\n"  # the child's, once it has the client's streams, folder and environment
 # What a client and a server say to each other. Part of the socket's name: a server that cannot read a new
 # client's request cannot tell it "stale" either, so a new protocol meets a new server.
-PROTOCOL = 2
+PROTOCOL = 3
 
 _inside = False  # set in a build child: a build the server runs starts no server
 
@@ -84,8 +91,10 @@ def idle_seconds() -> float:
 
 def identity() -> bytes:
     """Besides the code, what makes a server's builds this client's: the checkout, the interpreter and its
-    settings (flags, -X and -W options, PYTHON* variables, the library path)."""
-    python_env = sorted((k, v) for k, v in os.environ.items() if k.startswith("PYTHON"))
+    settings (flags, -X and -W options, PYTHON* and locale variables, the library path)."""
+    # PYTHON* and the locale: Python reads them at start-up (a child could not take the client's on)
+    python_env = sorted((k, v) for k, v in os.environ.items()
+                        if k.startswith(("PYTHON", "LC_")) or k in ("LANG", "LANGUAGE"))
     return repr((PROTOCOL, PROJECT, sys.executable, sys.version, tuple(sys.flags), sorted(sys._xoptions.items()),
                  sys.warnoptions, python_env, _library_path())).encode()
 
@@ -146,7 +155,8 @@ def folder() -> str | None:
     except OSError:
         return None
     private = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
-    return path if private else None
+    fits = len(path) + len("/build-0123456789abcdef.sock") <= SOCKET_PATH_MOST
+    return path if private and fits else None
 
 
 def address(base: str) -> str:
@@ -172,15 +182,82 @@ def hand_off(argv: list[str]) -> int | None:
             connection.sock.connect(connection.path)
             connection.send(_request(argv))
             answer = connection.line()
-            if not answer.startswith(b"pid "):  # "stale" (the server now ends) or nothing
-                return None
-            connection.send_streams()
         except OSError:  # none listening, a stale socket file, a hung server, a path too long: build here
             return None
-        connection.sock.settimeout(None)  # from here on a build, which may take minutes
-        return _wait(connection, int(answer.split()[1]))
+        if not answer.startswith(b"pid "):  # "stale" (the server now ends) or nothing
+            return None
+        return _run(connection, int(answer.split()[1]))
     finally:
         connection.sock.close()
+
+
+def _run(connection: _Connection, pid: int) -> int | None:
+    """Hand the terminal to build child PID and wait for its exit code, passing Ctrl+C (SIGINT), SIGTERM
+    and SIGHUP on to its process group; a build ended by one ends this process by it too."""
+    import _signal  # signal.py would import enum for its names: ~9 ms
+    import contextlib
+
+    forwarded: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        forwarded.append(signum)
+        with contextlib.suppress(OSError):  # it has just ended
+            os.killpg(pid, signum)
+
+    kinds = [_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP]
+    previous = {kind: _signal.signal(kind, forward) for kind in kinds}  # before the terminal goes over
+    try:
+        try:
+            connection.send_streams()
+        except OSError:  # it is gone before it had anything
+            return None
+        connection.sock.settimeout(POLL_SECONDS)
+        started, line = _outcome(connection, pid)
+    finally:
+        for kind, handler in previous.items():
+            _signal.signal(kind, handler)
+    if forwarded:
+        _signal.signal(forwarded[0], _signal.SIG_DFL)
+        os.kill(os.getpid(), forwarded[0])
+        return 128 + forwarded[0]  # (a signal this process cannot die of)
+    if line.startswith(b"exit "):
+        return int(line.split()[1])
+    if line.strip() == b"declined":
+        return None
+    if not started:  # it died before it built anything: build here
+        print("构建服务器的进程未能开始构建，改在本进程构建 (the build server's process ended before building; "
+              "building here)", file=sys.stderr)
+        return None
+    print("构建服务器中的构建进程意外结束 (the build ended unexpectedly in the build server)", file=sys.stderr)
+    return 1
+
+
+def _outcome(connection: _Connection, pid: int) -> tuple[bool, bytes]:
+    """Whether the child started building, and its last word (b"" if it ended without one). Its end is
+    noticed by its pid too: a process it forked may hold the connection open after it."""
+    started = False
+    while True:
+        try:
+            line = connection.line()
+        except TimeoutError:
+            if _exists(pid):
+                continue
+            line = b""
+        except OSError:
+            line = b""
+        if line != BUILDING:
+            return started, line
+        started = True
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 class _Connection:
@@ -241,37 +318,6 @@ def _stream(stream: object) -> tuple[str, str, bool, bool]:
             bool(getattr(stream, "line_buffering", False)), bool(getattr(stream, "write_through", False)))
 
 
-def _wait(connection: _Connection, pid: int) -> int | None:
-    """Wait for the build child's exit code, passing Ctrl+C and termination on to it."""
-    import _signal  # signal.py would import enum for its names: ~9 ms
-    import contextlib
-
-    forwarded: list[int] = []
-
-    def forward(signum: int, frame: object) -> None:
-        forwarded.append(signum)
-        with contextlib.suppress(OSError):  # it has just ended
-            os.kill(pid, signum)
-
-    kinds = [_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP]
-    previous = {kind: _signal.signal(kind, forward) for kind in kinds}
-    try:
-        line = connection.line()
-    except OSError:
-        line = b""
-    finally:
-        for kind, handler in previous.items():
-            _signal.signal(kind, handler)
-    if line.startswith(b"exit "):
-        return int(line.split()[1])
-    if forwarded:  # it ended as asked to, before it could say so
-        return 128 + forwarded[0]
-    if line.strip() != b"declined":  # it died mid-build: the build is done again, here, from what is on disk
-        print("构建服务器中途退出，改在本进程构建 (the build server ended mid-build; building here)",
-              file=sys.stderr)
-    return None
-
-
 def running() -> bool:
     """Is a server holding this identity's lock?"""
     base = folder()
@@ -305,23 +351,27 @@ def start(argv: list[str]) -> None:
     log = address(base)[:-5] + ".log"
     # -c puts the working folder first on sys.path: a yaml.py there must not be what the server imports
     program = ("import sys; sys.path[:] = [sys.argv[1], *filter(None, sys.path)]; "
-               "from handbook.buildserver import serve; serve()")
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-               (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+               "from handbook.buildserver import serve; serve(sys.argv[2])")
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),  # the log is emptied by the server
+               (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),  # that gets the lock
                (os.POSIX_SPAWN_DUP2, 1, 2)]
     try:
-        os.posix_spawn(sys.executable, [sys.executable, *_options(), "-c", program, PROJECT], os.environ,
-                       file_actions=actions, setsid=True)
-    except OSError as exc:
+        os.posix_spawn(sys.executable, [sys.executable, *_options(), "-c", program, PROJECT, address(base)],
+                       os.environ, file_actions=actions, setsid=True)
+    except (OSError, NotImplementedError) as exc:  # (setsid: macOS before 10.15)
         print(f"构建服务器未能启动 (could not start the build server): {exc}", file=sys.stderr)
 
 
 def _options() -> list[str]:
-    """This interpreter's command-line settings, for the server: its identity must match ours."""
+    """The interpreter options this process was started with (`python -X dev -b build.py` gives -X dev -b),
+    for the server: its identity must be ours. Failing that (run by -c, say), rebuilt from sys.flags."""
+    given, n = getattr(sys, "orig_argv", []), len(sys.argv)
+    if len(given) > n and given[len(given) - n] == sys.argv[0]:
+        return given[1:len(given) - n]
     f = sys.flags
     options = [flag for flag, on in (("-B", f.dont_write_bytecode), ("-E", f.ignore_environment),
                                      ("-s", f.no_user_site), ("-S", f.no_site), ("-I", f.isolated)) if on]
-    options += ["-O"] * f.optimize
+    options += ["-O"] * f.optimize + ["-b"] * f.bytes_warning
     options += [f"-W{w}" for w in sys.warnoptions]
     options += [f"-X{k}" if v is True else f"-X{k}={v}" for k, v in sys._xoptions.items()]
     return options
@@ -345,14 +395,20 @@ def stop() -> bool:
 
 # -- the server ----------------------------------------------------------------------------------------------
 
-def serve() -> None:
-    """The server's life: take the lock, import the builder, listen, fork a child per build, end when idle."""
+def serve(expected: str) -> None:
+    """The server's life: take the lock, import the builder, listen, fork a child per build, end when idle.
+
+    EXPECTED is the socket the client that started it will look for: a server whose own identity differs
+    (an interpreter option it was not given) would never be found, so it does not even start.
+    """
     import fcntl
     import gc
     import socket
 
+    os.closerange(3, 1 << 16)  # what the starting build inherited (a shell's 9>file, a caller's pipe) is not ours
     base = folder()
-    if base is None:
+    if base is None or address(base) != expected:
+        print(f"not serving: this process's socket would be {base and address(base)}, not {expected}")
         return
     path = address(base)
     lock = os.open(path[:-5] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -360,6 +416,7 @@ def serve() -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # another server has it (two builds finished at once): that one serves
         return
+    os.ftruncate(1, 0)  # this server's log
     os.ftruncate(lock, 0)
     os.write(lock, f"{os.getpid()}\n".encode())  # which process to look at (or kill), as a pid file says
     os.chdir("/")  # hold no folder busy (a USB stick must unmount); each build child moves to its client's
@@ -374,7 +431,7 @@ def serve() -> None:
         gc.freeze()  # what is loaded now is shared with every build child; the collector never copies it
         inode = os.stat(path).st_ino
         try:
-            _serve(listener, inode, path, code, cli)
+            _serve(listener, (path, inode, lock), code, cli)
         finally:
             if _same_file(path, inode):  # not a newer server's
                 os.unlink(path)
@@ -413,8 +470,12 @@ def _same_file(path: str, inode: int) -> bool:
         return False
 
 
-def _serve(listener: _socket.socket, inode: int, path: str, code: bytes, cli) -> None:  # noqa: ANN001
+def _serve(listener: _socket.socket, held: tuple[str, int, int], code: bytes, cli) -> None:  # noqa: ANN001
+    """Serve until idle, stale, asked to stop, or the socket file is no longer ours. HELD: the socket's path
+    and inode, and the lock's file descriptor (which no build child keeps)."""
     import time
+
+    path, inode, lock = held
 
     idle = idle_seconds()
     children: set[int] = set()
@@ -447,6 +508,7 @@ def _serve(listener: _socket.socket, inode: int, path: str, code: bytes, cli) ->
             pid = os.fork()
             if pid == 0:
                 listener.close()
+                os.close(lock)  # a build that outlives the server must not keep the next one from starting
                 _build_child(conn, body, cli)  # never returns
             children.add(pid)
 
@@ -481,16 +543,22 @@ def _reap(children: set[int]) -> None:
 
 
 def _build_child(conn: _socket.socket, body: dict, cli) -> None:  # noqa: ANN001
-    """In the forked child: become the client's process, build, report the exit code, end."""
+    """In the forked child: become the client's process, build, report the exit code, end (always by
+    os._exit: a child must never return into the server's loop).
+
+    Its own process group: the client's signals reach the workers and the search packer it forks too.
+    """
     global _inside
     _inside = True
-    code = 1
+    code, finished = 1, None
     try:
+        os.setpgid(0, 0)
         conn.sendall(f"pid {os.getpid()}\n".encode())
         fds = _streams(conn)
         if fds is None:  # the client gave up waiting: it builds itself
             os._exit(0)
-        _become_client(body, fds)
+        finished = _become_client(body, fds, conn)
+        conn.sendall(BUILDING)
         args = cli.parse_args(body["argv"])
         if cli.stays_running(args):
             conn.sendall(b"declined\n")
@@ -498,7 +566,7 @@ def _build_child(conn: _socket.socket, body: dict, cli) -> None:  # noqa: ANN001
         code = cli.main(body["argv"])
     except SystemExit as exc:  # argparse's --help and usage errors, as a fresh process would end
         code = _exit_code(exc.code)
-    except KeyboardInterrupt:  # the client's Ctrl+C, passed on
+    except KeyboardInterrupt:  # the client's Ctrl+C, passed on (the client then ends by it)
         code = 130
     except BaseException:  # noqa: BLE001 - shown to the client as Python would have shown it
         import traceback
@@ -506,6 +574,8 @@ def _build_child(conn: _socket.socket, body: dict, cli) -> None:  # noqa: ANN001
         traceback.print_exc()
     try:
         cli.finish()
+        if finished is not None:
+            finished.set()
         conn.sendall(f"exit {code}\n".encode())
     finally:
         os._exit(code)
@@ -535,19 +605,15 @@ def _exit_code(value: object) -> int:
     return 1
 
 
-def _become_client(body: dict, fds: list[int]) -> None:
-    """Take the client's working folder, environment, umask and standard streams."""
+def _become_client(body: dict, fds: list[int], conn: _socket.socket):  # noqa: ANN202 - threading.Event
+    """Take the client's standard streams (first: whatever fails next shows on its terminal), working folder,
+    environment and umask. Returns the event to set once the build is done: until then, the client hanging up
+    (killed, say) interrupts the build, as it would have been interrupted in the client."""
     import io
     import signal
+    import threading
     import time
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.chdir(body["cwd"])
-    os.environ.clear()
-    os.environ.update(body["env"])
-    time.tzset()  # the client's TZ
-    os.umask(body["umask"])
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     for fd in fds:
@@ -561,4 +627,25 @@ def _become_client(body: dict, fds: list[int]) -> None:
                                         write_through=write_through))
     sys.stdin, sys.stdout, sys.stderr = streams
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.chdir(body["cwd"])
+    os.environ.clear()
+    os.environ.update(body["env"])
+    time.tzset()  # the client's TZ
+    os.umask(body["umask"])
     sys.argv = [os.path.join(PROJECT, "build.py"), *body["argv"]]
+    finished = threading.Event()
+    threading.Thread(target=_watch_client, args=(conn, finished), daemon=True).start()
+    return finished
+
+
+def _watch_client(conn: _socket.socket, finished) -> None:  # noqa: ANN001 - threading.Event
+    """Ctrl+C to this build's process group once its client hangs up before the build is done."""
+    import contextlib
+    import signal
+
+    with contextlib.suppress(OSError):
+        conn.recv(1)  # the client sends nothing more: this returns when it hangs up
+    if not finished.is_set():
+        os.killpg(0, signal.SIGINT)
