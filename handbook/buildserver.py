@@ -159,10 +159,11 @@ def folder() -> str | None:
     return path if private and fits else None
 
 
-def address(base: str) -> str:
-    """The socket's path: one per identity (two checkouts, or two interpreters, never share a server)."""
+def address(base: str, kind: str = ".sock") -> str:
+    """The socket's path (or, by KIND, its .lock's or .log's): one per identity (two checkouts, or two
+    interpreters, never share a server)."""
     data = identity()
-    return os.path.join(base, f"build-{zlib.crc32(data):08x}{zlib.adler32(data):08x}.sock")
+    return os.path.join(base, f"build-{zlib.crc32(data):08x}{zlib.adler32(data):08x}{kind}")
 
 
 # -- the client ----------------------------------------------------------------------------------------------
@@ -176,19 +177,14 @@ def hand_off(argv: list[str]) -> int | None:
     base = folder() if enabled(argv) else None
     if base is None:
         return None
-    connection = _Connection(address(base))
-    try:
+    with _Connection(address(base)) as connection:
         try:
-            connection.sock.connect(connection.path)
-            connection.send(_request(argv))
-            answer = connection.line()
+            answer = connection.ask(_request(argv))
         except OSError:  # none listening, a stale socket file, a hung server, a path too long: build here
             return None
         if not answer.startswith(b"pid "):  # "stale" (the server now ends) or nothing
             return None
         return _run(connection, int(answer.split()[1]))
-    finally:
-        connection.sock.close()
 
 
 def _run(connection: _Connection, pid: int) -> int | None:
@@ -272,8 +268,17 @@ class _Connection:
         self.path = path
         self.pending = b""
 
-    def send(self, body: bytes) -> None:
+    def __enter__(self) -> _Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def ask(self, body: bytes) -> bytes:
+        """Connect, send BODY (its length first), and return the server's first line."""
+        self.sock.connect(self.path)
         self.sock.sendall(len(body).to_bytes(_LENGTH, "big") + body)
+        return self.line()
 
     def send_streams(self) -> None:
         """GO, with file descriptors 0, 1 and 2 (a closed one as /dev/null, as a new process would have it)."""
@@ -326,7 +331,7 @@ def running() -> bool:
     import fcntl
 
     try:
-        fd = os.open(address(base)[:-5] + ".lock", os.O_RDONLY)
+        fd = os.open(address(base, ".lock"), os.O_RDONLY)
     except OSError:
         return False
     try:
@@ -348,7 +353,7 @@ def start(argv: list[str]) -> None:
     base = folder() if enabled(argv) else None
     if base is None or running():
         return
-    log = address(base)[:-5] + ".log"
+    log = address(base, ".log")
     # -c puts the working folder first on sys.path: a yaml.py there must not be what the server imports
     program = ("import sys; sys.path[:] = [sys.argv[1], *filter(None, sys.path)]; "
                "from handbook.buildserver import serve; serve(sys.argv[2])")
@@ -382,15 +387,11 @@ def stop() -> bool:
     base = folder() if available() else None
     if base is None:
         return False
-    connection = _Connection(address(base))
-    try:
-        connection.sock.connect(connection.path)
-        connection.send(marshal.dumps({"identity": identity(), "stop": True}))
-        return connection.line().strip() == b"stopped"
-    except OSError:
-        return False
-    finally:
-        connection.sock.close()
+    with _Connection(address(base)) as connection:
+        try:
+            return connection.ask(marshal.dumps({"identity": identity(), "stop": True})).strip() == b"stopped"
+        except OSError:
+            return False
 
 
 # -- the server ----------------------------------------------------------------------------------------------
@@ -411,7 +412,7 @@ def serve(expected: str) -> None:
         print(f"not serving: this process's socket would be {base and address(base)}, not {expected}")
         return
     path = address(base)
-    lock = os.open(path[:-5] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    lock = os.open(address(base, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # another server has it (two builds finished at once): that one serves
@@ -429,13 +430,22 @@ def serve(expected: str) -> None:
         listener.listen(16)
         gc.collect()
         gc.freeze()  # what is loaded now is shared with every build child; the collector never copies it
-        inode = os.stat(path).st_ino
+        held = _Held(path, os.stat(path).st_ino, lock, identity(), code, cli)
         try:
-            _serve(listener, (path, inode, lock), code, cli)
+            _serve(listener, held)
         finally:
-            if _same_file(path, inode):  # not a newer server's
+            if _same_file(path, held.inode):  # not a newer server's
                 os.unlink(path)
     os.close(lock)
+
+
+class _Held:
+    """What a running server holds: its socket file (path, inode), its lock's file descriptor (no build child
+    keeps it), the identity and code state it serves, and build.py's module."""
+
+    def __init__(self, path: str, inode: int, lock: int, identity: bytes, code: bytes, cli: object) -> None:
+        self.path, self.inode, self.lock = path, inode, lock
+        self.identity, self.code, self.cli = identity, code, cli
 
 
 def _preload():  # noqa: ANN202 - the build.py module
@@ -447,6 +457,8 @@ def _preload():  # noqa: ANN202 - the build.py module
     import multiprocessing.connection  # noqa: F401 - parse and render workers, and the search packer
     import multiprocessing.pool  # noqa: F401
     import multiprocessing.popen_fork  # noqa: F401
+    import multiprocessing.queues  # noqa: F401
+    import multiprocessing.synchronize  # noqa: F401
 
     import handbook.build  # noqa: F401
     from render.jinja import preload
@@ -470,12 +482,9 @@ def _same_file(path: str, inode: int) -> bool:
         return False
 
 
-def _serve(listener: _socket.socket, held: tuple[str, int, int], code: bytes, cli) -> None:  # noqa: ANN001
-    """Serve until idle, stale, asked to stop, or the socket file is no longer ours. HELD: the socket's path
-    and inode, and the lock's file descriptor (which no build child keeps)."""
+def _serve(listener: _socket.socket, held: _Held) -> None:
+    """Serve until idle, stale, asked to stop, or the socket file is no longer ours."""
     import time
-
-    path, inode, lock = held
 
     idle = idle_seconds()
     children: set[int] = set()
@@ -483,7 +492,7 @@ def _serve(listener: _socket.socket, held: tuple[str, int, int], code: bytes, cl
     listener.settimeout(POLL_SECONDS)
     while True:
         _reap(children)
-        if not _same_file(path, inode):  # the socket file was removed or replaced: no client can reach us
+        if not _same_file(held.path, held.inode):  # removed or replaced: no client can reach this server
             return
         if not children and time.monotonic() - last >= idle:
             return
@@ -496,40 +505,48 @@ def _serve(listener: _socket.socket, held: tuple[str, int, int], code: bytes, cl
             body = _receive(conn)
             if body is None:
                 continue
-            if body.get("identity") != identity():  # two checkouts whose names collide: not ours
-                conn.sendall(b"stale\n")
-                return
-            if body.get("stop"):
-                conn.sendall(b"stopped\n")
-                return
-            if body.get("code") != code:
-                conn.sendall(b"stale\n")
+            last_word = _last_word(body, held)
+            if last_word:
+                conn.sendall(last_word)
                 return
             pid = os.fork()
             if pid == 0:
                 listener.close()
-                os.close(lock)  # a build that outlives the server must not keep the next one from starting
-                _build_child(conn, body, cli)  # never returns
+                os.close(held.lock)  # a build that outlives the server must not keep the next one from starting
+                _build_child(conn, body, held.cli)  # never returns
             children.add(pid)
+
+
+def _last_word(body: dict, held: _Held) -> bytes | None:
+    """What a server that must end says to this request, if anything: "stale" to another identity (two
+    checkouts whose names collide) or to other code, "stopped" when asked to stop."""
+    if body.get("identity") != held.identity:
+        return b"stale\n"
+    if body.get("stop"):
+        return b"stopped\n"
+    return b"stale\n" if body.get("code") != held.code else None
 
 
 def _receive(conn: _socket.socket) -> dict | None:
     """One request: its length, then marshal data; None if it is not one."""
     conn.settimeout(RECEIVE_SECONDS)
-    data = b""
     try:
-        while len(data) < _LENGTH or len(data) < _LENGTH + int.from_bytes(data[:_LENGTH], "big"):
-            if int.from_bytes(data[:_LENGTH], "big") > _REQUEST_MOST:
-                return None
-            more = conn.recv(1 << 16)
-            if not more:
-                return None
-            data += more
-        body = marshal.loads(data[_LENGTH:])
+        size = int.from_bytes(_read(conn, _LENGTH), "big")
+        body = marshal.loads(_read(conn, size)) if size <= _REQUEST_MOST else None
     except (OSError, ValueError, EOFError, TypeError):
         return None
     conn.settimeout(None)
     return body if isinstance(body, dict) else None
+
+
+def _read(conn: _socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        more = conn.recv(min(size - len(data), 1 << 16))
+        if not more:
+            raise EOFError("cut short")
+        data += more
+    return data
 
 
 def _reap(children: set[int]) -> None:

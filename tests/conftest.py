@@ -7,7 +7,7 @@ import http.server
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -33,6 +33,12 @@ def copy_estate(name: str, dest: Path) -> Path:
     """Copy tests/data/NAME to DEST so a test may change it."""
     shutil.copytree(DATA / name, dest / name, ignore=shutil.ignore_patterns("var", "site"))  # runtime leftovers
     return dest / name
+
+
+@pytest.fixture
+def estate_copy() -> Callable[[str, Path], Path]:
+    """copy_estate, for a test that needs more than one copy (or one somewhere else)."""
+    return copy_estate
 
 
 @pytest.fixture

@@ -82,11 +82,6 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def copy_estate(name: str, dest: Path) -> Path:
-    shutil.copytree(REPO / "tests/data" / name, dest / name, ignore=shutil.ignore_patterns("var", "site"))
-    return dest / name
-
-
 def _wait_for(predicate, timeout: float = 20) -> bool:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,9 +110,9 @@ def _site(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def test_a_build_is_handed_to_the_server_and_writes_what_a_build_here_writes(env: dict[str, str],
-                                                                                tmp_path: Path) -> None:
-    here, there = copy_estate("mini", tmp_path / "a"), copy_estate("mini", tmp_path / "b")
+def test_a_build_is_handed_to_the_server_and_writes_what_a_build_here_writes(env: dict[str, str], tmp_path: Path,
+                                                                                estate_copy) -> None:  # noqa: ANN001
+    here, there = estate_copy("mini", tmp_path / "a"), estate_copy("mini", tmp_path / "b")
     first = _build(env, "--root", str(here), *TODAY, "-v")
     assert HANDED not in first.stderr  # no server yet: built here, then one is started
     server = _serving(env)
@@ -149,14 +144,13 @@ def test_problems_and_the_exit_code_come_back_from_the_server(env: dict[str, str
     assert "--stop-server" in helped.stdout
 
 
-def test_a_server_whose_code_changed_is_not_used(env: dict[str, str], tmp_path: Path) -> None:
+def test_a_server_whose_code_changed_is_not_used(env: dict[str, str], tmp_path: Path, mini: Path) -> None:
     """A copy of the program: touching one of its modules makes the running server stale."""
     code = tmp_path / "code"
     code.mkdir()
     shutil.copyfile(REPO / "build.py", code / "build.py")
     for package in ("handbook", "render", "estate", "processor"):
         shutil.copytree(REPO / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
-    mini = copy_estate("mini", tmp_path)
     env = {**env, "PYTHONPATH": str(code)}  # on the library path too, as an editable install puts it
     _build(env, "--root", str(mini), *TODAY, code=code)
     old = _serving(env)
@@ -233,9 +227,9 @@ def test_a_build_child_that_ends_without_an_exit_code(env: dict[str, str], mini:
     assert said in capfd.readouterr().err
 
 
-def test_a_killed_client_interrupts_its_build(env: dict[str, str], tmp_path: Path) -> None:
+def test_a_killed_client_interrupts_its_build(env: dict[str, str], tmp_path: Path, mini: Path) -> None:
     """kill -9 of `build.py` while the server builds: the build stops, as it would have in the client."""
-    big = _big_estate(env, tmp_path)
+    big = _big_estate(env, mini)
     out = tmp_path / "out.txt"
     with out.open("w", encoding="utf-8") as fh:
         proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(big), "--clean", *TODAY],
@@ -247,9 +241,9 @@ def test_a_killed_client_interrupts_its_build(env: dict[str, str], tmp_path: Pat
     assert "完成" not in out.read_text(encoding="utf-8")  # the build child did not go on to the end
 
 
-def _big_estate(env: dict[str, str], tmp_path: Path) -> Path:
-    """The mini estate, built once (so a server runs), then grown by 600 procedures: a build that takes a while."""
-    big = copy_estate("mini", tmp_path)
+def _big_estate(env: dict[str, str], big: Path) -> Path:
+    """BIG (a copy of the mini estate), built once (so a server runs), then grown by 600 procedures: a build
+    that takes a while."""
     body = (big / "procedures/duty.md").read_text(encoding="utf-8")
     _build(env, "--root", str(big), *TODAY)
     _serving(env)
@@ -312,9 +306,9 @@ def test_watch_is_never_handed_over(env: dict[str, str], mini: Path) -> None:
     assert proc.returncode == 0
 
 
-def test_ctrl_c_reaches_the_build_the_server_runs(env: dict[str, str], tmp_path: Path) -> None:
+def test_ctrl_c_reaches_the_build_the_server_runs(env: dict[str, str], mini: Path) -> None:
     """Ctrl+C while the server builds: the build stops, and the client ends by SIGINT as a local build would."""
-    big = _big_estate(env, tmp_path)
+    big = _big_estate(env, mini)
     proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--root", str(big), "--clean", *TODAY],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
     _wait_for_parse(proc)
